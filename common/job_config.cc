@@ -1,0 +1,139 @@
+// JSON (de)serialisation of JobConfig; see docs/job-config.md for the format.
+#include "common/job_config.h"
+
+namespace sweepd {
+namespace {
+
+using nlohmann::json;
+
+// Reads `key` of `obj` into `out` when present; records the first type error.
+template <typename T>
+void Read(const json& obj, const char* key, const std::string& path, T& out, std::string& err) {
+  if (!err.empty() || !obj.contains(key)) return;
+  try {
+    out = obj.at(key).get<T>();
+  } catch (const json::exception&) {
+    err = "field '" + path + key + "' has the wrong type (" + obj.at(key).dump() + ")";
+  }
+}
+
+template <typename T>
+void ReadOptional(const json& obj, const char* key, const std::string& path, std::optional<T>& out,
+                  std::string& err) {
+  if (!err.empty() || !obj.contains(key) || obj.at(key).is_null()) return;
+  T v{};
+  Read(obj, key, path, v, err);
+  out = v;
+}
+
+}  // namespace
+
+json ToJson(const JobConfig& c) {
+  json train = {{"data", c.train.data},
+                {"steps", c.train.steps},
+                {"lr", c.train.lr},
+                {"schedule", c.train.schedule},
+                {"warmup_ratio", c.train.warmup_ratio},
+                {"seq_len", c.train.seq_len},
+                {"tokens_per_update", c.train.tokens_per_update},
+                {"micro_batch", c.train.micro_batch},
+                {"weight_decay", c.train.weight_decay},
+                {"grad_clip", c.train.grad_clip},
+                {"log_every", c.train.log_every},
+                {"checkpoint_every", c.train.checkpoint_every}};
+  if (c.train.lr_theta) train["lr_theta"] = *c.train.lr_theta;
+  if (c.train.lr_core) train["lr_core"] = *c.train.lr_core;
+  json eval = json::array();
+  for (const auto& e : c.eval) {
+    eval.push_back({{"task", e.task}, {"data", e.data}, {"role", e.role}, {"limit", e.limit}});
+  }
+  return {{"job_id", c.job_id},
+          {"sweep", c.sweep},
+          {"kind", c.kind},
+          {"model",
+           {{"source", c.model.source}, {"tokenizer", c.model.tokenizer}, {"dtype", c.model.dtype}}},
+          {"track", {{"name", c.track.name}, {"modules", c.track.modules}}},
+          {"adapter", c.adapter},
+          {"train", train},
+          {"eval", eval},
+          {"tradeoff", {{"lambda", c.tradeoff_lambda}}},
+          {"seed", c.seed},
+          {"device", c.device},
+          {"base_eval_job", c.base_eval_job},
+          {"base_scores", c.base_scores}};
+}
+
+Result<JobConfig> JobConfigFromJson(const json& j) {
+  if (!j.is_object()) return Status::InvalidArgument("job configuration is not a JSON object");
+  JobConfig c;
+  std::string err;
+  Read(j, "job_id", "", c.job_id, err);
+  Read(j, "sweep", "", c.sweep, err);
+  Read(j, "kind", "", c.kind, err);
+  Read(j, "seed", "", c.seed, err);
+  Read(j, "device", "", c.device, err);
+  Read(j, "base_eval_job", "", c.base_eval_job, err);
+  Read(j, "base_scores", "", c.base_scores, err);
+  if (j.contains("model")) {
+    const json& m = j["model"];
+    Read(m, "source", "model.", c.model.source, err);
+    Read(m, "tokenizer", "model.", c.model.tokenizer, err);
+    Read(m, "dtype", "model.", c.model.dtype, err);
+  }
+  if (j.contains("track")) {
+    Read(j["track"], "name", "track.", c.track.name, err);
+    Read(j["track"], "modules", "track.", c.track.modules, err);
+  }
+  if (j.contains("adapter")) {
+    if (!j["adapter"].is_object()) return Status::InvalidArgument("field 'adapter' is not an object");
+    c.adapter = j["adapter"];
+  }
+  if (j.contains("train")) {
+    const json& t = j["train"];
+    const std::string p = "train.";
+    Read(t, "data", p, c.train.data, err);
+    Read(t, "steps", p, c.train.steps, err);
+    Read(t, "lr", p, c.train.lr, err);
+    Read(t, "schedule", p, c.train.schedule, err);
+    Read(t, "warmup_ratio", p, c.train.warmup_ratio, err);
+    Read(t, "seq_len", p, c.train.seq_len, err);
+    Read(t, "tokens_per_update", p, c.train.tokens_per_update, err);
+    Read(t, "micro_batch", p, c.train.micro_batch, err);
+    Read(t, "weight_decay", p, c.train.weight_decay, err);
+    Read(t, "grad_clip", p, c.train.grad_clip, err);
+    ReadOptional(t, "lr_theta", p, c.train.lr_theta, err);
+    ReadOptional(t, "lr_core", p, c.train.lr_core, err);
+    Read(t, "log_every", p, c.train.log_every, err);
+    Read(t, "checkpoint_every", p, c.train.checkpoint_every, err);
+  }
+  if (j.contains("eval")) {
+    if (!j["eval"].is_array()) return Status::InvalidArgument("field 'eval' is not a list");
+    for (size_t i = 0; i < j["eval"].size(); ++i) {
+      const json& e = j["eval"][i];
+      const std::string p = "eval[" + std::to_string(i) + "].";
+      EvalSpec spec;
+      Read(e, "task", p, spec.task, err);
+      Read(e, "data", p, spec.data, err);
+      Read(e, "role", p, spec.role, err);
+      Read(e, "limit", p, spec.limit, err);
+      c.eval.push_back(spec);
+    }
+  }
+  if (j.contains("tradeoff")) Read(j["tradeoff"], "lambda", "tradeoff.", c.tradeoff_lambda, err);
+  if (!err.empty()) return Status::InvalidArgument(err);
+  if (c.kind != "train" && c.kind != "base_eval") {
+    return Status::InvalidArgument("field 'kind' must be train or base_eval, not '" + c.kind + "'");
+  }
+  if (c.train.steps < 0) return Status::InvalidArgument("field 'train.steps' must be >= 0");
+  return c;
+}
+
+std::string CanonicalJobJson(const JobConfig& config) {
+  json j = ToJson(config);
+  j.erase("job_id");
+  j.erase("sweep");
+  j.erase("base_scores");
+  return j.dump();  // nlohmann::json objects keep keys sorted: the dump is canonical
+}
+
+}  // namespace sweepd

@@ -1,0 +1,77 @@
+// JobConfig: the full resolved configuration of one job, as sweepd stores it and
+// sweep-train runs it. Its JSON form is documented in docs/job-config.md; sweepd
+// hashes the canonical JSON (without job_id and sweep) into the job's identity.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+
+namespace sweepd {
+
+struct ModelSpec {
+  std::string source = "synthetic:tiny";  // "synthetic:<name>" or a Hugging Face checkpoint folder
+  std::string tokenizer;                  // SentencePiece .model; empty: from the source
+  std::string dtype = "float32";          // float32 | bfloat16 | float16
+};
+
+struct TrackSpec {
+  std::string name = "A";               // A, B, or a user-given name
+  std::vector<std::string> modules;     // module names to adapt; "all-linear" for track B
+};
+
+struct TrainSpec {
+  std::string data = "synthetic:mc";
+  int64_t steps = 100;                  // optimizer steps, fixed
+  double lr = 2e-4;
+  std::string schedule = "cosine";      // cosine | linear | constant
+  double warmup_ratio = 0.03;
+  int64_t seq_len = 256;
+  int64_t tokens_per_update = 8192;     // gradient accumulation reaches this many tokens
+  int64_t micro_batch = 8;              // sequences per forward pass
+  double weight_decay = 0.0;
+  double grad_clip = 1.0;
+  std::optional<double> lr_theta;       // JORA angles
+  std::optional<double> lr_core;        // JORA core
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 0;         // 0: only at the end
+};
+
+struct EvalSpec {
+  std::string task;                     // gsm8k | arc_challenge | mmlu | hellaswag
+  std::string data;                     // "synthetic:<name>" or a JSONL file
+  std::string role;                     // stability | plasticity | none
+  int64_t limit = 0;                    // 0: every example
+};
+
+struct JobConfig {
+  std::string job_id;
+  std::string sweep;
+  std::string kind = "train";           // train | base_eval
+  ModelSpec model;
+  TrackSpec track;
+  nlohmann::json adapter = nlohmann::json::object();  // {"method": "lora", "r": 8, ...}
+  TrainSpec train;
+  std::vector<EvalSpec> eval;
+  double tradeoff_lambda = 1.0;
+  int64_t seed = 0;
+  std::string device = "cpu";           // cpu | cuda | npu
+  std::string base_eval_job;            // job_id of the base-model evaluation, if any
+  // Base-model scores by task, filled in by sweepd from base_eval_job's result when it
+  // leases the job; not part of the job's identity. Empty: the trainer evaluates the base.
+  std::map<std::string, double> base_scores;
+};
+
+nlohmann::json ToJson(const JobConfig& config);
+// Reads a job configuration; the message names the offending field.
+Result<JobConfig> JobConfigFromJson(const nlohmann::json& j);
+// The configuration that identifies a job: everything but job_id, sweep and base_scores.
+std::string CanonicalJobJson(const JobConfig& config);
+
+}  // namespace sweepd

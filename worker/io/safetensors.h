@@ -1,0 +1,49 @@
+// Reading and writing safetensors files (8-byte little-endian header length, a JSON
+// header, raw little-endian data). Reads are memory-mapped; tensors come back on CPU.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+namespace sweepd::io {
+
+// An open safetensors file. Tensors returned by Get() view the mapping and stay valid
+// while any copy of this object (or the tensor) lives.
+class SafetensorsFile {
+ public:
+  // Throws std::runtime_error naming the file and the problem (missing, truncated, bad header).
+  static SafetensorsFile Open(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  bool Has(const std::string& name) const { return entries_.count(name) > 0; }
+  std::vector<std::string> Names() const;
+  // The tensor `name`; throws std::runtime_error "FILE: no tensor 'NAME'" when absent.
+  torch::Tensor Get(const std::string& name) const;
+  std::vector<int64_t> Shape(const std::string& name) const;
+  const std::map<std::string, std::string>& Metadata() const { return metadata_; }
+
+ private:
+  struct Entry {
+    torch::ScalarType dtype;
+    std::vector<int64_t> shape;
+    size_t begin = 0;
+    size_t end = 0;
+  };
+  struct Mapping;
+
+  std::string path_;
+  std::shared_ptr<Mapping> mapping_;
+  size_t data_offset_ = 0;
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes `tensors` (any device and layout; copied to contiguous CPU) atomically:
+// to PATH.tmp, fsync, rename. Throws std::runtime_error on failure.
+void SaveSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                     const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace sweepd::io

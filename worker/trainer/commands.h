@@ -1,0 +1,17 @@
+// The subcommands of sweep-train. Each Add*Command registers one subcommand on `app`;
+// its callback stores the process's exit status in *exit_code (0 success, 1 a check
+// failed, 2 bad input). Torch-free so that main.cc compiles fast.
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace sweepd::trainer {
+
+void AddRunCommand(CLI::App& app, int* exit_code);          // worker/trainer/run_command.cc
+void AddProbeCommand(CLI::App& app, int* exit_code);        // worker/trainer/probe_command.cc
+void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/adapters/conformance.cc
+void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/adapters/budget_command.cc
+
+}  // namespace sweepd::trainer
