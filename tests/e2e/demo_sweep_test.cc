@@ -1,0 +1,137 @@
+// End to end: the real sweepd, sweep-worker, sweep-train and sweepctl on loopback run
+// the demo sweep; the stored results are read back from the SQLite file.
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.h"
+
+namespace sweepd {
+namespace {
+
+using sweepd::testing::ChildProcess;
+using sweepd::testing::MakeTempDir;
+using sweepd::testing::ReadFile;
+using sweepd::testing::RunCommand;
+using sweepd::testing::WaitUntil;
+using namespace std::chrono_literals;
+
+const std::string kBin = SWEEPD_BIN_DIR;
+
+std::vector<std::vector<std::string>> Query(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  std::vector<std::vector<std::string>> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    std::vector<std::string> row;
+    for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+      const auto* text = sqlite3_column_text(stmt, i);
+      row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+    }
+    rows.push_back(std::move(row));
+  }
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+// A running sweepd on a free loopback port.
+struct Coordinator {
+  explicit Coordinator(const std::string& dir, const std::string& db)
+      : addr_file(dir + "/sweepd.addr") {
+    std::remove(addr_file.c_str());
+    process = std::make_unique<ChildProcess>(
+        std::vector<std::string>{kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0",
+                                 "--port-file", addr_file},
+        dir + "/sweepd.log");
+    EXPECT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 30s))
+        << ReadFile(dir + "/sweepd.log");
+    address = ReadFile(addr_file);
+    while (!address.empty() && std::isspace(static_cast<unsigned char>(address.back()))) {
+      address.pop_back();
+    }
+  }
+  std::string addr_file;
+  std::string address;
+  std::unique_ptr<ChildProcess> process;
+};
+
+TEST(DemoSweep, RunsThroughEveryComponentAndStoresResults) {
+  const std::string dir = MakeTempDir("sweepd-e2e-");
+  const std::string db = dir + "/sweepd.db";
+  const std::string spec = std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml";
+  const std::vector<std::string> cache_env = {"SWEEPD_CACHE=" + std::string(SWEEPD_TEST_CACHE)};
+
+  {
+    Coordinator sweepd(dir, db);
+    ASSERT_FALSE(sweepd.address.empty());
+    ChildProcess worker({kBin + "/sweep-worker", "--coordinator", sweepd.address, "--workdir",
+                         dir + "/worker"},
+                        dir + "/worker.log", cache_env);
+
+    std::string out;
+    ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--coordinator", sweepd.address, "submit", spec}, &out),
+              0)
+        << out;
+    ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--coordinator", sweepd.address, "watch", "demo"},
+                         &out, 15min),
+              0)
+        << out << "\nworker log:\n"
+        << ReadFile(dir + "/worker.log");
+    EXPECT_EQ(WEXITSTATUS(worker.Stop()), 0) << ReadFile(dir + "/worker.log");
+    EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0) << ReadFile(dir + "/sweepd.log");
+  }
+
+  // Every job of the sweep succeeded, and each train job has one result with real numbers.
+  auto states = Query(db,
+                      "SELECT j.state, j.kind FROM jobs j JOIN sweep_jobs s ON s.job_id = j.job_id "
+                      "WHERE s.sweep = 'demo'");
+  ASSERT_FALSE(states.empty());
+  int train_jobs = 0;
+  for (const auto& row : states) {
+    EXPECT_EQ(row[0], "succeeded");
+    if (row[1] == "train") ++train_jobs;
+  }
+  auto results = Query(db,
+                       "SELECT r.result_json FROM results r JOIN jobs j ON j.job_id = r.job_id "
+                       "JOIN sweep_jobs s ON s.job_id = j.job_id "
+                       "WHERE s.sweep = 'demo' AND j.kind = 'train'");
+  ASSERT_EQ(static_cast<int>(results.size()), train_jobs);
+  for (const auto& row : results) {
+    auto r = nlohmann::json::parse(row[0]);
+    EXPECT_TRUE(std::isfinite(r.at("final_loss").get<double>())) << row[0];
+    EXPECT_GT(r.at("tokens_per_s").get<double>(), 0.0) << row[0];
+    EXPECT_FALSE(r.at("scores").empty()) << row[0];
+  }
+
+  // Results read straight from the file, no server running: a header and one line per job.
+  std::string csv;
+  ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--db", db, "results", "demo", "--format", "csv"},
+                       &csv),
+            0)
+      << csv;
+  int lines = 0;
+  for (char c : csv) lines += c == '\n';
+  EXPECT_GE(lines, 2) << csv;
+
+  // A second sweepd on the same file keeps the first run's sweep.
+  {
+    Coordinator again(dir, db);
+    std::string list;
+    ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--coordinator", again.address, "list"}, &list), 0)
+        << list;
+    EXPECT_NE(list.find("demo"), std::string::npos) << list;
+    again.process->Stop();
+  }
+}
+
+}  // namespace
+}  // namespace sweepd
