@@ -28,11 +28,13 @@ struct ExpandedJob {
   int64_t reference_params = 0;  // the budget reference's count on the same track; 0 if none
   bool budget_enforced = true;   // false for `budget: report`
   std::vector<std::string> depends_on;  // job_ids (the base_eval job of its model)
+  int64_t memory_bytes = 0;      // free device memory the job needs (resources.memory_gib); 0: any
 };
 
 struct ExpandedSweep {
   std::string name;
   int priority = 0;
+  int max_attempts = 3;           // attempts per job before it fails for good
   std::string spec_yaml;
   std::string spec_path;
   std::vector<ExpandedJob> jobs;  // base_eval jobs first, then the grid in spec order

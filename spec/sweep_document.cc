@@ -1,0 +1,613 @@
+// YAML to SweepDocument with yaml-cpp. Reading never stops at the first problem: each
+// field is checked on its own and every problem is recorded with its YAML mark, so a
+// researcher fixes a spec in one round trip.
+#include "spec/sweep_document.h"
+
+#include <cmath>
+#include <regex>
+#include <set>
+
+#include <yaml-cpp/yaml.h>
+
+#include "spec/method_options.h"
+
+namespace sweepd::spec {
+namespace {
+
+using nlohmann::json;
+
+// Keys of a method block that are not adapter options.
+const std::set<std::string>& BlockKeys() {
+  static const auto* keys =
+      new std::set<std::string>{"method", "budget", "match", "S", "lr", "lr_theta", "lr_core"};
+  return *keys;
+}
+
+class DocumentReader {
+ public:
+  DocumentReader(std::string file, std::vector<SpecProblem>& problems)
+      : file_(std::move(file)), problems_(problems) {}
+
+  SweepDocument Read(const YAML::Node& root);
+
+ private:
+  Location Where(const YAML::Node& node, const std::string& field) const {
+    const YAML::Mark m = node.Mark();
+    if (m.is_null()) return {0, 0, field};
+    return {m.line + 1, m.column + 1, field};
+  }
+  void Problem(const Location& where, const std::string& message) {
+    problems_.push_back({file_, where.line, where.column, where.field, message});
+  }
+  void Problem(const YAML::Node& node, const std::string& field, const std::string& message) {
+    Problem(Where(node, field), message);
+  }
+
+  // Reports keys of `map` that are not in `allowed`; false when `map` is not a map.
+  bool CheckMap(const YAML::Node& map, const std::string& field, const std::set<std::string>& allowed);
+  json Scalar(const YAML::Node& node) const;
+  std::optional<std::string> String(const YAML::Node& node, const std::string& field);
+  std::optional<int64_t> Int(const YAML::Node& node, const std::string& field, int64_t min);
+  std::optional<double> Number(const YAML::Node& node, const std::string& field, double min,
+                               double max);
+  std::optional<std::string> Choice(const YAML::Node& node, const std::string& field,
+                                    const std::vector<std::string>& choices);
+
+  void ReadBase(const YAML::Node& node, SweepDocument& doc);
+  void ReadTracks(const YAML::Node& node, SweepDocument& doc);
+  std::optional<BudgetReference> ReadBudget(const YAML::Node& node, const std::string& field);
+  void ReadTrain(const YAML::Node& node, TrainSpec& train);
+  void ReadEval(const YAML::Node& node, SweepDocument& doc);
+  void ReadSeeds(const YAML::Node& node, SweepDocument& doc);
+  void ReadResources(const YAML::Node& node, SweepDocument& doc);
+  void ReadMethods(const YAML::Node& node, SweepDocument& doc);
+  std::optional<MethodBlock> ReadBlock(const YAML::Node& node, const std::string& field);
+  void CheckAxisValue(const std::string& method, const std::string& key, const json& value,
+                      const Location& where);
+
+  std::string file_;
+  std::vector<SpecProblem>& problems_;
+};
+
+bool DocumentReader::CheckMap(const YAML::Node& map, const std::string& field,
+                              const std::set<std::string>& allowed) {
+  if (!map.IsMap()) {
+    Problem(map, field, "must be a mapping of keys to values");
+    return false;
+  }
+  for (const auto& kv : map) {
+    const std::string key = kv.first.as<std::string>();
+    if (allowed.count(key)) continue;
+    std::string list;
+    for (const std::string& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    Problem(kv.first, field.empty() ? key : field + "." + key, "unknown key; known keys: " + list);
+  }
+  return true;
+}
+
+json DocumentReader::Scalar(const YAML::Node& node) const {
+  if (node.IsNull()) return nullptr;
+  const std::string text = node.Scalar();
+  if (node.Tag() == "!") return text;  // quoted: always a string
+  int64_t i = 0;
+  if (YAML::convert<int64_t>::decode(node, i)) return i;
+  double d = 0;
+  if (YAML::convert<double>::decode(node, d)) return d;
+  bool b = false;
+  if (YAML::convert<bool>::decode(node, b)) return b;
+  return text;
+}
+
+std::optional<std::string> DocumentReader::String(const YAML::Node& node, const std::string& field) {
+  if (!node.IsScalar() || node.Scalar().empty()) {
+    Problem(node, field, "must be a non-empty string");
+    return std::nullopt;
+  }
+  return node.Scalar();
+}
+
+std::optional<int64_t> DocumentReader::Int(const YAML::Node& node, const std::string& field,
+                                           int64_t min) {
+  const json v = node.IsScalar() ? Scalar(node) : json();
+  if (!v.is_number_integer()) {
+    Problem(node, field, "must be an integer" + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+    return std::nullopt;
+  }
+  if (v.get<int64_t>() < min) {
+    Problem(node, field, "must be at least " + std::to_string(min) + ", got " + v.dump());
+    return std::nullopt;
+  }
+  return v.get<int64_t>();
+}
+
+std::optional<double> DocumentReader::Number(const YAML::Node& node, const std::string& field,
+                                             double min, double max) {
+  const json v = node.IsScalar() ? Scalar(node) : json();
+  if (!v.is_number() || !std::isfinite(v.get<double>())) {
+    Problem(node, field, "must be a number" + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+    return std::nullopt;
+  }
+  const double d = v.get<double>();
+  if (d < min || d > max) {
+    Problem(node, field, "must be between " + json(min).dump() + " and " + json(max).dump() +
+                             ", got " + node.Scalar());
+    return std::nullopt;
+  }
+  return d;
+}
+
+std::optional<std::string> DocumentReader::Choice(const YAML::Node& node, const std::string& field,
+                                                  const std::vector<std::string>& choices) {
+  std::string list;
+  for (const std::string& c : choices) {
+    if (node.IsScalar() && node.Scalar() == c) return c;
+    list += (list.empty() ? "" : ", ") + c;
+  }
+  Problem(node, field,
+          "must be one of " + list + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+  return std::nullopt;
+}
+
+SweepDocument DocumentReader::Read(const YAML::Node& root) {
+  SweepDocument doc;
+  if (!CheckMap(root, "",
+                {"name", "base", "tracks", "budget", "train", "eval", "tradeoff", "seeds", "methods",
+                 "resources", "priority", "max_attempts"})) {
+    return doc;
+  }
+  static const std::regex kName("[a-z0-9][a-z0-9-]*");
+  if (!root["name"]) {
+    Problem(root, "name", "missing; name the sweep with lowercase letters, digits and '-'");
+  } else if (auto name = String(root["name"], "name")) {
+    if (!std::regex_match(*name, kName) || name->size() > 64) {
+      Problem(root["name"], "name",
+              "'" + *name + "' is not a valid sweep name: use 1-64 of [a-z0-9-], starting with a letter or digit");
+    } else {
+      doc.name = *name;
+    }
+  }
+  if (root["base"]) ReadBase(root["base"], doc);
+  else Problem(root, "base", "missing; e.g. base: {model: synthetic:tiny}");
+  if (root["tracks"]) ReadTracks(root["tracks"], doc);
+  else doc.tracks.push_back({TrackSpec{"A", {"q_proj", "v_proj"}}, Where(root, "tracks")});
+  if (root["budget"]) doc.budget = ReadBudget(root["budget"], "budget");
+  if (root["train"]) ReadTrain(root["train"], doc.train);
+  if (root["eval"]) ReadEval(root["eval"], doc);
+  if (root["tradeoff"] && CheckMap(root["tradeoff"], "tradeoff", {"lambda"}) &&
+      root["tradeoff"]["lambda"]) {
+    if (auto l = Number(root["tradeoff"]["lambda"], "tradeoff.lambda", 0, 1e6)) doc.tradeoff_lambda = *l;
+  }
+  if (root["seeds"]) ReadSeeds(root["seeds"], doc);
+  else doc.seeds = {0};
+  if (root["resources"]) ReadResources(root["resources"], doc);
+  if (root["priority"]) {
+    if (auto p = Int(root["priority"], "priority", -1000000)) doc.priority = static_cast<int>(*p);
+  }
+  if (root["max_attempts"]) {
+    if (auto m = Int(root["max_attempts"], "max_attempts", 1)) doc.max_attempts = static_cast<int>(*m);
+  }
+  if (root["methods"]) ReadMethods(root["methods"], doc);
+  else Problem(root, "methods", "missing; list at least one method block, e.g. - {method: lora, r: 16}");
+  return doc;
+}
+
+void DocumentReader::ReadBase(const YAML::Node& node, SweepDocument& doc) {
+  if (!CheckMap(node, "base", {"model", "tokenizer", "dtype"})) return;
+  doc.model_where = Where(node, "base.model");
+  if (!node["model"]) {
+    Problem(node, "base.model", "missing; synthetic:tiny or a Hugging Face checkpoint folder");
+  } else if (auto m = String(node["model"], "base.model")) {
+    doc.model.source = *m;
+    doc.model_where = Where(node["model"], "base.model");
+  }
+  if (node["tokenizer"]) {
+    if (auto t = String(node["tokenizer"], "base.tokenizer")) doc.model.tokenizer = *t;
+  }
+  if (node["dtype"]) {
+    if (auto d = Choice(node["dtype"], "base.dtype", {"float32", "bfloat16", "float16"})) {
+      doc.model.dtype = *d;
+    }
+  }
+}
+
+void DocumentReader::ReadTracks(const YAML::Node& node, SweepDocument& doc) {
+  if (!node.IsSequence() || node.size() == 0) {
+    Problem(node, "tracks", "must be a non-empty list, e.g. [A] or [A, B]");
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node t = node[i];
+    const std::string field = "tracks[" + std::to_string(i) + "]";
+    if (t.IsScalar()) {
+      if (t.Scalar() == "A") doc.tracks.push_back({TrackSpec{"A", {"q_proj", "v_proj"}}, Where(t, field)});
+      else if (t.Scalar() == "B") doc.tracks.push_back({TrackSpec{"B", {"all-linear"}}, Where(t, field)});
+      else Problem(t, field, "unknown track '" + t.Scalar() + "'; use A, B, or {name: x, modules: [...]}");
+      continue;
+    }
+    if (!CheckMap(t, field, {"name", "modules"})) continue;
+    TrackSpec track;
+    std::optional<std::string> name;
+    if (t["name"]) name = String(t["name"], field + ".name");
+    else Problem(t, field + ".name", "missing; give the track a name");
+    const YAML::Node mods = t["modules"];
+    if (!mods || !mods.IsSequence() || mods.size() == 0) {
+      Problem(mods ? mods : t, field + ".modules", "must be a non-empty list of module names, e.g. [q_proj, v_proj]");
+      continue;
+    }
+    bool ok = name.has_value();
+    for (size_t k = 0; k < mods.size(); ++k) {
+      auto m = String(mods[k], field + ".modules[" + std::to_string(k) + "]");
+      if (m) track.modules.push_back(*m);
+      else ok = false;
+    }
+    if (!ok) continue;
+    track.name = *name;
+    doc.tracks.push_back({track, Where(t, field)});
+  }
+  std::set<std::string> seen;
+  for (const TrackEntry& t : doc.tracks) {
+    if (!seen.insert(t.track.name).second) Problem(t.where, "track '" + t.track.name + "' is listed twice");
+  }
+}
+
+std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node,
+                                                          const std::string& field) {
+  if (!CheckMap(node, field, {"reference", "tolerance"})) return std::nullopt;
+  BudgetReference b;
+  b.where = Where(node, field);
+  const YAML::Node ref = node["reference"];
+  if (!ref) {
+    Problem(node, field + ".reference", "missing; e.g. reference: {method: lora, r: 16}");
+    return std::nullopt;
+  }
+  if (!ref.IsMap()) {
+    Problem(ref, field + ".reference", "must be a method setting, e.g. {method: lora, r: 16}");
+    return std::nullopt;
+  }
+  b.settings = json::object();
+  bool ok = true;
+  std::string method;
+  if (!ref["method"]) {
+    Problem(ref, field + ".reference.method", "missing");
+    ok = false;
+  } else if (auto m = String(ref["method"], field + ".reference.method")) {
+    method = *m;
+    if (!IsKnownMethod(method)) {
+      Problem(ref["method"], field + ".reference.method", "unknown method '" + method + "'");
+      ok = false;
+    }
+  } else {
+    ok = false;
+  }
+  for (const auto& kv : ref) {
+    const std::string key = kv.first.as<std::string>();
+    if (key == "method") continue;
+    const std::string f = field + ".reference." + key;
+    if (!kv.second.IsScalar()) {
+      Problem(kv.second, f, "must be a single value");
+      ok = false;
+      continue;
+    }
+    const json v = Scalar(kv.second);
+    if (!method.empty() && IsKnownMethod(method)) {
+      const OptionInfo* opt = FindOption(method, key);
+      if (!opt) {
+        Problem(kv.first, f, "unknown option of " + method + "; known: " + OptionNames(method));
+        ok = false;
+        continue;
+      }
+      if (std::string err = CheckOptionValue(*opt, v); !err.empty()) {
+        Problem(kv.second, f, err);
+        ok = false;
+        continue;
+      }
+    }
+    b.settings[key] = v;
+  }
+  b.settings["method"] = method;
+  if (node["tolerance"]) {
+    auto t = Number(node["tolerance"], field + ".tolerance", 0, 10);
+    if (t) b.tolerance = *t;
+    else ok = false;
+  }
+  if (!ok) return std::nullopt;
+  return b;
+}
+
+void DocumentReader::ReadTrain(const YAML::Node& node, TrainSpec& t) {
+  if (!CheckMap(node, "train",
+                {"data", "steps", "lr", "schedule", "warmup_ratio", "seq_len", "tokens_per_update",
+                 "micro_batch", "weight_decay", "grad_clip", "lr_theta", "lr_core", "log_every",
+                 "checkpoint_every"})) {
+    return;
+  }
+  auto str = [&](const char* key, std::string& out) {
+    if (node[key]) {
+      if (auto v = String(node[key], std::string("train.") + key)) out = *v;
+    }
+  };
+  auto integer = [&](const char* key, int64_t min, int64_t& out) {
+    if (node[key]) {
+      if (auto v = Int(node[key], std::string("train.") + key, min)) out = *v;
+    }
+  };
+  auto number = [&](const char* key, double min, double max, double& out) {
+    if (node[key]) {
+      if (auto v = Number(node[key], std::string("train.") + key, min, max)) out = *v;
+    }
+  };
+  auto optional_number = [&](const char* key, std::optional<double>& out) {
+    if (node[key]) {
+      if (auto v = Number(node[key], std::string("train.") + key, 0, 100)) out = *v;
+    }
+  };
+  str("data", t.data);
+  integer("steps", 1, t.steps);
+  number("lr", 0, 100, t.lr);
+  if (node["schedule"]) {
+    if (auto s = Choice(node["schedule"], "train.schedule", {"cosine", "linear", "constant"})) {
+      t.schedule = *s;
+    }
+  }
+  number("warmup_ratio", 0, 1, t.warmup_ratio);
+  integer("seq_len", 1, t.seq_len);
+  integer("tokens_per_update", 1, t.tokens_per_update);
+  integer("micro_batch", 1, t.micro_batch);
+  number("weight_decay", 0, 100, t.weight_decay);
+  number("grad_clip", 0, 1e9, t.grad_clip);
+  optional_number("lr_theta", t.lr_theta);
+  optional_number("lr_core", t.lr_core);
+  integer("log_every", 1, t.log_every);
+  integer("checkpoint_every", 0, t.checkpoint_every);
+}
+
+void DocumentReader::ReadEval(const YAML::Node& node, SweepDocument& doc) {
+  if (!node.IsSequence()) {
+    Problem(node, "eval", "must be a list, e.g. - {task: gsm8k, data: synthetic:arith, role: stability}");
+    return;
+  }
+  std::set<std::string> tasks;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const YAML::Node e = node[i];
+    const std::string field = "eval[" + std::to_string(i) + "]";
+    if (!CheckMap(e, field, {"task", "data", "role", "limit"})) continue;
+    EvalSpec spec;
+    bool ok = true;
+    if (!e["task"]) {
+      Problem(e, field + ".task", "missing; one of gsm8k, arc_challenge, mmlu, hellaswag");
+      ok = false;
+    } else if (auto t = Choice(e["task"], field + ".task", {"gsm8k", "arc_challenge", "mmlu", "hellaswag"})) {
+      spec.task = *t;
+      if (!tasks.insert(*t).second) {
+        Problem(e["task"], field + ".task", "task '" + *t + "' is evaluated twice");
+        ok = false;
+      }
+    } else {
+      ok = false;
+    }
+    if (!e["data"]) {
+      Problem(e, field + ".data", "missing; synthetic:<name> or a JSONL file");
+      ok = false;
+    } else if (auto d = String(e["data"], field + ".data")) {
+      spec.data = *d;
+    } else {
+      ok = false;
+    }
+    spec.role = "none";
+    if (e["role"]) {
+      if (auto r = Choice(e["role"], field + ".role", {"stability", "plasticity", "none"})) spec.role = *r;
+      else ok = false;
+    }
+    if (e["limit"]) {
+      if (auto l = Int(e["limit"], field + ".limit", 0)) spec.limit = *l;
+      else ok = false;
+    }
+    if (ok) doc.eval.push_back(spec);
+  }
+}
+
+void DocumentReader::ReadSeeds(const YAML::Node& node, SweepDocument& doc) {
+  if (!node.IsSequence() || node.size() == 0) {
+    Problem(node, "seeds", "must be a non-empty list of integers, e.g. [0, 1, 2]");
+    return;
+  }
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string field = "seeds[" + std::to_string(i) + "]";
+    if (auto s = Int(node[i], field, 0)) {
+      if (!seen.insert(*s).second) Problem(node[i], field, "seed " + std::to_string(*s) + " is listed twice");
+      else doc.seeds.push_back(*s);
+    }
+  }
+}
+
+void DocumentReader::ReadResources(const YAML::Node& node, SweepDocument& doc) {
+  if (!CheckMap(node, "resources", {"device", "memory_gib"})) return;
+  if (node["device"]) {
+    if (auto d = Choice(node["device"], "resources.device", {"cpu", "cuda", "npu"})) doc.device = *d;
+  }
+  if (node["memory_gib"]) {
+    if (auto m = Number(node["memory_gib"], "resources.memory_gib", 0, 1e6)) {
+      doc.memory_bytes = static_cast<int64_t>(std::llround(*m * 1024.0 * 1024.0 * 1024.0));
+    }
+  }
+}
+
+void DocumentReader::ReadMethods(const YAML::Node& node, SweepDocument& doc) {
+  doc.methods_where = Where(node, "methods");
+  if (!node.IsSequence() || node.size() == 0) {
+    Problem(node, "methods", "must be a non-empty list of method blocks, e.g. - {method: lora, r: 16}");
+    return;
+  }
+  for (size_t i = 0; i < node.size(); ++i) {
+    if (auto block = ReadBlock(node[i], "methods[" + std::to_string(i) + "]")) {
+      doc.methods.push_back(std::move(*block));
+    }
+  }
+}
+
+void DocumentReader::CheckAxisValue(const std::string& method, const std::string& key,
+                                    const json& value, const Location& where) {
+  if (key == "S" || key == "lr" || key == "lr_theta" || key == "lr_core") {
+    const bool integer = key == "S";
+    if (integer ? !value.is_number_integer() || value.get<int64_t>() < 0
+                : !value.is_number() || value.get<double>() <= 0) {
+      Problem(where, integer ? "must be a non-negative integer, got " + value.dump()
+                             : "must be a positive number, got " + value.dump());
+    }
+    return;
+  }
+  const OptionInfo* opt = FindOption(method, key);
+  if (!opt) return;  // reported once for the key
+  if (std::string err = CheckOptionValue(*opt, value); !err.empty()) Problem(where, err);
+}
+
+std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, const std::string& field) {
+  if (!node.IsMap()) {
+    Problem(node, field, "must be a method block, e.g. {method: lora, r: 16}");
+    return std::nullopt;
+  }
+  MethodBlock block;
+  block.where = Where(node, field);
+  bool ok = true;
+  if (!node["method"]) {
+    Problem(node, field + ".method", "missing; one of lora, rslora, dora, pre_diag, sora, oft, boft, adalora, ia3, sorsa, jora");
+    return std::nullopt;
+  }
+  auto method = String(node["method"], field + ".method");
+  if (!method) return std::nullopt;
+  if (!IsKnownMethod(*method)) {
+    std::string known;
+    for (const std::string& m : KnownMethods()) known += (known.empty() ? "" : ", ") + m;
+    Problem(node["method"], field + ".method", "unknown method '" + *method + "'; known: " + known);
+    return std::nullopt;
+  }
+  block.method = *method;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string f = field + "." + key;
+    if (key == "method") continue;
+    if (key == "budget") {
+      if (kv.second.IsScalar() && kv.second.Scalar() == "report") {
+        block.budget_report = true;
+      } else if (kv.second.IsMap()) {
+        block.budget = ReadBudget(kv.second, f);
+        ok = ok && block.budget.has_value();
+      } else {
+        Problem(kv.second, f, "must be 'report' or {reference: {...}, tolerance: x}");
+        ok = false;
+      }
+      continue;
+    }
+    if (key == "match") {
+      if (auto m = String(kv.second, f)) {
+        if (FindOption(block.method, *m) == nullptr && *m != "S") {
+          Problem(kv.second, f, "'" + *m + "' is not an option of " + block.method + "; known: " +
+                                    OptionNames(block.method));
+          ok = false;
+        } else {
+          block.match = *m;
+        }
+      } else {
+        ok = false;
+      }
+      continue;
+    }
+    const bool special = BlockKeys().count(key) > 0;
+    if ((key == "S" || key == "lr_theta" || key == "lr_core") && block.method != "jora") {
+      Problem(kv.first, f, "'" + key + "' applies to jora only");
+      ok = false;
+      continue;
+    }
+    if (!special && FindOption(block.method, key) == nullptr) {
+      Problem(kv.first, f, "unknown option of " + block.method + "; known: " + OptionNames(block.method) +
+                               " (and budget, match, lr" + (block.method == "jora" ? ", S, lr_theta, lr_core" : "") + ")");
+      ok = false;
+      continue;
+    }
+    GridAxis axis;
+    axis.key = key;
+    axis.where = Where(kv.second, f);
+    if (kv.second.IsSequence()) {
+      if (kv.second.size() == 0) {
+        Problem(kv.second, f, "empty list: a grid axis needs at least one value");
+        ok = false;
+        continue;
+      }
+      for (size_t k = 0; k < kv.second.size(); ++k) {
+        const YAML::Node v = kv.second[k];
+        const Location w = Where(v, f + "[" + std::to_string(k) + "]");
+        if (!v.IsScalar()) {
+          Problem(w, "must be a single value");
+          ok = false;
+          continue;
+        }
+        const size_t before = problems_.size();
+        CheckAxisValue(block.method, key, Scalar(v), w);
+        ok = ok && problems_.size() == before;
+        axis.values.push_back(Scalar(v));
+      }
+    } else if (kv.second.IsScalar()) {
+      const size_t before = problems_.size();
+      CheckAxisValue(block.method, key, Scalar(kv.second), axis.where);
+      ok = ok && problems_.size() == before;
+      axis.values.push_back(Scalar(kv.second));
+    } else {
+      Problem(kv.second, f, "must be a value or a list of values");
+      ok = false;
+      continue;
+    }
+    std::set<std::string> distinct;
+    for (const json& v : axis.values) {
+      if (!distinct.insert(v.dump()).second) {
+        Problem(axis.where, "value " + v.dump() + " is listed twice");
+        ok = false;
+      }
+    }
+    axis.values.shrink_to_fit();
+    block.axes.push_back(std::move(axis));
+  }
+  if (!block.match.empty()) {
+    for (const GridAxis& a : block.axes) {
+      const bool same = a.key == block.match || (block.match == "S" && (a.key == "S_L" || a.key == "S_R"));
+      if (same) {
+        Problem(a.where, "'" + a.key + "' is chosen by match: " + block.match + "; remove one of them");
+        ok = false;
+      }
+    }
+    if (block.budget_report) {
+      Problem(block.where, "match needs a budget to match; it cannot be used with budget: report");
+      ok = false;
+    }
+  }
+  if (!ok) return std::nullopt;
+  return block;
+}
+
+}  // namespace
+
+SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file,
+                                std::vector<SpecProblem>& problems) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    problems.push_back({file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                        e.mark.is_null() ? 0 : e.mark.column + 1, "", "YAML syntax: " + e.msg});
+    return {};
+  }
+  if (!root || root.IsNull()) {
+    problems.push_back({file, 0, 0, "", "the spec is empty; see sweeps/README.md for the format"});
+    return {};
+  }
+  DocumentReader reader(file, problems);
+  try {
+    return reader.Read(root);
+  } catch (const YAML::Exception& e) {  // e.g. a key that is not a scalar
+    problems.push_back({file, e.mark.is_null() ? 0 : e.mark.line + 1,
+                        e.mark.is_null() ? 0 : e.mark.column + 1, "", "YAML: " + e.msg});
+    return {};
+  }
+}
+
+}  // namespace sweepd::spec

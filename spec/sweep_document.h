@@ -1,0 +1,76 @@
+// SweepDocument: a sweep spec read from YAML into typed fields, before grid expansion.
+// Every value keeps where it was written, so later checks (budgets, tracks) can point
+// at the line that caused them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/job_config.h"
+#include "spec/sweep_spec.h"
+
+namespace sweepd::spec {
+
+// Where something was written: the problem's file, line, column and field.
+struct Location {
+  int line = 0;
+  int column = 0;
+  std::string field;
+};
+
+struct BudgetReference {
+  nlohmann::json settings;  // {"method": "lora", "r": 16}
+  double tolerance = 0.05;
+  Location where;
+};
+
+// One value list of a method block; a scalar in the spec is a list of one.
+struct GridAxis {
+  std::string key;  // an adapter option, or S, lr, lr_theta, lr_core
+  std::vector<nlohmann::json> values;
+  Location where;
+};
+
+struct MethodBlock {
+  std::string method;
+  std::vector<GridAxis> axes;  // in the order written
+  bool budget_report = false;  // `budget: report`
+  std::optional<BudgetReference> budget;
+  std::string match;  // the knob BudgetSolver picks; empty: none
+  Location where;
+};
+
+struct TrackEntry {
+  TrackSpec track;
+  Location where;
+};
+
+struct SweepDocument {
+  std::string name;
+  int priority = 0;
+  int max_attempts = 3;
+  ModelSpec model;
+  Location model_where;
+  std::vector<TrackEntry> tracks;
+  std::optional<BudgetReference> budget;
+  TrainSpec train;
+  std::vector<EvalSpec> eval;
+  double tradeoff_lambda = 1.0;
+  std::vector<int64_t> seeds;
+  std::vector<MethodBlock> methods;
+  std::string device = "cpu";
+  int64_t memory_bytes = 0;
+  Location methods_where;
+};
+
+// Reads `yaml` into a document, appending every problem found to `problems` (YAML
+// syntax, unknown keys, wrong types, bad values, empty lists). The document is usable
+// for expansion only when no problem was added.
+SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file,
+                                std::vector<SpecProblem>& problems);
+
+}  // namespace sweepd::spec
