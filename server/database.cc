@@ -1,0 +1,129 @@
+// SQLite connection settings and statement handling for the store.
+#include "server/database.h"
+
+#include <sqlite3.h>
+
+namespace sweepd::server {
+
+Query::Query(Database& db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {
+  if (stmt_ == nullptr) status_ = Status::Internal("SQL prepare failed: " + db_.ErrorMessage());
+}
+
+Query::~Query() {
+  if (stmt_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+}
+
+Query& Query::Bind(int index, int64_t value) {
+  if (stmt_) sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+
+Query& Query::Bind(int index, const std::string& value) {
+  if (stmt_) sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+
+Query& Query::Bind(int index, double value) {
+  if (stmt_) sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+
+Query& Query::BindNull(int index) {
+  if (stmt_) sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+bool Query::Step() {
+  if (stmt_ == nullptr || !status_.ok()) return false;
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE) {
+    const StatusCode code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? StatusCode::kUnavailable
+                                                                        : StatusCode::kInternal;
+    status_ = Status(code, std::string("SQLite: ") + db_.ErrorMessage());
+  }
+  return false;
+}
+
+Status Query::Run() {
+  while (Step()) {
+  }
+  return status_;
+}
+
+int64_t Query::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+double Query::Double(int column) const { return sqlite3_column_double(stmt_, column); }
+bool Query::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+std::string Query::Text(int column) const {
+  const unsigned char* text = sqlite3_column_text(stmt_, column);
+  if (text == nullptr) return "";
+  return std::string(reinterpret_cast<const char*>(text), sqlite3_column_bytes(stmt_, column));
+}
+
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::Unavailable("cannot open database " + path + ": " + msg +
+                               "; check that the folder exists and is writable");
+  }
+  std::unique_ptr<Database> out(new Database(db));
+  // Several connections (one per thread) write the same file: wait rather than fail.
+  sqlite3_busy_timeout(db, 30000);
+  SWEEPD_RETURN_IF_ERROR(out->ExecScript(
+      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"));
+  return out;
+}
+
+Database::~Database() {
+  for (auto& [_, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Query Database::Prepare(const char* sql) {
+  auto it = statements_.find(sql);
+  if (it != statements_.end()) return Query(*this, it->second);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    return Query(*this, nullptr);
+  }
+  statements_[sql] = stmt;
+  return Query(*this, stmt);
+}
+
+Status Database::ExecScript(const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::Internal("SQLite: " + msg);
+  }
+  return Status::Ok();
+}
+
+int64_t Database::Changes() const { return sqlite3_changes(db_); }
+std::string Database::ErrorMessage() const { return sqlite3_errmsg(db_); }
+
+Transaction::Transaction(Database& db) : db_(db) {
+  status_ = db_.Prepare("BEGIN IMMEDIATE").Run();
+}
+
+Transaction::~Transaction() {
+  if (status_.ok() && !done_) db_.Prepare("ROLLBACK").Run();
+}
+
+Status Transaction::Commit() {
+  if (!status_.ok()) return status_;
+  Status s = db_.Prepare("COMMIT").Run();
+  if (s.ok()) done_ = true;
+  return s;
+}
+
+}  // namespace sweepd::server

@@ -1,0 +1,94 @@
+// Database: one SQLite connection with sweepd's settings (WAL, foreign keys, busy
+// timeout) and a cache of prepared statements. Not thread-safe: the store gives each
+// thread its own connection (style rule 7); SQL is never built from strings.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sweepd::server {
+
+class Database;
+
+// A prepared statement in use: bind, step, read columns; reset when it goes out of scope
+// so the cached statement can be used again.
+class Query {
+ public:
+  Query(Database& db, sqlite3_stmt* stmt);
+  ~Query();
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  // Binds are 1-based, as in SQLite.
+  Query& Bind(int index, int64_t value);
+  Query& Bind(int index, const std::string& value);
+  Query& Bind(int index, double value);
+  Query& BindNull(int index);
+
+  // True when a row is available; false when done. Errors are kept in status().
+  bool Step();
+  // Runs a statement that returns no rows.
+  Status Run();
+  const Status& status() const { return status_; }
+
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;
+  bool IsNull(int column) const;
+
+ private:
+  Database& db_;
+  sqlite3_stmt* stmt_;
+  Status status_;
+};
+
+class Database {
+ public:
+  // Opens (creating if needed) the database file at `path`.
+  static Result<std::unique_ptr<Database>> Open(const std::string& path);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // A cached prepared statement for `sql` (a string literal of the caller's).
+  Query Prepare(const char* sql);
+  // Runs fixed SQL text with several statements (migrations only).
+  Status ExecScript(const std::string& sql);
+  int64_t Changes() const;
+  std::string ErrorMessage() const;
+
+ private:
+  explicit Database(sqlite3* db) : db_(db) {}
+
+  sqlite3* db_;
+  std::map<const char*, sqlite3_stmt*> statements_;
+  Status prepare_error_;
+};
+
+// BEGIN IMMEDIATE on construction (so writers never deadlock upgrading a read lock);
+// ROLLBACK unless Commit() succeeded.
+class Transaction {
+ public:
+  explicit Transaction(Database& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  const Status& status() const { return status_; }  // whether BEGIN worked
+  Status Commit();
+
+ private:
+  Database& db_;
+  Status status_;
+  bool done_ = false;
+};
+
+}  // namespace sweepd::server

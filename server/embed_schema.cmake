@@ -1,0 +1,18 @@
+# Turns schema/NNN_name.sql into a C++ table of migrations, so sweepd carries its
+# schema and runs from any directory. Run as: cmake -DSCHEMA_DIR=.. -DOUTPUT=.. -P this
+file(GLOB files ${SCHEMA_DIR}/*.sql)
+list(SORT files)
+set(body "// Generated from schema/*.sql by server/embed_schema.cmake; do not edit.\n")
+string(APPEND body "#include \"server/migrations.h\"\n\nnamespace sweepd::server {\n\n")
+string(APPEND body "const std::vector<Migration>& EmbeddedMigrations() {\n")
+string(APPEND body "  static const auto* migrations = new std::vector<Migration>{\n")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(REGEX MATCH "^[0-9]+" number ${name})
+  math(EXPR version "${number} + 0")
+  file(READ ${f} sql)
+  string(APPEND body "      {${version}, \"${name}\", R\"sweepd_sql(${sql})sweepd_sql\"},\n")
+endforeach()
+string(APPEND body "  };\n  return *migrations;\n}\n\n}  // namespace sweepd::server\n")
+file(WRITE ${OUTPUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUTPUT}.tmp ${OUTPUT})

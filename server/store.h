@@ -1,0 +1,247 @@
+// Store: sweepd's state in SQLite, and the one place where the life of a job is decided
+// (style rule 2). Every state change -- blocked -> queued when dependencies succeed,
+// queued -> leased -> running -> succeeded | failed | cancelled, retries with backoff,
+// expired leases -- happens inside one BEGIN IMMEDIATE transaction of a method here.
+// Times are passed in (Unix ms) so tests drive the clock. Thread-safe: each calling
+// thread gets its own SQLite connection.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "server/database.h"
+#include "spec/sweep_spec.h"
+
+namespace sweepd::server {
+
+// Job states, as stored ("blocked", "queued", ...).
+enum class JobState { kBlocked, kQueued, kLeased, kRunning, kSucceeded, kFailed, kCancelled };
+const char* JobStateName(JobState state);
+std::optional<JobState> ParseJobState(const std::string& name);
+bool IsTerminal(JobState state);
+
+// How an attempt ended (attempts.outcome): succeeded, out_of_memory, non_finite_loss,
+// crashed, timed_out, cancelled, handed_back, invalid_config, lease_expired.
+namespace outcome {
+inline constexpr const char* kSucceeded = "succeeded";
+inline constexpr const char* kOutOfMemory = "out_of_memory";
+inline constexpr const char* kNonFiniteLoss = "non_finite_loss";
+inline constexpr const char* kCrashed = "crashed";
+inline constexpr const char* kTimedOut = "timed_out";
+inline constexpr const char* kCancelled = "cancelled";
+inline constexpr const char* kHandedBack = "handed_back";
+inline constexpr const char* kInvalidConfig = "invalid_config";
+inline constexpr const char* kLeaseExpired = "lease_expired";
+inline constexpr const char* kDependencyFailed = "dependency_failed";
+}  // namespace outcome
+
+struct JobRecord {
+  std::string job_id;
+  std::string kind;
+  std::string config_json;
+  std::string method;
+  std::string track;
+  int64_t seed = 0;
+  int64_t trainable_params = 0;
+  std::string device_kind;
+  int64_t memory_bytes = 0;
+  int priority = 0;
+  JobState state = JobState::kQueued;
+  int attempts = 0;
+  int max_attempts = 3;
+  int64_t not_before_ms = 0;
+  std::string last_outcome;
+  std::string last_error;
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  std::vector<std::string> depends_on;
+};
+
+struct SweepRecord {
+  std::string name;
+  std::string spec_yaml;
+  std::string spec_path;
+  int priority = 0;
+  bool cancelled = false;
+  int64_t submitted_ms = 0;
+  int64_t total_jobs = 0;
+  std::map<JobState, int64_t> counts;
+  // True when no job of the sweep can change any more (all terminal).
+  bool finished() const;
+};
+
+struct AddSweepResult {
+  int64_t jobs_total = 0;
+  int64_t jobs_new = 0;
+  int64_t jobs_reused = 0;
+};
+
+struct SlotInfo {
+  int index = 0;
+  std::string device_kind;
+  std::string device_name;
+  int64_t memory_bytes = 0;
+  std::string compute_capability;
+};
+
+struct WorkerRecord {
+  std::string worker_id;
+  std::string hostname;
+  std::string version;
+  std::vector<SlotInfo> slots;
+  std::map<std::string, std::string> labels;
+  std::string state;  // alive | draining | lost | gone
+  int64_t registered_ms = 0;
+  int64_t last_heartbeat_ms = 0;
+  std::vector<std::string> running_jobs;
+};
+
+struct LeaseRequest {
+  std::string worker_id;
+  int slot_index = 0;
+  std::string device_kind;
+  int64_t free_memory_bytes = 0;
+};
+
+struct Lease {
+  JobRecord job;            // config_json carries base_scores filled from the dependency
+  std::string attempt_id;
+  int64_t fencing_token = 0;
+  int attempt_number = 0;
+  int64_t expires_ms = 0;
+};
+
+// A worker's heartbeat: the attempts it runs, each with its token.
+struct HeartbeatReport {
+  std::string worker_id;
+  std::vector<std::pair<std::string, int64_t>> running;  // (attempt_id, fencing_token)
+  bool draining = false;
+};
+
+struct HeartbeatResult {
+  bool known_worker = true;             // false: the worker must register again
+  std::vector<std::string> cancel_attempts;
+  std::vector<std::string> lost_attempts;
+  int64_t lease_expires_ms = 0;
+};
+
+struct MetricPointIn {
+  int64_t seq = 0;
+  std::string json;
+};
+
+struct FinishReport {
+  std::string attempt_id;
+  int64_t fencing_token = 0;
+  std::string outcome;  // one of outcome::*
+  int exit_code = 0;
+  int signal = 0;
+  std::string stderr_tail;
+  std::string result_json;
+  int64_t last_metric_seq = 0;
+};
+
+struct ResultRecord {
+  std::string job_id;
+  std::string sweep;
+  std::string config_json;
+  std::string result_json;
+  int64_t finished_ms = 0;
+};
+
+struct StoredPoint {
+  int64_t seq = 0;
+  std::string json;
+};
+
+struct JobLog {
+  JobState state = JobState::kQueued;
+  std::vector<StoredPoint> points;  // of the job's latest attempt
+  std::string stderr_tail;
+};
+
+// The latest "step" line of a running job.
+struct RunningProgress {
+  std::string job_id;
+  std::string worker_id;
+  std::string step_json;
+};
+
+// Retry policy for failed attempts: the wait before attempt n+1 is
+// min(max_ms, base_ms * 2^(failures-1)).
+struct BackoffPolicy {
+  int64_t base_ms = 5000;
+  int64_t max_ms = 10 * 60 * 1000;
+  int64_t DelayAfter(int failures) const;
+};
+
+class Store {
+ public:
+  // Opens the database at `path` and applies the embedded migrations.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, int64_t now_ms);
+  ~Store();
+
+  // --- Sweeps (SweepService) ---
+  // Stores the sweep and its jobs. Jobs already present (same id) are reused; a job of an
+  // earlier cancelled sweep comes back to life. The same name with a different spec is
+  // refused (AlreadyExists); the same spec again is accepted and changes nothing.
+  Result<AddSweepResult> AddSweep(const spec::ExpandedSweep& sweep, int64_t now_ms);
+  Result<std::vector<SweepRecord>> ListSweeps();
+  Result<SweepRecord> GetSweep(const std::string& name);
+  Result<std::vector<JobRecord>> SweepJobs(const std::string& name);
+  Result<JobRecord> GetJob(const std::string& job_id);
+  // Cancels the sweep's jobs that no other live sweep needs: waiting ones at once,
+  // running ones by asking their workers (HeartbeatResult.cancel_attempts).
+  Result<int64_t> CancelSweep(const std::string& name, int64_t now_ms);
+  // Requeues failed and cancelled jobs of the sweep (all, or those in `job_ids`) with a
+  // fresh attempt budget.
+  Result<int64_t> RetryJobs(const std::string& name, const std::vector<std::string>& job_ids,
+                            int64_t now_ms);
+  Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep);
+  Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq);
+  Result<std::vector<RunningProgress>> RunningProgressOf(const std::string& sweep);
+  // Jobs of the sweep updated after `since_ms` (for WatchSweep's change events).
+  Result<std::vector<JobRecord>> SweepJobsChangedSince(const std::string& name, int64_t since_ms);
+
+  // --- Workers (WorkerService) ---
+  // Registers a worker; `worker_id` non-empty re-registers a known id (after a restart of
+  // either side). Returns the worker's id.
+  Result<std::string> RegisterWorker(const WorkerRecord& worker, int64_t now_ms);
+  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report, int64_t now_ms, int64_t lease_ms);
+  // The best queued job the slot can run, leased to it; nullopt when none fits now.
+  // NotFound when the worker is unknown (it must register again).
+  Result<std::optional<Lease>> LeaseJob(const LeaseRequest& request, int64_t now_ms, int64_t lease_ms);
+  // When the earliest backed-off job that could fit becomes eligible; 0 when none waits.
+  Result<int64_t> NextEligibleMs(const LeaseRequest& request);
+  Status MarkStarted(const std::string& attempt_id, int64_t fencing_token, int64_t now_ms);
+  // Stores points once each ((attempt_id, seq) is unique) and returns the highest seq up to
+  // which every point is stored. FailedPrecondition when the token no longer holds the lease.
+  Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
+                               const std::vector<MetricPointIn>& points, int64_t now_ms);
+  // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
+  Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms);
+  // Ends attempts whose lease ran out before `now_ms`; their jobs are retried like a
+  // crash. Returns the expired attempt ids.
+  Result<std::vector<std::string>> ExpireLeases(const BackoffPolicy& backoff, int64_t now_ms);
+  // Marks workers silent for longer than `silence_ms` as lost.
+  Status MarkLostWorkers(int64_t now_ms, int64_t silence_ms);
+  Result<std::vector<WorkerRecord>> ListWorkers();
+
+ private:
+  explicit Store(std::string path) : path_(std::move(path)) {}
+  // This thread's connection, opened on first use.
+  Result<Database*> Connection();
+
+  std::string path_;
+  std::mutex mu_;  // guards connections_
+  std::map<std::thread::id, std::unique_ptr<Database>> connections_;
+};
+
+}  // namespace sweepd::server
