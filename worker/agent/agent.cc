@@ -103,6 +103,13 @@ int Agent::Run() {
   cv_.notify_all();
   lock.unlock();
   supervisor.join();
+  // A last word, so sweepd sees the worker leave rather than go silent. Best effort.
+  bool tell;
+  {
+    std::lock_guard<std::mutex> relock(mu_);
+    tell = registered_ && !give_up_reporting_;
+  }
+  if (tell) (void)client_.Heartbeat(worker_id(), {}, /*draining=*/true);
   std::lock_guard<std::mutex> relock(mu_);
   spdlog::info("drained{}", unreported_ > 0 ? " with unreported attempts" : "");
   return unreported_ > 0 ? 1 : 0;
