@@ -319,6 +319,26 @@ TEST_F(AgentTest, DrainHandsBackARunningJob) {
   });
 }
 
+TEST_F(AgentTest, TrainerKilledByTheDrainingSigtermIsHandedBack) {
+  coordinator_.AddJob("j1", kJob, /*max_attempts=*/1);
+  StartAgent({{"FAKE_STEPS", "100000"}, {"FAKE_STEP_SLEEP", "0.05"}});
+  ASSERT_TRUE(coordinator_.WaitFor([](CoordinatorState& s) {
+    auto it = s.attempts.find("j1-a1");
+    return it != s.attempts.end() && it->second.stored.size() >= 3;
+  }));
+  // As under `scancel` or a pod deletion: the worker and its trainer get SIGTERM together.
+  pid_t pid = 0;
+  std::ifstream(JobDir("j1") / "trainer.pid") >> pid;
+  ASSERT_GT(pid, 0);
+  agent_->Drain();
+  kill(pid, SIGTERM);
+  EXPECT_EQ(DrainAgent(), 0);
+  const auto a = coordinator_.AttemptsOf("j1").at(0);
+  ASSERT_TRUE(a.finish.has_value());
+  EXPECT_EQ(a.finish->outcome(), pb::OUTCOME_HANDED_BACK);
+  EXPECT_EQ(a.finish->signal(), SIGTERM);
+}
+
 TEST_F(AgentTest, DrainLetsAShortJobFinish) {
   coordinator_.AddJob("j1", kJob);
   StartAgent({{"FAKE_STEPS", "20"}, {"FAKE_STEP_SLEEP", "0.05"}});

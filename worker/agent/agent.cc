@@ -1,6 +1,8 @@
 // Agent; see agent.h.
 #include "worker/agent/agent.h"
 
+#include <signal.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -228,6 +230,11 @@ bool Agent::WaitRegistered(std::string* worker_id) {
   return true;
 }
 
+bool Agent::IsDraining() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return draining_;
+}
+
 bool Agent::SleepUnlessDraining(std::chrono::milliseconds d) {
   std::unique_lock<std::mutex> lock(mu_);
   return !cv_.wait_for(lock, d, [this] { return draining_; });
@@ -319,6 +326,13 @@ void Agent::RunLease(const SlotInfo& slot, const Lease& lease) {
     }
   });
 
+  Outcome outcome = report.outcome;
+  if (outcome == Outcome::kCrashed && IsDraining() &&
+      (report.end.exit.signal == SIGTERM || report.end.exit.exit_code == 128 + SIGTERM)) {
+    // Launchers (SLURM's scancel, a container runtime) send the SIGTERM that drains us to
+    // the trainers too: that is no fault of the job, so it goes back unpenalised.
+    outcome = Outcome::kHandedBack;
+  }
   bool reported = false;
   if (report.end.stop == StopReason::kLeaseLost) {
     streamer.Stop();
@@ -326,7 +340,7 @@ void Agent::RunLease(const SlotInfo& slot, const Lease& lease) {
   } else if (streamer.WaitDelivered()) {
     FinishReport finish;
     finish.attempt = ref;
-    finish.outcome = report.outcome;
+    finish.outcome = outcome;
     finish.exit_code = report.end.exit.exit_code;
     finish.signal = report.end.exit.signal;
     finish.stderr_tail = report.stderr_tail;

@@ -72,6 +72,7 @@ class Agent {
   bool WaitRegistered(std::string* worker_id);
   // Sleeps `d` unless draining starts (returns false then).
   bool SleepUnlessDraining(std::chrono::milliseconds d);
+  bool IsDraining() const;
   std::vector<AttemptRef> RunningRefs();
 
   const AgentOptions options_;
