@@ -914,7 +914,8 @@ Status Store::FinishAttempt(const FinishReport& r, const BackoffPolicy& backoff,
   Result<AttemptRow> a = LoadLiveAttempt(db, r.attempt_id, r.fencing_token);
   if (!a.ok()) return a.status();
   if (a->metrics_through < r.last_metric_seq) {
-    return Status::FailedPrecondition("metrics of " + r.attempt_id + " are stored through seq " +
+    // Retryable: the worker's metric stream is still delivering them.
+    return Status::Unavailable("metrics of " + r.attempt_id + " are stored through seq " +
                                       std::to_string(a->metrics_through) + " of " +
                                       std::to_string(r.last_metric_seq) + "; send the rest first");
   }

@@ -226,6 +226,8 @@ class Store {
   Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
                                const std::vector<MetricPointIn>& points, int64_t now_ms);
   // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
+  // FailedPrecondition for a stale token; Unavailable while metrics up to
+  // report.last_metric_seq are not all stored (send them, then finish again).
   Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms);
   // Ends attempts whose lease ran out before `now_ms`; their jobs are retried like a
   // crash. Returns the expired attempt ids.

@@ -1,0 +1,122 @@
+// sweepd: the coordinator. Opens (or creates) the SQLite database, applies migrations,
+// serves SweepService and WorkerService on one port, expires leases in the background,
+// and shuts down gracefully on SIGTERM/SIGINT. Restarting on the same file keeps everything.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "common/version.h"
+#include "server/scheduler.h"
+#include "server/store.h"
+#include "server/sweep_service.h"
+#include "server/worker_service.h"
+
+namespace {
+
+// Writes "HOST:PORT" so scripts and tests can find a server started on port 0; the
+// rename makes the file appear complete or not at all.
+bool WritePortFile(const std::string& path, const std::string& address) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) return false;
+    out << address << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::string HostOf(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  return colon == std::string::npos ? listen : listen.substr(0, colon);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sweepd: coordinator of PEFT research sweeps (gRPC + SQLite)"};
+  std::string db_path;
+  std::string listen = "127.0.0.1:50051";
+  std::string port_file;
+  std::string metrics_listen;
+  int64_t lease_seconds = 60;
+  int64_t heartbeat_ms = 5000;
+  app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
+  app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")->capture_default_str();
+  app.add_option("--port-file", port_file, "write the bound HOST:PORT here once serving");
+  app.add_option("--lease-seconds", lease_seconds, "a job's lease lasts this long without a heartbeat")
+      ->check(CLI::Range(int64_t{2}, int64_t{86400}))
+      ->capture_default_str();
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval workers are told to use")
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}))
+      ->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for Prometheus /metrics");
+  app.set_version_flag("--version", std::string("sweepd ") + SWEEPD_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  if (heartbeat_ms >= lease_seconds * 1000) {
+    std::fprintf(stderr, "sweepd: --heartbeat-ms (%lld) must be shorter than the lease (%lld s)\n",
+                 static_cast<long long>(heartbeat_ms), static_cast<long long>(lease_seconds));
+    return 2;
+  }
+  if (!metrics_listen.empty()) {
+    spdlog::warn("--metrics-listen {}: this build serves no Prometheus endpoint yet", metrics_listen);
+  }
+
+  // Signals are taken by one thread with sigwait, so every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto store = sweepd::server::Store::Open(db_path, sweepd::server::Scheduler::SystemClock());
+  if (!store.ok()) {
+    std::fprintf(stderr, "sweepd: %s\n", store.status().message().c_str());
+    return 1;
+  }
+  sweepd::server::SchedulerOptions options;
+  options.lease_ms = lease_seconds * 1000;
+  options.heartbeat_interval_ms = heartbeat_ms;
+  sweepd::server::Scheduler scheduler(**store, options);
+  sweepd::server::SweepServiceImpl sweep_service(**store, scheduler);
+  sweepd::server::WorkerServiceImpl worker_service(scheduler);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&sweep_service);
+  builder.RegisterService(&worker_service);
+  builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    std::fprintf(stderr, "sweepd: cannot listen on %s; is the port in use? try --listen 127.0.0.1:0\n",
+                 listen.c_str());
+    return 1;
+  }
+  const std::string address = HostOf(listen) + ":" + std::to_string(port);
+  scheduler.StartHousekeeping();
+  if (!port_file.empty() && !WritePortFile(port_file, address)) {
+    std::fprintf(stderr, "sweepd: cannot write --port-file %s\n", port_file.c_str());
+    server->Shutdown();
+    return 1;
+  }
+  spdlog::info("sweepd {} serving on {} (database {})", SWEEPD_VERSION, address,
+               std::filesystem::absolute(db_path).string());
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("signal {}: shutting down", signal_number);
+  sweep_service.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  scheduler.StopHousekeeping();
+  return 0;
+}

@@ -1,0 +1,73 @@
+// Scheduler: the policy around the store's transitions -- lease duration, retry backoff,
+// how long an idle worker waits before asking again, when a silent worker counts as
+// lost -- and the housekeeping thread that expires leases. Workers pull: LeaseJob asks
+// the store for the best job the slot can run. Thread-safe; the housekeeping thread is
+// the only one it starts.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "server/store.h"
+
+namespace sweepd::server {
+
+struct SchedulerOptions {
+  int64_t lease_ms = 60000;             // a lease lives this long without a heartbeat
+  int64_t heartbeat_interval_ms = 5000;  // what workers are told to use
+  int64_t idle_retry_ms = 2000;         // a worker with nothing to do asks again after this
+  int64_t housekeeping_ms = 1000;       // how often leases are checked for expiry
+  BackoffPolicy backoff;
+};
+
+struct LeaseDecision {
+  std::optional<Lease> lease;
+  int64_t retry_after_ms = 0;  // when no lease: how long to wait before asking again
+};
+
+class Scheduler {
+ public:
+  using Clock = std::function<int64_t()>;  // Unix milliseconds
+  // `store` must outlive the scheduler.
+  Scheduler(Store& store, SchedulerOptions options, Clock clock = SystemClock);
+  ~Scheduler();  // stops housekeeping
+
+  static int64_t SystemClock();
+
+  // Starts the thread that expires leases and marks silent workers lost.
+  void StartHousekeeping();
+  void StopHousekeeping();
+  // One round of housekeeping (what the thread does); returns the expired attempts.
+  Result<std::vector<std::string>> Housekeep();
+
+  const SchedulerOptions& options() const { return options_; }
+  int64_t Now() const { return clock_(); }
+
+  Result<std::string> Register(const WorkerRecord& worker);
+  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report);
+  Result<LeaseDecision> LeaseJob(const LeaseRequest& request);
+  Status Started(const std::string& attempt_id, int64_t fencing_token);
+  Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
+                               const std::vector<MetricPointIn>& points);
+  Status Finish(const FinishReport& report);
+
+ private:
+  void HousekeepingLoop();
+
+  Store& store_;
+  SchedulerOptions options_;
+  Clock clock_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread housekeeping_;
+};
+
+}  // namespace sweepd::server

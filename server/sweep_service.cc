@@ -1,0 +1,175 @@
+// SweepService RPCs -> store and submission calls.
+#include "server/sweep_service.h"
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "server/proto_convert.h"
+#include "server/sweep_submission.h"
+
+namespace sweepd::server {
+namespace {
+
+// Sweeps of up to this many jobs get their expanded grid in the submit response.
+constexpr size_t kListJobsUpTo = 1000;
+
+void AddRunning(const std::vector<RunningProgress>& running, v1::SweepEvent* event) {
+  for (const RunningProgress& r : running) {
+    v1::LatestMetrics* m = event->add_running();
+    m->set_job_id(r.job_id);
+    m->set_worker(r.worker_id);
+    const nlohmann::json step = nlohmann::json::parse(r.step_json, nullptr, false);
+    if (!step.is_object()) continue;
+    m->set_step(step.value("step", int64_t{0}));
+    m->set_total_steps(step.value("total_steps", int64_t{0}));
+    m->set_loss(step.value("loss", 0.0));
+    m->set_tokens_per_second(step.value("tokens_per_s", 0.0));
+  }
+}
+
+}  // namespace
+
+grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*, const v1::SubmitSweepRequest* req,
+                                           v1::SubmitSweepResponse* resp) {
+  Result<Submission> sub = server::SubmitSweep(store_, req->spec_yaml(), req->spec_path(), req->dry_run(),
+                                               scheduler_.Now(), options_.limits);
+  if (!sub.ok()) return ToGrpc(sub.status());
+  resp->set_accepted(sub->accepted);
+  for (const spec::SpecProblem& p : sub->problems) ToProto(p, resp->add_problems());
+  resp->set_sweep(sub->sweep.name);
+  resp->set_jobs_total(sub->counts.jobs_total);
+  resp->set_jobs_new(sub->counts.jobs_new);
+  resp->set_jobs_reused(sub->counts.jobs_reused);
+  if (sub->accepted && (req->dry_run() || sub->sweep.jobs.size() <= kListJobsUpTo)) {
+    for (const spec::ExpandedJob& j : sub->sweep.jobs) {
+      v1::Job* job = resp->add_jobs();
+      job->set_job_id(j.config.job_id);
+      job->set_sweep(sub->sweep.name);
+      job->set_config_json(ToJson(j.config).dump());
+      job->set_method(j.config.kind == "base_eval" ? "base" : j.config.adapter.value("method", ""));
+      job->set_track(j.config.track.name);
+      job->set_seed(j.config.seed);
+      job->set_trainable_params(j.trainable_params);
+      job->set_kind(j.config.kind);
+      for (const std::string& d : j.depends_on) job->add_depends_on(d);
+      job->set_state(j.depends_on.empty() ? v1::JOB_STATE_QUEUED : v1::JOB_STATE_BLOCKED);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext*, const v1::GetSweepRequest* req,
+                                        v1::GetSweepResponse* resp) {
+  Result<SweepRecord> sweep = store_.GetSweep(req->sweep());
+  if (!sweep.ok()) return ToGrpc(sweep.status());
+  Result<std::vector<JobRecord>> jobs = store_.SweepJobs(req->sweep());
+  if (!jobs.ok()) return ToGrpc(jobs.status());
+  ToProto(*sweep, resp->mutable_summary());
+  resp->set_spec_yaml(sweep->spec_yaml);
+  for (const JobRecord& j : *jobs) ToProto(j, sweep->name, resp->add_jobs());
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext*, const v1::ListSweepsRequest*,
+                                          v1::ListSweepsResponse* resp) {
+  Result<std::vector<SweepRecord>> sweeps = store_.ListSweeps();
+  if (!sweeps.ok()) return ToGrpc(sweeps.status());
+  for (const SweepRecord& s : *sweeps) ToProto(s, resp->add_sweeps());
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext*, const v1::CancelSweepRequest* req,
+                                           v1::CancelSweepResponse* resp) {
+  Result<int64_t> n = store_.CancelSweep(req->sweep(), scheduler_.Now());
+  if (!n.ok()) return ToGrpc(n.status());
+  resp->set_jobs_cancelled(*n);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext*, const v1::RetryRequest* req,
+                                         v1::RetryResponse* resp) {
+  std::vector<std::string> ids(req->job_ids().begin(), req->job_ids().end());
+  Result<int64_t> n = store_.RetryJobs(req->sweep(), ids, scheduler_.Now());
+  if (!n.ok()) return ToGrpc(n.status());
+  resp->set_jobs_requeued(*n);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* req,
+                                          grpc::ServerWriter<v1::SweepEvent>* writer) {
+  std::map<std::string, std::pair<int64_t, JobState>> seen;  // job -> (updated_ms, state)
+  std::string last_running;
+  bool first = true;
+  while (!context->IsCancelled() && !shutting_down_) {
+    Result<SweepRecord> sweep = store_.GetSweep(req->sweep());
+    if (!sweep.ok()) return ToGrpc(sweep.status());
+    Result<std::vector<JobRecord>> jobs = store_.SweepJobs(req->sweep());
+    if (!jobs.ok()) return ToGrpc(jobs.status());
+    Result<std::vector<RunningProgress>> running = store_.RunningProgressOf(req->sweep());
+    if (!running.ok()) return ToGrpc(running.status());
+
+    v1::SweepEvent event;
+    ToProto(*sweep, event.mutable_summary());
+    for (const JobRecord& j : *jobs) {
+      auto it = seen.find(j.job_id);
+      const auto now = std::make_pair(j.updated_ms, j.state);
+      if (it != seen.end() && it->second == now) continue;
+      seen[j.job_id] = now;
+      ToProto(j, sweep->name, event.add_changed_jobs());
+    }
+    AddRunning(*running, &event);
+    event.set_finished(sweep->finished());
+    std::string running_now;
+    for (const v1::LatestMetrics& m : event.running()) running_now += m.SerializeAsString();
+    if (first || event.changed_jobs_size() > 0 || event.finished() || running_now != last_running) {
+      if (!writer->Write(event)) return grpc::Status::OK;
+    }
+    last_running = running_now;
+    first = false;
+    if (event.finished()) return grpc::Status::OK;
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.watch_poll_ms));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext*, const v1::QueryResultsRequest* req,
+                                            v1::QueryResultsResponse* resp) {
+  Result<std::vector<ResultRecord>> rows = store_.QueryResults(req->sweep());
+  if (!rows.ok()) return ToGrpc(rows.status());
+  for (const ResultRecord& r : *rows) {
+    v1::ResultRow* row = resp->add_rows();
+    row->set_job_id(r.job_id);
+    row->set_sweep(r.sweep);
+    row->set_config_json(r.config_json);
+    row->set_result_json(r.result_json);
+    row->set_finished_unix_ms(r.finished_ms);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext*, const v1::GetJobLogRequest* req,
+                                         v1::GetJobLogResponse* resp) {
+  Result<JobLog> log = store_.GetJobLog(req->job_id(), req->after_seq());
+  if (!log.ok()) return ToGrpc(log.status());
+  for (const StoredPoint& p : log->points) {
+    v1::MetricPoint* m = resp->add_points();
+    m->set_seq(p.seq);
+    m->set_json(p.json);
+  }
+  resp->set_stderr_tail(log->stderr_tail);
+  resp->set_state(ToProto(log->state));
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                                           v1::ListWorkersResponse* resp) {
+  Result<std::vector<WorkerRecord>> workers = store_.ListWorkers();
+  if (!workers.ok()) return ToGrpc(workers.status());
+  for (const WorkerRecord& w : *workers) ToProto(w, resp->add_workers());
+  return grpc::Status::OK;
+}
+
+}  // namespace sweepd::server
