@@ -1,0 +1,240 @@
+// Sweep specs: the demo spec, grid expansion, budgets, and every kind of bad spec. The
+// specs are files under tests/spec/specs/.
+#include "spec/sweep_spec.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "common/budget.h"
+#include "common/model_shapes.h"
+
+namespace sweepd::spec {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string SpecPath(const std::string& name) {
+  return std::string(SWEEPD_SOURCE_DIR) + "/tests/spec/specs/" + name;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string AllProblems(const SpecResult& r) {
+  std::string out;
+  for (const SpecProblem& p : r.problems) out += FormatProblem(p) + "\n";
+  return out;
+}
+
+// The problem about `field`, or nullptr.
+const SpecProblem* ProblemAt(const SpecResult& r, const std::string& field) {
+  for (const SpecProblem& p : r.problems) {
+    if (p.field == field) return &p;
+  }
+  return nullptr;
+}
+
+std::vector<const ExpandedJob*> TrainJobs(const SpecResult& r) {
+  std::vector<const ExpandedJob*> out;
+  for (const ExpandedJob& j : r.sweep.jobs) {
+    if (j.config.kind == "train") out.push_back(&j);
+  }
+  return out;
+}
+
+TEST(SweepSpec, DemoSpecExpandsToOneBaseEvalAndFourTrainJobs) {
+  SpecResult r = ParseSweepSpecFile(std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml");
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  EXPECT_EQ(r.sweep.name, "demo");
+  ASSERT_EQ(r.sweep.jobs.size(), 5u);
+  const ExpandedJob& base = r.sweep.jobs.front();
+  EXPECT_EQ(base.config.kind, "base_eval");
+  EXPECT_TRUE(base.depends_on.empty());
+  std::set<std::string> methods, ids = {base.config.job_id};
+  for (const ExpandedJob* j : TrainJobs(r)) {
+    EXPECT_EQ(j->depends_on, std::vector<std::string>{base.config.job_id});
+    EXPECT_EQ(j->config.base_eval_job, base.config.job_id);
+    EXPECT_EQ(j->config.sweep, "demo");
+    EXPECT_GT(j->trainable_params, 0);
+    methods.insert(j->config.adapter.at("method").get<std::string>());
+    ids.insert(j->config.job_id);
+  }
+  EXPECT_EQ(methods.size(), 2u);
+  EXPECT_EQ(ids.size(), 5u) << "job ids must be distinct";
+}
+
+TEST(SweepSpec, JobIdsAreStableHashesOfTheConfiguration) {
+  const std::string path = std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml";
+  SpecResult a = ParseSweepSpecFile(path);
+  SpecResult b = ParseSweepSpecFile(path);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (size_t i = 0; i < a.sweep.jobs.size(); ++i) {
+    const std::string& id = a.sweep.jobs[i].config.job_id;
+    EXPECT_EQ(id, b.sweep.jobs[i].config.job_id);
+    EXPECT_EQ(id, JobIdFor(a.sweep.jobs[i].config));
+    EXPECT_EQ(id.size(), 18u);
+    EXPECT_EQ(id.rfind("j-", 0), 0u);
+  }
+  // The sweep's name is not part of a job's identity: another sweep reuses the jobs.
+  std::string text = ReadText(path);
+  text.replace(text.find("name: demo"), 10, "name: demo-again");
+  SpecResult renamed = ParseSweepSpec(text, "renamed.yaml");
+  ASSERT_TRUE(renamed.ok()) << AllProblems(renamed);
+  EXPECT_EQ(renamed.sweep.jobs[1].config.job_id, a.sweep.jobs[1].config.job_id);
+  // A different seed is a different job.
+  EXPECT_NE(a.sweep.jobs[1].config.job_id, a.sweep.jobs[2].config.job_id);
+}
+
+TEST(SweepSpec, GridIsTheProductOfAxesTracksAndSeeds) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("grid.yaml"));
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  EXPECT_EQ(TrainJobs(r).size(), 2u * 2u * 2u * 3u);
+  EXPECT_EQ(r.sweep.jobs.size(), 25u);
+  std::set<std::string> combos;
+  for (const ExpandedJob* j : TrainJobs(r)) {
+    combos.insert(j->config.adapter.dump() + j->config.track.name + std::to_string(j->config.seed));
+  }
+  EXPECT_EQ(combos.size(), 24u);
+  // Track B adapts every linear layer, so it counts more parameters than track A.
+  EXPECT_GT(TrainJobs(r).back()->trainable_params, TrainJobs(r).front()->trainable_params);
+}
+
+TEST(SweepSpec, GridOverTheLimitIsRejected) {
+  SpecLimits limits;
+  limits.max_jobs = 10;
+  SpecResult r = ParseSweepSpecFile(SpecPath("grid.yaml"), limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(AllProblems(r), HasSubstr("25 jobs, over the limit of 10"));
+  EXPECT_TRUE(r.sweep.jobs.empty());
+}
+
+TEST(SweepSpec, SSetsBothRotationSidesAndLearningRatesGoToTraining) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("jora_s.yaml"));
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  ASSERT_EQ(r.sweep.jobs.size(), 1u);  // no eval: no base evaluation
+  const JobConfig& c = r.sweep.jobs[0].config;
+  EXPECT_EQ(c.adapter.at("S_L"), 8);
+  EXPECT_EQ(c.adapter.at("S_R"), 8);
+  EXPECT_FALSE(c.adapter.contains("S"));
+  EXPECT_FALSE(c.adapter.contains("lr_theta"));
+  ASSERT_TRUE(c.train.lr_theta.has_value());
+  EXPECT_DOUBLE_EQ(*c.train.lr_theta, 0.05);
+  EXPECT_DOUBLE_EQ(*c.train.lr_core, 0.01);
+  EXPECT_TRUE(r.sweep.jobs[0].depends_on.empty());
+}
+
+TEST(SweepSpec, MatchPicksTheKnobWithinTolerance) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("match.yaml"));
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  ASSERT_EQ(r.sweep.jobs.size(), 2u);
+  const ExpandedJob& dora = r.sweep.jobs[1];
+  ASSERT_TRUE(dora.config.adapter.contains("r"));
+  EXPECT_TRUE(dora.budget_enforced);
+  EXPECT_EQ(dora.reference_params, r.sweep.jobs[0].trainable_params);
+  // Recount independently: the chosen rank's count is within 5% of the reference.
+  auto shape = LoadModelShape("synthetic:tiny");
+  ASSERT_TRUE(shape.ok());
+  auto layers = SelectTrack(*shape, dora.config.track);
+  ASSERT_TRUE(layers.ok());
+  auto count = CountForLayers(dora.config.adapter, *layers);
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, dora.trainable_params);
+  EXPECT_TRUE(BudgetSolver(*layers, dora.reference_params, 0.05).WithinTolerance(*count));
+}
+
+TEST(SweepSpec, ConfigurationOutsideTheBudgetIsAProblemWithItsCounts) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("over_budget.yaml"));
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.problems.size(), 1u) << AllProblems(r);
+  const SpecProblem& p = r.problems[0];
+  EXPECT_EQ(p.field, "methods[1]");
+  EXPECT_EQ(p.line, 9);
+  EXPECT_THAT(p.message, HasSubstr("trainable parameters"));
+  EXPECT_THAT(p.message, HasSubstr("the reference"));
+  EXPECT_THAT(p.message, HasSubstr("match: r"));
+  EXPECT_TRUE(r.sweep.jobs.empty());
+}
+
+TEST(SweepSpec, ReportedBudgetsAreCountedButNotEnforced) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("report_budget.yaml"));
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  ASSERT_EQ(r.sweep.jobs.size(), 4u);
+  for (const ExpandedJob& j : r.sweep.jobs) {
+    EXPECT_FALSE(j.budget_enforced) << j.config.adapter.dump();
+    EXPECT_GT(j.trainable_params, 0);
+    EXPECT_GT(j.reference_params, 0);
+  }
+}
+
+TEST(SweepSpec, EveryProblemIsReportedWithItsFieldAndLine) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("many_problems.yaml"));
+  ASSERT_FALSE(r.ok());
+  const std::string all = AllProblems(r);
+  struct Expected {
+    const char* field;
+    int line;
+    const char* text;
+  };
+  const Expected expected[] = {
+      {"name", 2, "not a valid sweep name"},
+      {"base.dtype", 3, "float8"},
+      {"tracks[1]", 4, "unknown track 'C'"},
+      {"train.steps", 5, "at least 1"},
+      {"train.lr", 5, "must be a number"},
+      {"train.warmup", 5, "unknown key"},
+      {"eval[0].role", 7, "stabilty"},
+      {"seeds", 8, "non-empty list"},
+      {"methods[0].r", 10, "empty list"},
+      {"methods[1].rank", 11, "unknown option of lora"},
+      {"methods[2].method", 12, "unknown method 'lorra'"},
+      {"methods[3].coft", 13, "true or false"},
+      {"methods[4].S", 14, "jora only"},
+      {"colour", 15, "unknown key"},
+  };
+  for (const Expected& e : expected) {
+    const SpecProblem* p = ProblemAt(r, e.field);
+    ASSERT_NE(p, nullptr) << "no problem for " << e.field << " in:\n" << all;
+    EXPECT_EQ(p->line, e.line) << FormatProblem(*p);
+    EXPECT_GT(p->column, 0) << FormatProblem(*p);
+    EXPECT_THAT(p->message, HasSubstr(e.text)) << FormatProblem(*p);
+  }
+  EXPECT_TRUE(r.sweep.jobs.empty());
+}
+
+TEST(SweepSpec, YamlSyntaxErrorHasItsLine) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("yaml_syntax.yaml"));
+  ASSERT_EQ(r.problems.size(), 1u) << AllProblems(r);
+  EXPECT_THAT(r.problems[0].message, HasSubstr("YAML syntax"));
+  EXPECT_GE(r.problems[0].line, 2);
+  EXPECT_THAT(FormatProblem(r.problems[0]), HasSubstr("yaml_syntax.yaml:"));
+}
+
+TEST(SweepSpec, UnknownModelPointsAtBaseModel) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("unknown_model.yaml"));
+  ASSERT_EQ(r.problems.size(), 1u) << AllProblems(r);
+  EXPECT_EQ(r.problems[0].field, "base.model");
+  EXPECT_EQ(r.problems[0].line, 2);
+  EXPECT_THAT(r.problems[0].message, HasSubstr("synthetic:tiny"));
+}
+
+TEST(SweepSpec, MissingFileIsOneProblem) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("does-not-exist.yaml"));
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_THAT(r.problems[0].message, HasSubstr("cannot read"));
+}
+
+TEST(SweepSpec, FormatProblemNamesFileLineColumnAndField) {
+  SpecProblem p{"a.yaml", 3, 7, "methods[2].r", "must be an integer"};
+  EXPECT_EQ(FormatProblem(p), "a.yaml:3:7: methods[2].r: must be an integer");
+}
+
+}  // namespace
+}  // namespace sweepd::spec
