@@ -129,12 +129,15 @@ bool Agent::RegisterOnce(Backoff& backoff) {
   info.worker_id = worker_id();
   auto reg = client_.Register(info);
   if (!reg.ok()) {
-    spdlog::warn("cannot register with sweepd: {}", reg.status().message());
+    // Loud once, then quiet: a worker started before sweepd would otherwise flood its log.
+    spdlog::log(register_failures_++ == 0 ? spdlog::level::warn : spdlog::level::debug,
+                "cannot register with sweepd ({}); retrying", reg.status().message());
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, backoff.Next(), [this] { return stopping_; });
     return false;
   }
   backoff.Reset();
+  register_failures_ = 0;
   std::lock_guard<std::mutex> lock(mu_);
   if (worker_id_ != reg->worker_id) {
     spdlog::info("registered as {} with {} slot(s)", reg->worker_id, slots_.size());

@@ -93,6 +93,7 @@ class Agent {
   int active_slots_ = 0;          // guarded by mu_: slot threads still in their loop
   int unreported_ = 0;            // guarded by mu_: attempts we could not report
   std::map<std::string, RunningAttempt> running_;  // guarded by mu_, by attempt id
+  int register_failures_ = 0;     // supervisor thread only
 };
 
 }  // namespace sweepd::agent
