@@ -1,0 +1,435 @@
+// The store on real SQLite files: every job transition, fencing, metrics exactly once,
+// retries with backoff, cancellation, capability matching, restart. Time is passed in,
+// so no test sleeps.
+#include "server/store.h"
+
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "spec/sweep_spec.h"
+#include "tests/support/process.h"
+
+namespace sweepd::server {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+constexpr int64_t kT0 = 1'700'000'000'000;
+constexpr int64_t kLease = 60'000;
+
+spec::ExpandedSweep LoadSpec(const std::string& path) {
+  spec::SpecResult r = spec::ParseSweepSpecFile(path);
+  EXPECT_TRUE(r.ok()) << (r.problems.empty() ? "" : spec::FormatProblem(r.problems[0]));
+  return r.sweep;
+}
+
+spec::ExpandedSweep Demo() { return LoadSpec(std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml"); }
+spec::ExpandedSweep ServerSpec(const std::string& name) {
+  return LoadSpec(std::string(SWEEPD_SOURCE_DIR) + "/tests/server/specs/" + name);
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = sweepd::testing::MakeTempDir("sweepd-store-");
+    path_ = dir_ + "/sweepd.db";
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = Store::Open(path_, kT0);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(*s);
+  }
+  std::string AddWorker(const std::string& host = "node1") {
+    WorkerRecord w;
+    w.hostname = host;
+    w.slots.push_back({0, "cpu", "cpu", 0, ""});
+    auto id = store_->RegisterWorker(w, kT0);
+    EXPECT_TRUE(id.ok());
+    return *id;
+  }
+  std::optional<Lease> LeaseAt(const std::string& worker, int64_t now, const std::string& device = "cpu",
+                               int64_t free_memory = 0) {
+    auto lease = store_->LeaseJob({worker, 0, device, free_memory}, now, kLease);
+    EXPECT_TRUE(lease.ok()) << lease.status().message();
+    return lease.ok() ? *lease : std::nullopt;
+  }
+  JobState StateOf(const std::string& job_id) {
+    auto job = store_->GetJob(job_id);
+    EXPECT_TRUE(job.ok());
+    return job->state;
+  }
+  // Streams one final line and finishes the attempt as succeeded.
+  void Succeed(const Lease& lease, const json& final_line, int64_t now) {
+    auto through = store_->StoreMetrics(lease.attempt_id, lease.fencing_token, {{1, final_line.dump()}}, now);
+    ASSERT_TRUE(through.ok()) << through.status().message();
+    FinishReport r;
+    r.attempt_id = lease.attempt_id;
+    r.fencing_token = lease.fencing_token;
+    r.outcome = outcome::kSucceeded;
+    r.result_json = final_line.dump();
+    r.last_metric_seq = 1;
+    Status s = store_->FinishAttempt(r, {}, now);
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  Status Fail(const Lease& lease, const std::string& outcome_name, int64_t now) {
+    FinishReport r;
+    r.attempt_id = lease.attempt_id;
+    r.fencing_token = lease.fencing_token;
+    r.outcome = outcome_name;
+    r.exit_code = 1;
+    r.stderr_tail = "loading\nRuntimeError: boom\n";
+    return store_->FinishAttempt(r, backoff_, now);
+  }
+
+  std::string dir_, path_;
+  std::unique_ptr<Store> store_;
+  BackoffPolicy backoff_{1000, 60000};
+};
+
+TEST_F(StoreTest, NewSweepQueuesBaseEvalAndBlocksTrainJobs) {
+  spec::ExpandedSweep demo = Demo();
+  auto added = store_->AddSweep(demo, kT0);
+  ASSERT_TRUE(added.ok()) << added.status().message();
+  EXPECT_EQ(added->jobs_new, 5);
+  EXPECT_EQ(added->jobs_reused, 0);
+  auto jobs = store_->SweepJobs("demo");
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 5u);
+  EXPECT_EQ((*jobs)[0].kind, "base_eval");
+  EXPECT_EQ((*jobs)[0].state, JobState::kQueued);
+  for (size_t i = 1; i < jobs->size(); ++i) {
+    EXPECT_EQ((*jobs)[i].state, JobState::kBlocked);
+    EXPECT_EQ((*jobs)[i].depends_on, std::vector<std::string>{(*jobs)[0].job_id});
+  }
+  auto sweep = store_->GetSweep("demo");
+  ASSERT_TRUE(sweep.ok());
+  EXPECT_EQ(sweep->total_jobs, 5);
+  EXPECT_FALSE(sweep->finished());
+}
+
+TEST_F(StoreTest, SameSpecAgainChangesNothingAndOtherSpecUnderSameNameIsRefused) {
+  spec::ExpandedSweep demo = Demo();
+  ASSERT_TRUE(store_->AddSweep(demo, kT0).ok());
+  auto again = store_->AddSweep(demo, kT0 + 1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->jobs_new, 0);
+  EXPECT_EQ(again->jobs_reused, 5);
+  spec::ExpandedSweep other = demo;
+  other.spec_yaml += "\n# changed\n";
+  auto refused = store_->AddSweep(other, kT0 + 2);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kAlreadyExists);
+}
+
+TEST_F(StoreTest, OverlappingSweepReusesJobs) {
+  spec::ExpandedSweep demo = Demo();
+  ASSERT_TRUE(store_->AddSweep(demo, kT0).ok());
+  spec::ExpandedSweep copy = demo;
+  copy.name = "demo-copy";
+  auto added = store_->AddSweep(copy, kT0 + 1);
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->jobs_new, 0);
+  EXPECT_EQ(added->jobs_reused, 5);
+  EXPECT_EQ(store_->SweepJobs("demo-copy")->size(), 5u);
+}
+
+TEST_F(StoreTest, BaseEvalSuccessUnblocksTrainJobsAndTheirLeasesCarryBaseScores) {
+  ASSERT_TRUE(store_->AddSweep(Demo(), kT0).ok());
+  const std::string worker = AddWorker();
+  auto base = LeaseAt(worker, kT0 + 10);
+  ASSERT_TRUE(base.has_value());
+  EXPECT_EQ(base->job.kind, "base_eval");
+  EXPECT_EQ(base->attempt_number, 1);
+  EXPECT_EQ(StateOf(base->job.job_id), JobState::kLeased);
+  // Nothing else can run until the base evaluation succeeded.
+  EXPECT_FALSE(LeaseAt(worker, kT0 + 11).has_value());
+
+  ASSERT_TRUE(store_->MarkStarted(base->attempt_id, base->fencing_token, kT0 + 20).ok());
+  EXPECT_EQ(StateOf(base->job.job_id), JobState::kRunning);
+  const json scores = {{"gsm8k", 12.5}, {"arc_challenge", 30.0}};
+  Succeed(*base, {{"type", "final"}, {"kind", "base_eval"}, {"scores", scores}}, kT0 + 30);
+  EXPECT_EQ(StateOf(base->job.job_id), JobState::kSucceeded);
+
+  auto train = LeaseAt(worker, kT0 + 40);
+  ASSERT_TRUE(train.has_value());
+  EXPECT_EQ(train->job.kind, "train");
+  EXPECT_GT(train->fencing_token, base->fencing_token);
+  const json config = json::parse(train->job.config_json);
+  EXPECT_EQ(config.at("base_scores"), scores);
+  auto results = store_->QueryResults("demo");
+  ASSERT_TRUE(results.ok());
+  ASSERT_EQ(results->size(), 1u);
+  EXPECT_EQ(json::parse((*results)[0].result_json).at("scores"), scores);
+}
+
+TEST_F(StoreTest, ExpiredLeaseRequeuesJobAndRefusesTheLateResult) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto first = LeaseAt(worker, kT0);
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(store_->MarkStarted(first->attempt_id, first->fencing_token, kT0 + 1).ok());
+
+  // Not yet expired: nothing happens.
+  auto none = store_->ExpireLeases(backoff_, kT0 + kLease - 1);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto expired = store_->ExpireLeases(backoff_, kT0 + kLease + 1);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, std::vector<std::string>{first->attempt_id});
+  auto job = store_->GetJob(first->job.job_id);
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_EQ(job->last_outcome, outcome::kLeaseExpired);
+
+  // The job is leased again (after its backoff) with a newer token.
+  EXPECT_FALSE(LeaseAt(worker, kT0 + kLease + 2).has_value());
+  auto second = LeaseAt(worker, kT0 + kLease + 1 + backoff_.DelayAfter(1));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->attempt_number, 2);
+  EXPECT_GT(second->fencing_token, first->fencing_token);
+
+  // The first worker comes back: its metrics, heartbeat and result are all refused.
+  auto late_metrics = store_->StoreMetrics(first->attempt_id, first->fencing_token,
+                                           {{1, R"({"type":"step","step":1})"}}, kT0 + 2 * kLease);
+  EXPECT_EQ(late_metrics.status().code(), StatusCode::kFailedPrecondition);
+  auto hb = store_->Heartbeat({worker, {{first->attempt_id, first->fencing_token}}, false}, kT0 + 2 * kLease, kLease);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_EQ(hb->lost_attempts, std::vector<std::string>{first->attempt_id});
+  FinishReport late;
+  late.attempt_id = first->attempt_id;
+  late.fencing_token = first->fencing_token;
+  late.outcome = outcome::kSucceeded;
+  late.result_json = R"({"type":"final","final_loss":1.0})";
+  Status s = store_->FinishAttempt(late, backoff_, kT0 + 2 * kLease);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(StateOf(first->job.job_id), JobState::kLeased);
+  EXPECT_TRUE(store_->QueryResults("urgent")->empty());
+
+  // A forged token on the live attempt is refused too.
+  late.attempt_id = second->attempt_id;
+  late.fencing_token = first->fencing_token;
+  EXPECT_EQ(store_->FinishAttempt(late, backoff_, kT0 + 2 * kLease).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(StoreTest, HeartbeatExtendsTheLease) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0);
+  ASSERT_TRUE(lease.has_value());
+  auto hb = store_->Heartbeat({worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + kLease - 10, kLease);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->lost_attempts.empty());
+  EXPECT_EQ(hb->lease_expires_ms, kT0 + 2 * kLease - 10);
+  EXPECT_TRUE(store_->ExpireLeases(backoff_, kT0 + kLease + 10)->empty());
+  EXPECT_EQ(store_->ExpireLeases(backoff_, kT0 + 2 * kLease)->size(), 1u);
+}
+
+TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0);
+  ASSERT_TRUE(lease.has_value());
+  auto point = [](int step) { return json{{"type", "step"}, {"step", step}, {"loss", 1.0}}.dump(); };
+  auto through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token,
+                                      {{1, point(1)}, {2, point(2)}, {4, point(4)}}, kT0 + 1);
+  ASSERT_TRUE(through.ok());
+  EXPECT_EQ(*through, 2);  // 3 is missing
+  // Metrics prove the trainer started.
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kRunning);
+
+  // Finishing before every point is stored is refused as retryable.
+  FinishReport early;
+  early.attempt_id = lease->attempt_id;
+  early.fencing_token = lease->fencing_token;
+  early.outcome = outcome::kSucceeded;
+  early.result_json = R"({"type":"final"})";
+  early.last_metric_seq = 4;
+  EXPECT_EQ(store_->FinishAttempt(early, backoff_, kT0 + 2).code(), StatusCode::kUnavailable);
+
+  through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token, {{2, point(2)}, {3, point(3)}}, kT0 + 3);
+  ASSERT_TRUE(through.ok());
+  EXPECT_EQ(*through, 4);
+  auto log = store_->GetJobLog(lease->job.job_id, 0);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->points.size(), 4u);  // the resent 2 is not stored twice
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(log->points[i].seq, i + 1);
+  EXPECT_EQ(store_->GetJobLog(lease->job.job_id, 2)->points.size(), 2u);
+  EXPECT_TRUE(store_->FinishAttempt(early, backoff_, kT0 + 4).ok());
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kSucceeded);
+  // The same finish again (its reply was lost) is accepted and changes nothing.
+  EXPECT_TRUE(store_->FinishAttempt(early, backoff_, kT0 + 5).ok());
+}
+
+TEST_F(StoreTest, FailuresRetryWithBackoffThenFailForGoodAndFailTheirDependents) {
+  ASSERT_TRUE(store_->AddSweep(Demo(), kT0).ok());  // max_attempts 3
+  const std::string worker = AddWorker();
+  int64_t now = kT0;
+  std::string base_id;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto lease = LeaseAt(worker, now);
+    ASSERT_TRUE(lease.has_value()) << "attempt " << attempt;
+    EXPECT_EQ(lease->attempt_number, attempt);
+    base_id = lease->job.job_id;
+    ASSERT_TRUE(Fail(*lease, outcome::kCrashed, now).ok());
+    auto job = store_->GetJob(base_id);
+    EXPECT_EQ(job->last_outcome, outcome::kCrashed);
+    EXPECT_THAT(job->last_error, HasSubstr("RuntimeError: boom"));
+    if (attempt < 3) {
+      EXPECT_EQ(job->state, JobState::kQueued);
+      EXPECT_EQ(job->not_before_ms, now + backoff_.DelayAfter(attempt));
+      EXPECT_FALSE(LeaseAt(worker, now + 1).has_value()) << "backing off";
+      now += backoff_.DelayAfter(attempt);
+    }
+  }
+  EXPECT_EQ(StateOf(base_id), JobState::kFailed);
+  auto jobs = store_->SweepJobs("demo");
+  for (const JobRecord& j : *jobs) {
+    EXPECT_EQ(j.state, JobState::kFailed) << j.job_id;
+    if (j.kind == "train") {
+      EXPECT_EQ(j.last_outcome, outcome::kDependencyFailed);
+    }
+  }
+  EXPECT_TRUE(store_->GetSweep("demo")->finished());
+
+  // Retrying the sweep gives every job a fresh budget; train jobs wait for the base again.
+  auto requeued = store_->RetryJobs("demo", {}, now + 1);
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(*requeued, 5);
+  EXPECT_EQ(StateOf(base_id), JobState::kQueued);
+  auto retried = store_->SweepJobs("demo");
+  ASSERT_TRUE(retried.ok());
+  for (const JobRecord& j : *retried) {
+    if (j.kind == "train") {
+      EXPECT_EQ(j.state, JobState::kBlocked);
+    }
+  }
+  auto again = LeaseAt(worker, now + 2);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->attempt_number, 4);
+}
+
+TEST_F(StoreTest, InvalidConfigIsNotRetried) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0);
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(Fail(*lease, outcome::kInvalidConfig, kT0 + 1).ok());
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kFailed);
+}
+
+TEST_F(StoreTest, HandedBackJobIsRequeuedWithoutCountingAFailure) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());  // max_attempts 1
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0);
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(Fail(*lease, outcome::kHandedBack, kT0 + 1).ok());
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kQueued);
+  auto again = LeaseAt(worker, kT0 + 2);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->job.job_id, lease->job.job_id);
+  ASSERT_TRUE(Fail(*again, outcome::kOutOfMemory, kT0 + 3).ok());
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kFailed);  // one real failure of one allowed
+}
+
+TEST_F(StoreTest, CancelSweepCancelsWaitingJobsAndAsksWorkersToStopRunningOnes) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto running = LeaseAt(worker, kT0);
+  ASSERT_TRUE(running.has_value());
+  auto n = store_->CancelSweep("two-jobs", kT0 + 1);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2);
+  auto jobs = *store_->SweepJobs("two-jobs");
+  for (const JobRecord& j : jobs) {
+    if (j.job_id != running->job.job_id) {
+      EXPECT_EQ(j.state, JobState::kCancelled);
+    }
+  }
+  EXPECT_FALSE(LeaseAt(worker, kT0 + 2).has_value());
+  auto hb = store_->Heartbeat({worker, {{running->attempt_id, running->fencing_token}}, false}, kT0 + 3, kLease);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_EQ(hb->cancel_attempts, std::vector<std::string>{running->attempt_id});
+  ASSERT_TRUE(Fail(*running, outcome::kCancelled, kT0 + 4).ok());
+  EXPECT_EQ(StateOf(running->job.job_id), JobState::kCancelled);
+  EXPECT_TRUE(store_->GetSweep("two-jobs")->finished());
+  EXPECT_TRUE(store_->GetSweep("two-jobs")->cancelled);
+}
+
+TEST_F(StoreTest, JobsGoOnlyToSlotsThatCanRunThem) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("cuda-40g.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  const int64_t gib = int64_t{1} << 30;
+  EXPECT_FALSE(LeaseAt(worker, kT0, "cpu").has_value());
+  EXPECT_FALSE(LeaseAt(worker, kT0, "cuda", 24 * gib).has_value());
+  auto lease = LeaseAt(worker, kT0, "cuda", 80 * gib);
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->job.device_kind, "cuda");
+}
+
+TEST_F(StoreTest, HigherPrioritySweepIsServedFirst) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0 + 1).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0 + 2);
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->job.seed, 7);  // urgent.yaml's only job
+}
+
+TEST_F(StoreTest, UnknownWorkerMustRegisterAgain) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
+  auto lease = store_->LeaseJob({"w-nobody", 0, "cpu", 0}, kT0, kLease);
+  EXPECT_EQ(lease.status().code(), StatusCode::kNotFound);
+  auto hb = store_->Heartbeat({"w-nobody", {{"a", 1}}, false}, kT0, kLease);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_FALSE(hb->known_worker);
+  EXPECT_EQ(hb->lost_attempts, std::vector<std::string>{"a"});
+}
+
+TEST_F(StoreTest, RestartKeepsSweepsJobsAndLeases) {
+  ASSERT_TRUE(store_->AddSweep(Demo(), kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0);
+  ASSERT_TRUE(lease.has_value());
+  Reopen();
+  auto sweeps = store_->ListSweeps();
+  ASSERT_TRUE(sweeps.ok());
+  ASSERT_EQ(sweeps->size(), 1u);
+  EXPECT_EQ((*sweeps)[0].name, "demo");
+  EXPECT_EQ((*sweeps)[0].total_jobs, 5);
+  EXPECT_EQ(StateOf(lease->job.job_id), JobState::kLeased);
+  // The worker carries on with its lease after the restart.
+  auto hb = store_->Heartbeat({worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + 5, kLease);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_TRUE(hb->known_worker);
+  EXPECT_TRUE(hb->lost_attempts.empty());
+  auto workers = store_->ListWorkers();
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_EQ((*workers)[0].running_jobs, std::vector<std::string>{lease->job.job_id});
+}
+
+TEST_F(StoreTest, SilentWorkersAreMarkedLost) {
+  const std::string worker = AddWorker();
+  ASSERT_TRUE(store_->MarkLostWorkers(kT0 + 1000, 5000).ok());
+  EXPECT_EQ((*store_->ListWorkers())[0].state, "alive");
+  ASSERT_TRUE(store_->MarkLostWorkers(kT0 + 10000, 5000).ok());
+  EXPECT_EQ((*store_->ListWorkers())[0].state, "lost");
+}
+
+TEST_F(StoreTest, MigrationsAreRecordedOnce) {
+  Reopen();
+  Reopen();
+  auto sweeps = store_->ListSweeps();
+  EXPECT_TRUE(sweeps.ok());
+}
+
+}  // namespace
+}  // namespace sweepd::server
