@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/agent/recording_coordinator.h"
+#include "tests/agent/running_binary.h"
 #include "tests/agent/trainer_script.h"
 #include "worker/agent/child_process.h"
 
@@ -21,41 +22,10 @@ const fs::path kWorker = fs::path(SWEEPD_BIN_DIR) / "sweep-worker";
 const fs::path kData = fs::path(SWEEPD_SOURCE_DIR) / "tests/agent/data";
 
 // A running sweep-worker whose output is collected until it exits.
-class WorkerProcess {
+class WorkerProcess : public testing::RunningBinary {
  public:
-  explicit WorkerProcess(std::vector<std::string> args) {
-    auto child = ChildProcess::Spawn({kWorker.string(), std::move(args), "", {}});
-    EXPECT_TRUE(child.ok()) << child.status().message();
-    child_ = std::move(*child);
-    out_ = std::thread([this] { ReadLines(child_->stdout_fd(), [this](const std::string& l) { Add(l); }); });
-    err_ = std::thread([this] { ReadLines(child_->stderr_fd(), [this](const std::string& l) { Add(l); }); });
-  }
-  ~WorkerProcess() {
-    if (!exited_) Wait();
-  }
-  void Signal(int sig) { kill(child_->pid(), sig); }
-  ExitStatus Wait() {
-    const ExitStatus s = child_->Wait();
-    out_.join();
-    err_.join();
-    exited_ = true;
-    return s;
-  }
-  std::string output() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return output_;
-  }
-
- private:
-  void Add(const std::string& line) {
-    std::lock_guard<std::mutex> lock(mu_);
-    output_ += line + "\n";
-  }
-  std::unique_ptr<ChildProcess> child_;
-  std::thread out_, err_;
-  std::mutex mu_;
-  std::string output_;
-  bool exited_ = false;
+  explicit WorkerProcess(std::vector<std::string> args)
+      : RunningBinary(kWorker.string(), std::move(args)) {}
 };
 
 TEST(SweepWorkerBinaryTest, VersionAndHelp) {
