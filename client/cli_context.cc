@@ -1,0 +1,34 @@
+// Source selection and error reporting shared by the commands.
+#include "client/cli_context.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "client/db_source.h"
+#include "client/exit_codes.h"
+#include "client/rpc_source.h"
+
+namespace sweepd::client {
+
+std::string CliContext::CoordinatorAddress() const {
+  if (!coordinator.empty()) return coordinator;
+  const char* env = std::getenv("SWEEPD_ADDR");
+  if (env != nullptr && *env != '\0') return env;
+  return "127.0.0.1:50051";
+}
+
+Result<std::unique_ptr<SweepSource>> CliContext::OpenSource() const {
+  if (!db.empty()) {
+    auto source = DbSource::Open(db);
+    if (!source.ok()) return source.status();
+    return std::unique_ptr<SweepSource>(std::move(*source));
+  }
+  return std::unique_ptr<SweepSource>(std::make_unique<RpcSource>(CoordinatorAddress()));
+}
+
+int CliContext::Fail(const Status& status) const {
+  std::cerr << "sweepctl: " << status.message() << "\n";
+  return ExitCodeFor(status);
+}
+
+}  // namespace sweepd::client

@@ -1,0 +1,44 @@
+// DbSource: reads a sweepd database file directly, read-only (schema/001_initial.sql),
+// so that results and progress can be read with no coordinator running, e.g. on a copy
+// of var/sweepd.db. Commands that change state need a coordinator and are refused.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/sweep_source.h"
+
+struct sqlite3;
+
+namespace sweepd::client {
+
+class DbSource : public SweepSource {
+ public:
+  // Opens `path` read-only; an error says why (missing file, not a sweepd database).
+  static Result<std::unique_ptr<DbSource>> Open(const std::string& path);
+  ~DbSource() override;
+
+  Result<std::vector<SweepInfo>> ListSweeps() override;
+  Result<SweepDetail> GetSweep(const std::string& sweep) override;
+  Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep) override;
+  Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq) override;
+  Result<std::vector<WorkerInfo>> ListWorkers() override;
+  // Polls the file once a second; sweepd writes it in WAL mode, so new rows appear.
+  Status WatchSweep(const std::string& sweep,
+                    const std::function<bool(const SweepProgress&)>& on_progress) override;
+
+  Result<SubmitOutcome> Submit(const std::string& spec_yaml, const std::string& spec_path) override;
+  Result<int64_t> CancelSweep(const std::string& sweep) override;
+  Result<int64_t> RetryJobs(const std::string& sweep, const std::vector<std::string>& job_ids) override;
+
+ private:
+  DbSource(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Result<SweepInfo> ReadSummary(const std::string& sweep);
+  Result<std::vector<RunningMetrics>> ReadRunning(const std::string& sweep);
+  Status ReadOnlyRefusal(const std::string& what) const;
+
+  sqlite3* db_;  // owned; closed by the destructor
+  std::string path_;
+};
+
+}  // namespace sweepd::client
