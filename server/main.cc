@@ -115,8 +115,11 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("signal {}: shutting down", signal_number);
+  // Unary calls take milliseconds; long-lived metric streams are cut after the grace
+  // period and resent by their workers (points are stored once), so a second is enough.
   sweep_service.Shutdown();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   scheduler.StopHousekeeping();
+  spdlog::info("stopped");
   return 0;
 }
