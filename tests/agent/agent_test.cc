@@ -260,6 +260,35 @@ TEST_F(AgentTest, CoordinatorOutageLosesNoMetric) {
   EXPECT_EQ(a.finish->last_metric_seq(), static_cast<int64_t>(a.stored.size()));
 }
 
+TEST_F(AgentTest, MetricsAreBatchedAndHeldBackWhileSweepdLagsBehind) {
+  options_.stream.batch_size = 3;
+  options_.stream.window = 8;
+  coordinator_.With([](CoordinatorState& s) { s.hold_acks = true; });
+  coordinator_.AddJob("j1", kJob);
+  StartAgent({{"FAKE_STEPS", "40"}, {"FAKE_STEP_SLEEP", "0"}, {"FAKE_CKPT_EVERY", "0"}});
+  // With acks withheld the worker sends one window's worth and waits; the trainer is not
+  // slowed down, its lines pile up in the spool.
+  ASSERT_TRUE(coordinator_.WaitFor([](CoordinatorState& s) {
+    auto it = s.attempts.find("j1-a1");
+    return it != s.attempts.end() && it->second.stored.size() >= 8;
+  }));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto points = ReadSpoolFile(JobDir("j1") / "attempt-1.metrics.jsonl");
+    return points.ok() && points->size() == 42;  // start, 40 steps, final
+  }));
+  coordinator_.With([](CoordinatorState& s) {
+    EXPECT_EQ(s.attempts["j1-a1"].stored.size(), 8u);
+    s.hold_acks = false;
+  });
+  ASSERT_TRUE(WaitJobFinished("j1"));
+  const auto a = coordinator_.AttemptsOf("j1").at(0);
+  EXPECT_EQ(a.stored.size(), 42u);
+  EXPECT_LE(a.max_unacked, 8);
+  EXPECT_LE(a.max_batch, 3);
+  EXPECT_EQ(a.duplicates, 0);
+  EXPECT_EQ(a.finish->outcome(), pb::OUTCOME_SUCCEEDED);
+}
+
 TEST_F(AgentTest, RetriedAttemptResumesFromCheckpoint) {
   coordinator_.AddJob("j1", kJob, /*max_attempts=*/2);
   StartAgent({{"FAKE_STEPS", "8"},

@@ -1,7 +1,9 @@
 // RecordingCoordinator; see recording_coordinator.h.
 #include "tests/agent/recording_coordinator.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace sweepd::agent::testing {
 
@@ -77,32 +79,66 @@ class RecordingCoordinator::Service final : public pb::WorkerService::Service {
   grpc::Status StreamMetrics(grpc::ServerContext*,
                              grpc::ServerReaderWriter<pb::MetricAck, pb::MetricBatch>* stream)
       override {
-    pb::MetricBatch batch;
-    while (stream->Read(&batch)) {
-      pb::MetricAck ack;
-      {
-        std::lock_guard<std::mutex> lock(s_.mu);
-        auto* a = Find(batch.attempt_id(), batch.fencing_token());
-        if (a == nullptr || a->lost) {
+    // Acks go out from their own thread so that hold_acks can withhold them while
+    // batches keep being read, as a slow sweepd would.
+    std::string attempt_id;
+    bool refused = false, done = false;
+    std::thread acker([&] {
+      std::unique_lock<std::mutex> lock(s_.mu);
+      for (;;) {
+        s_.cv.wait(lock, [&] {
+          if (done || refused) return true;
+          auto it = s_.attempts.find(attempt_id);
+          return !s_.hold_acks && it != s_.attempts.end() &&
+                 static_cast<int64_t>(it->second.stored.size()) > it->second.acked;
+        });
+        pb::MetricAck ack;
+        if (refused) {
           ack.set_refused(true);
           ack.set_message("no such lease");
+        } else if (done) {
+          return;
         } else {
-          for (const auto& p : batch.points()) {
-            const auto stored = static_cast<int64_t>(a->stored.size());
-            if (p.seq() <= stored) {
-              ++a->duplicates;
-            } else if (p.seq() == stored + 1) {
-              a->stored.push_back(p.json());
-            } else {
-              a->gap = true;
-            }
-          }
-          ack.set_stored_through_seq(static_cast<int64_t>(a->stored.size()));
+          auto& a = s_.attempts[attempt_id];
+          a.acked = static_cast<int64_t>(a.stored.size());
+          ack.set_stored_through_seq(a.acked);
         }
-        s_.cv.notify_all();
+        lock.unlock();
+        const bool ok = stream->Write(ack);
+        lock.lock();
+        if (!ok || refused) return;
       }
-      if (!stream->Write(ack)) break;
+    });
+    pb::MetricBatch batch;
+    while (stream->Read(&batch)) {
+      std::lock_guard<std::mutex> lock(s_.mu);
+      auto* a = Find(batch.attempt_id(), batch.fencing_token());
+      if (a == nullptr || a->lost) {
+        refused = true;
+        s_.cv.notify_all();
+        break;
+      }
+      attempt_id = batch.attempt_id();
+      a->max_batch = std::max(a->max_batch, batch.points_size());
+      for (const auto& p : batch.points()) {
+        const auto stored = static_cast<int64_t>(a->stored.size());
+        if (p.seq() <= stored) {
+          ++a->duplicates;
+        } else if (p.seq() == stored + 1) {
+          a->stored.push_back(p.json());
+        } else {
+          a->gap = true;
+        }
+      }
+      a->max_unacked = std::max(a->max_unacked, static_cast<int64_t>(a->stored.size()) - a->acked);
+      s_.cv.notify_all();
     }
+    {
+      std::lock_guard<std::mutex> lock(s_.mu);
+      done = true;
+      s_.cv.notify_all();
+    }
+    acker.join();
     return grpc::Status::OK;
   }
 

@@ -31,6 +31,9 @@ struct AttemptRecord {
   std::vector<std::string> stored;  // metric lines, stored[i] has seq i+1
   int64_t duplicates = 0;           // points received again after being stored
   bool gap = false;                 // a point arrived before its predecessor
+  int max_batch = 0;                // the largest batch received
+  int64_t acked = 0;                // the highest stored_through_seq sent back
+  int64_t max_unacked = 0;          // the most points ever received but not yet acknowledged
   std::optional<sweepd::v1::FinishAttemptRequest> finish;
   bool cancel = false;              // tell the worker to cancel at its next heartbeat
   bool lost = false;                // tell the worker the lease is gone
@@ -48,6 +51,7 @@ struct CoordinatorState {
   std::map<std::string, AttemptRecord> attempts;
   std::vector<std::string> attempt_order;
   int64_t next_token = 100;
+  bool hold_acks = false;  // store points but acknowledge nothing until it is cleared
 };
 
 class RecordingCoordinator {

@@ -168,6 +168,7 @@ void Agent::ApplyHeartbeat(const HeartbeatReply& reply) {
     auto it = running_.find(id);
     if (it == running_.end()) continue;
     spdlog::warn("attempt {}: sweepd says its lease is gone; stopping it", id);
+    it->second.lost = true;
     it->second.runner->Stop(StopReason::kLeaseLost);
     it->second.streamer->Stop();
   }
@@ -354,6 +355,7 @@ void Agent::RunLease(const SlotInfo& slot, const Lease& lease) {
     reported = streamer.refused();  // refused: the lease is gone, nothing left to say
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (running_[ref.attempt_id].lost) reported = true;  // sweepd has moved on; nothing owed
   running_.erase(ref.attempt_id);
   if (!reported) ++unreported_;
 }

@@ -59,6 +59,7 @@ class Agent {
     AttemptRef ref;
     AttemptRunner* runner;      // owned by the slot thread running it
     MetricStreamer* streamer;   // likewise
+    bool lost = false;          // sweepd said the lease is gone: nothing left to report
   };
 
   void SupervisorLoop();

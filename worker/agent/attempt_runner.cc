@@ -129,10 +129,10 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
     exited_ = true;
     cv_.notify_all();
   });
-  if (on_started) on_started();
-
   using Clock = std::chrono::steady_clock;
   const auto started = Clock::now();
+  if (on_started) on_started();
+
   std::optional<Clock::time_point> kill_at;
   bool killed = false;
   {
