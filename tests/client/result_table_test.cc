@@ -1,0 +1,79 @@
+// The table model: sample standard deviations, grouping by configuration minus seed,
+// filters, labels and best marks.
+#include "client/result_table.h"
+
+#include <gtest/gtest.h>
+
+#include "client/progress_view.h"
+
+namespace sweepd::client {
+namespace {
+
+ResultRecord Job(const std::string& id, int r, int seed, double score) {
+  ResultRecord rec;
+  rec.job_id = id;
+  rec.config = {{"kind", "train"}, {"seed", seed}, {"adapter", {{"method", "lora"}, {"r", r}}},
+                {"track", {{"name", "A"}}}};
+  rec.result = {{"kind", "train"}, {"scores", {{"gsm8k", score}}}, {"final_loss", 1.0}};
+  return rec;
+}
+
+TEST(Summarize, UsesTheSampleStandardDeviation) {
+  Stat s = Summarize({1, 2, 3, 4});
+  EXPECT_DOUBLE_EQ(s.mean, 2.5);
+  EXPECT_NEAR(s.std, 1.2909944487358056, 1e-12);  // sqrt(5/3), n - 1 in the denominator
+  EXPECT_EQ(s.n, 4);
+  EXPECT_EQ(Summarize({7}).std, 0);
+}
+
+TEST(BuildTable, GroupsSeedsOfOneConfigurationIntoOneRow) {
+  std::vector<ResultRecord> records = {Job("a", 8, 0, 10), Job("b", 8, 1, 14), Job("c", 16, 0, 20)};
+  TableOptions o;
+  o.columns = {"score_gsm8k"};
+  auto t = BuildTable(records, o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ASSERT_EQ(t->rows.size(), 2u);
+  EXPECT_EQ(t->rows[0][0].text, "LoRA(r=8)");
+  EXPECT_EQ(t->rows[0][2].stat->mean, 12);
+  EXPECT_EQ(t->rows[0][2].stat->n, 2);
+  EXPECT_FALSE(t->rows[0][2].best);
+  EXPECT_TRUE(t->rows[1][2].best);
+}
+
+TEST(BuildTable, FiltersAndUnknownColumns) {
+  std::vector<ResultRecord> records = {Job("a", 8, 0, 10), Job("b", 16, 0, 20)};
+  TableOptions o;
+  o.filters = {*ParseFilter("adapter.r=16")};
+  auto t = BuildTable(records, o);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->rows.size(), 1u);
+  o.columns = {"no_such"};
+  auto bad = BuildTable(records, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("score_gsm8k"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(ParseFilter("=x").ok());
+  o.kind = "nope";
+  EXPECT_FALSE(BuildTable(records, o).ok());
+}
+
+TEST(ProgressView, PlainModeWritesOneLinePerChange) {
+  std::ostringstream out;
+  ProgressView view(out, /*redraw=*/false);
+  SweepProgress p;
+  p.summary.name = "s";
+  p.summary.total_jobs = 4;
+  p.summary.submitted_ms = 1000;
+  p.summary.counts = {{"queued", 4}};
+  view.Show(p, 2000);
+  view.Show(p, 3000);  // nothing changed: no line
+  p.summary.counts = {{"queued", 2}, {"succeeded", 2}};
+  view.Show(p, 11000);
+  EXPECT_EQ(out.str(),
+            "1970-01-01T00:00:02Z s 0/4 done (0%)  queued 4\n"
+            "1970-01-01T00:00:11Z s 2/4 done (50%)  queued 2  succeeded 2  eta 10s\n");
+  EXPECT_EQ(ProgressView::Bar(1, 4, 8), "[##------]");
+  EXPECT_EQ(ProgressView::Duration(3725), "1h02m");
+}
+
+}  // namespace
+}  // namespace sweepd::client
