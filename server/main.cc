@@ -1,6 +1,9 @@
 // sweepd: the coordinator. Opens (or creates) the SQLite database, applies migrations,
 // serves SweepService and WorkerService on one port, expires leases in the background,
 // and shuts down gracefully on SIGTERM/SIGINT. Restarting on the same file keeps everything.
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +23,24 @@
 #include "server/worker_service.h"
 
 namespace {
+
+// The handler only writes the signal number into a pipe that main() reads: it may run
+// on any thread (gRPC starts threads of its own), and write() is async-signal-safe.
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int sig) {
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
+}
+
+bool InstallSignalHandlers() {
+  if (pipe(g_signal_pipe) != 0) return false;
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0;
+}
 
 // Writes "HOST:PORT" so scripts and tests can find a server started on port 0; the
 // rename makes the file appear complete or not at all.
@@ -71,12 +92,10 @@ int main(int argc, char** argv) {
     spdlog::warn("--metrics-listen {}: this build serves no Prometheus endpoint yet", metrics_listen);
   }
 
-  // Signals are taken by one thread with sigwait, so every other thread blocks them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!InstallSignalHandlers()) {
+    std::perror("sweepd: signal handlers");
+    return 1;
+  }
 
   auto store = sweepd::server::Store::Open(db_path, sweepd::server::Scheduler::SystemClock());
   if (!store.ok()) {
@@ -112,9 +131,10 @@ int main(int argc, char** argv) {
   spdlog::info("sweepd {} serving on {} (database {})", SWEEPD_VERSION, address,
                std::filesystem::absolute(db_path).string());
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  spdlog::info("signal {}: shutting down", signal_number);
+  unsigned char signal_number = 0;
+  while (read(g_signal_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {
+  }
+  spdlog::info("signal {}: shutting down", static_cast<int>(signal_number));
   // Unary calls take milliseconds; long-lived metric streams are cut after the grace
   // period and resent by their workers (points are stored once), so a second is enough.
   sweep_service.Shutdown();
