@@ -289,6 +289,24 @@ TEST_F(AgentTest, MetricsAreBatchedAndHeldBackWhileSweepdLagsBehind) {
   EXPECT_EQ(a.finish->outcome(), pb::OUTCOME_SUCCEEDED);
 }
 
+TEST_F(AgentTest, StreamWithoutAcksIsAbandonedAndRedone) {
+  options_.stream.ack_timeout = milliseconds(300);
+  coordinator_.With([](CoordinatorState& s) { s.hold_acks = true; });
+  coordinator_.AddJob("j1", kJob);
+  StartAgent({{"FAKE_STEPS", "20"}, {"FAKE_STEP_SLEEP", "0"}});
+  // A sweepd that takes points but never answers looks like a dead peer.
+  ASSERT_TRUE(coordinator_.WaitFor([](CoordinatorState& s) { return s.streams_opened >= 2; }));
+  coordinator_.With([](CoordinatorState& s) { s.hold_acks = false; });
+  ASSERT_TRUE(WaitJobFinished("j1"));
+  const auto a = coordinator_.AttemptsOf("j1").at(0);
+  EXPECT_EQ(a.finish->outcome(), pb::OUTCOME_SUCCEEDED);
+  EXPECT_FALSE(a.gap);
+  EXPECT_EQ(a.finish->last_metric_seq(), static_cast<int64_t>(a.stored.size()));
+  std::vector<int64_t> expected;
+  for (int64_t k = 1; k <= 20; ++k) expected.push_back(k);
+  EXPECT_EQ(StepsOf(a), expected);
+}
+
 TEST_F(AgentTest, RetriedAttemptResumesFromCheckpoint) {
   coordinator_.AddJob("j1", kJob, /*max_attempts=*/2);
   StartAgent({{"FAKE_STEPS", "8"},

@@ -83,6 +83,10 @@ class RecordingCoordinator::Service final : public pb::WorkerService::Service {
     // batches keep being read, as a slow sweepd would.
     std::string attempt_id;
     bool refused = false, done = false;
+    {
+      std::lock_guard<std::mutex> lock(s_.mu);
+      ++s_.streams_opened;
+    }
     std::thread acker([&] {
       std::unique_lock<std::mutex> lock(s_.mu);
       for (;;) {

@@ -51,7 +51,8 @@ struct CoordinatorState {
   std::map<std::string, AttemptRecord> attempts;
   std::vector<std::string> attempt_order;
   int64_t next_token = 100;
-  bool hold_acks = false;  // store points but acknowledge nothing until it is cleared
+  bool hold_acks = false;
+  int streams_opened = 0;  // StreamMetrics calls received  // store points but acknowledge nothing until it is cleared
 };
 
 class RecordingCoordinator {

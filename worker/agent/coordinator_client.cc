@@ -85,8 +85,10 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  // Keepalive no more often than gRPC servers accept by default (5 min): more frequent
+  // pings earn a GOAWAY. Liveness comes from RPC deadlines and the metric ack timeout.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 300000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   return grpc::CreateCustomChannel(address, std::move(credentials), args);
 }
 

@@ -23,7 +23,7 @@
 namespace sweepd::agent {
 
 // A channel to sweepd that reconnects quickly after an outage (gRPC's own reconnect
-// backoff would otherwise grow to two minutes) and notices a dead peer by keepalive.
+// backoff would otherwise grow to two minutes).
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
     const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials);
 

@@ -75,9 +75,13 @@ void MetricStreamer::Run() {
 }
 
 void MetricStreamer::StreamOnce(Backoff& backoff) {
+  using Clock = std::chrono::steady_clock;
   std::unique_ptr<MetricStream> stream = client_.OpenMetricStream();
+  // Guarded by mu_ while the helper threads run.
   bool broken = false;
+  bool over = false;
   int64_t sent;
+  Clock::time_point last_progress = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mu_);
     sent = acked_;  // resend everything sweepd has not confirmed
@@ -88,6 +92,7 @@ void MetricStreamer::StreamOnce(Backoff& backoff) {
       std::lock_guard<std::mutex> lock(mu_);
       if (ack.stored_through_seq > acked_) {
         acked_ = ack.stored_through_seq;
+        last_progress = Clock::now();
         backoff.Reset();
       }
       if (ack.refused) {
@@ -101,6 +106,22 @@ void MetricStreamer::StreamOnce(Backoff& backoff) {
     broken = true;
     cv_.notify_all();
   });
+  // A peer that vanished without closing the connection (a network partition, a hung
+  // sweepd) acknowledges nothing; after ack_timeout the stream is abandoned and redone.
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!over) {
+      cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return over; });
+      if (!over && sent > acked_ && Clock::now() - last_progress > settings_.ack_timeout) {
+        spdlog::warn("attempt {}: sweepd acknowledged no metrics for {} s; reconnecting",
+                     attempt_.attempt_id, settings_.ack_timeout.count() / 1000);
+        broken = true;
+        stream->Cancel();
+        cv_.notify_all();
+        return;
+      }
+    }
+  });
   for (;;) {
     std::vector<SpooledPoint> batch;
     {
@@ -112,15 +133,22 @@ void MetricStreamer::StreamOnce(Backoff& backoff) {
       if (Done() || broken) break;
       const auto room = static_cast<size_t>(settings_.window - (sent - acked_));
       batch = spool_.ReadFrom(sent + 1, std::min(settings_.batch_size, room));
+      if (batch.empty()) break;  // the spool file could not be read back
+      if (sent == acked_) last_progress = Clock::now();  // the ack clock starts now
+      sent = batch.back().seq;
     }
-    if (batch.empty()) break;  // the spool file could not be read back
     if (!stream->Send(attempt_, batch)) break;
-    sent = batch.back().seq;
   }
   // Everything is acknowledged, or the stream is useless: end it either way.
   stream->CloseWrites();
   stream->Cancel();
   reader.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    over = true;
+    cv_.notify_all();
+  }
+  watchdog.join();
   const Status st = stream->Finish();
   std::lock_guard<std::mutex> lock(mu_);
   if (!Done() && !st.ok()) {

@@ -5,6 +5,7 @@
 // point is stored exactly once provided sweepd ignores seqs it already stored.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,8 @@ namespace sweepd::agent {
 struct StreamSettings {
   size_t batch_size = 128;
   int64_t window = 1024;
+  // No acknowledgement for this long while points are outstanding: the stream is dead.
+  std::chrono::milliseconds ack_timeout{30000};
   BackoffPolicy backoff;
 };
 
