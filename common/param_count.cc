@@ -59,7 +59,7 @@ Result<int64_t> LoraLike(const json& s, const LinearShape& sh, int64_t extra_per
 Result<int64_t> CountSora(const json& s, const LinearShape& sh) {
   Result<int64_t> r = PositiveOption(s, "r", 8);
   if (!r.ok()) return r;
-  Result<int64_t> rp = PositiveOption(s, "r_p", *r);
+  Result<int64_t> rp = PositiveOption(s, "r_p", 4);  // the SORA authors' default
   if (!rp.ok()) return rp;
   return *r * (sh.d_in + sh.d_out) + 2 * *rp * sh.d_out + sh.d_out;
 }

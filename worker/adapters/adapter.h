@@ -1,6 +1,7 @@
 // The interface every PEFT method implements for one frozen linear layer
 // y = x Wᵀ + b (W [d_out, d_in]); the trainer, the merge code, the checkpoint code and
-// the conformance command use nothing else. Maths per method: ../shared/methods.md.
+// the conformance command use nothing else. Maths per method: ../shared/methods.md;
+// the per-method files (lora.cc, oft.cc, jora.cc, ...) say which reference they follow.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ using ::sweepd::LinearShape;
 enum class ParamGroup { kDefault, kTheta, kCore };
 
 struct NamedTensor {
-  std::string name;  // PEFT's name without the adapter name, e.g. "lora_A.weight"
+  std::string name;  // PEFT's saved name without the adapter name, e.g. "lora_A.weight"
   torch::Tensor tensor;
   ParamGroup group = ParamGroup::kDefault;
 };
@@ -48,8 +49,9 @@ class Adapter : public torch::nn::Module {
   // The effective weight and bias of the adapted layer (bias undefined when the layer has none).
   virtual torch::Tensor EffectiveWeight() = 0;
   virtual torch::Tensor EffectiveBias() = 0;
-  // ΔW = W_eff − W_0.
-  torch::Tensor DeltaWeight();
+  // ΔW = W_eff − W_0, W_0 the layer's weight before the adapter (SORSA overrides it: its
+  // BaseWeight() is the residual left after the SVD split).
+  virtual torch::Tensor DeltaWeight();
 
   // Folds the adapter into the base weight for overhead-free inference, and back.
   virtual void Merge() = 0;
@@ -63,14 +65,88 @@ class Adapter : public torch::nn::Module {
   // Called after each optimizer step (AdaLoRA's rank allocation, JORA's pair selection).
   virtual void AfterOptimizerStep(int64_t /*step*/, int64_t /*total_steps*/) {}
 
- protected:
-  // The frozen base layer (never trained).
+  // Copies `tensors` (keyed by the names of Trainable() and State(); PEFT's in-memory
+  // ".default" infix and DoRA's ".weight" suffix are accepted too) into this adapter,
+  // casting to its dtype and device. Returns the names of Trainable()/State() it did not
+  // find. Throws std::invalid_argument naming the tensor on a shape mismatch.
+  std::vector<std::string> Load(const std::map<std::string, torch::Tensor>& tensors);
+  // Trainable() and State() as one name → tensor map, the form checkpoints save.
+  std::map<std::string, torch::Tensor> Save();
+  // Called at the end of Load(), for state kept on the host too (JORA's active pair counts).
+  virtual void AfterLoad() {}
+
+  // The frozen weight the adapter computes with (never trained; the un-merged weight even
+  // while merged). For SORSA it is the residual W − s·B diag(S) A of the split.
   virtual const torch::Tensor& BaseWeight() const = 0;
 };
 
+// Reads the options of an adapter's settings JSON; every error names the method and field.
+class AdapterOptions {
+ public:
+  AdapterOptions(const nlohmann::json& settings, std::string method);
+  int64_t Int(const std::string& key, int64_t fallback) const;
+  double Number(const std::string& key, double fallback) const;
+  bool Bool(const std::string& key, bool fallback) const;
+  // `allowed` lists the accepted values; anything else throws.
+  std::string Choice(const std::string& key, const std::string& fallback,
+                     const std::vector<std::string>& allowed) const;
+  bool Has(const std::string& key) const;
+  const nlohmann::json& json() const { return settings_; }
+
+ private:
+  [[noreturn]] void Fail(const std::string& key, const std::string& what) const;
+  nlohmann::json settings_;
+  std::string method_;
+};
+
+// What most adapters share: the frozen W and b, the shape, and merging by writing the
+// effective weight into W in place (the un-merged W kept on the host for Unmerge, so the
+// round trip is exact). Subclasses give the un-merged forward and the effective weight.
+class FrozenLinearAdapter : public Adapter {
+ public:
+  FrozenLinearAdapter(std::string method, torch::Tensor weight, torch::Tensor bias, LinearShape shape);
+
+  std::string Method() const override { return method_; }
+  const LinearShape& Shape() const override { return shape_; }
+  torch::Tensor Forward(const torch::Tensor& x) override;
+  torch::Tensor EffectiveWeight() override;
+  torch::Tensor EffectiveBias() override;
+  void Merge() override;
+  void Unmerge() override;
+  bool Merged() const override { return merged_; }
+  const torch::Tensor& BaseWeight() const override { return merged_ ? saved_weight_ : weight_; }
+
+ protected:
+  // The adapted output with the adapter applied on the fly (never called while merged).
+  virtual torch::Tensor AdaptedForward(const torch::Tensor& x) = 0;
+  // W_eff and b_eff from the frozen W and b, differentiable in the adapter's tensors.
+  virtual torch::Tensor ComputeWeight() = 0;
+  virtual torch::Tensor ComputeBias() { return bias_; }
+
+  // Registers a trainable tensor under `name` (dots become underscores for the module).
+  torch::Tensor AddTrainable(const std::string& name, torch::Tensor t, ParamGroup group = ParamGroup::kDefault);
+  std::vector<NamedTensor> TrainableList() const { return trainable_; }
+  torch::TensorOptions Options() const { return weight_.options(); }
+
+  torch::Tensor weight_;  // frozen W [d_out, d_in]; holds W_eff while merged
+  torch::Tensor bias_;    // frozen b [d_out] or undefined
+
+ private:
+  std::string method_;
+  LinearShape shape_;
+  std::vector<NamedTensor> trainable_;
+  bool merged_ = false;
+  torch::Tensor saved_weight_, saved_bias_;  // W and b before Merge(), on the weight's device
+};
+
 // Builds the adapter named by settings["method"] around a frozen layer. Throws
-// std::invalid_argument naming the bad field for unknown methods or options.
+// std::invalid_argument naming the bad field for unknown methods or options. The key
+// "init_weights": false skips data-dependent initialisation (SORSA's SVD split: the given
+// weight is then already the residual), for loading saved or reference tensors.
 std::shared_ptr<Adapter> MakeAdapter(const nlohmann::json& settings, torch::Tensor weight,
                                      torch::Tensor bias, const LinearShape& shape);
+
+// Kaiming-uniform with a = √5 on a [fan_out, fan_in] tensor (nn.Linear's and PEFT's init).
+void KaimingUniform(torch::Tensor& t);
 
 }  // namespace sweepd::adapters

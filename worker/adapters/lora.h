@@ -1,0 +1,34 @@
+// LoRA's low-rank branch s · x Aᵀ Bᵀ (Hu et al. 2021; HF PEFT's names lora_A/lora_B),
+// shared by LoRA/rsLoRA and by the methods built on it: DoRA, Pre-Diag and SORA.
+#pragma once
+
+#include "worker/adapters/adapter.h"
+
+namespace sweepd::adapters {
+
+class LoraAdapter : public FrozenLinearAdapter {
+ public:
+  // Options: r (8), alpha (or lora_alpha; 8, PEFT's default), rslora (s = alpha/√r),
+  // dropout (or lora_dropout; on the branch's input, training mode only).
+  LoraAdapter(std::string method, const AdapterOptions& options, torch::Tensor weight, torch::Tensor bias,
+              LinearShape shape);
+
+  std::vector<NamedTensor> Trainable() override { return TrainableList(); }
+  int64_t ParameterCount() const override;
+
+ protected:
+  torch::Tensor AdaptedForward(const torch::Tensor& x) override;
+  torch::Tensor ComputeWeight() override;
+  // s · x Aᵀ Bᵀ (with dropout on x while training).
+  torch::Tensor LowRank(const torch::Tensor& x);
+  // s · B A.
+  torch::Tensor LowRankWeight() const;
+
+  nlohmann::json settings_;
+  int64_t r_;
+  double scale_;
+  double dropout_;
+  torch::Tensor A_, B_;
+};
+
+}  // namespace sweepd::adapters

@@ -1,0 +1,77 @@
+// OFT and COFT (Qiu et al. 2023) as HF PEFT 0.21's oft.Linear: a block-diagonal rotation of
+// the input features, y = (x R) Wᵀ + b, R_blk from the packed skew oft_R [blocks, n(n−1)/2]
+// by the Cayley transform (I − Q)(I + Q)⁻¹ (or PEFT's Cayley–Neumann series). COFT first
+// projects each Q into the Frobenius ball of radius eps/√blocks, in place and outside autograd,
+// as PEFT does. Merge: W ← W Rᵀ (block-wise).
+#include <cmath>
+#include <stdexcept>
+
+#include "worker/adapters/methods.h"
+#include "worker/adapters/rotations.h"
+
+namespace sweepd::adapters {
+namespace {
+
+class OftAdapter : public FrozenLinearAdapter {
+ public:
+  OftAdapter(const AdapterOptions& o, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
+      : FrozenLinearAdapter("oft", std::move(weight), std::move(bias), std::move(shape)), settings_(o.json()) {
+    settings_["method"] = "oft";
+    Result<int64_t> count = CountTrainableParameters(settings_, Shape());
+    if (!count.ok()) throw std::invalid_argument(count.status().message());
+    count_ = *count;
+    n_ = o.Int("oft_block_size", 0);
+    if (n_ <= 0) n_ = o.Int("r", 0) > 0 ? Shape().d_in / o.Int("r", 0) : 32;
+    blocks_ = Shape().d_in / n_;
+    coft_ = o.Bool("coft", false);
+    eps_ = o.Number("eps", 6e-5);
+    neumann_ = o.Bool("use_cayley_neumann", false);
+    terms_ = o.Int("num_cayley_neumann_terms", 5);
+    packed_ = AddTrainable("oft_R.weight", torch::zeros({blocks_, n_ * (n_ - 1) / 2}, Options()));
+  }
+
+  std::vector<NamedTensor> Trainable() override { return TrainableList(); }
+  int64_t ParameterCount() const override { return count_; }
+
+  std::map<std::string, double> Diagnostics() override {
+    return {{"orthogonality_error", OrthogonalityError(Rotation())}};
+  }
+
+ protected:
+  torch::Tensor AdaptedForward(const torch::Tensor& x) override {
+    return torch::nn::functional::linear(ApplyBlockDiagonal(x, Rotation()), weight_, bias_);
+  }
+  torch::Tensor ComputeWeight() override { return ApplyBlockDiagonal(weight_, Rotation().transpose(1, 2)); }
+
+ private:
+  torch::Tensor Rotation() {
+    if (coft_) Project();
+    torch::Tensor q = SkewFromPacked(packed_, n_);
+    return neumann_ ? CayleyNeumann(q, terms_) : Cayley(q);
+  }
+
+  // PEFT's _project_batch: Q ← eps' Q/‖Q‖ where ‖Q‖ > eps' = eps/√blocks.
+  void Project() {
+    torch::NoGradGuard no_grad;
+    torch::Tensor q = SkewFromPacked(packed_, n_);
+    const double eps = eps_ / std::sqrt(static_cast<double>(blocks_));
+    torch::Tensor norm = q.reshape({blocks_, -1}).norm(2, 1).view({blocks_, 1, 1});
+    torch::Tensor projected = torch::where(norm <= eps, q, eps * (q / norm));
+    packed_.copy_(PackedFromSkew(projected));
+  }
+
+  nlohmann::json settings_;
+  int64_t count_ = 0, n_ = 0, blocks_ = 0, terms_ = 5;
+  bool coft_ = false, neumann_ = false;
+  double eps_ = 6e-5;
+  torch::Tensor packed_;
+};
+
+}  // namespace
+
+std::shared_ptr<Adapter> MakeOft(const std::string&, const AdapterOptions& options, torch::Tensor weight,
+                                 torch::Tensor bias, const LinearShape& shape) {
+  return std::make_shared<OftAdapter>(options, std::move(weight), std::move(bias), shape);
+}
+
+}  // namespace sweepd::adapters

@@ -1,0 +1,66 @@
+// Shared rotation maths; see rotations.h. Follows PEFT 0.21's oft/boft layers for the
+// packing and Cayley conventions and the public JORA implementation's rotation.py for Givens.
+#include "worker/adapters/rotations.h"
+
+namespace sweepd::adapters {
+
+torch::Tensor SkewFromPacked(const torch::Tensor& packed, int64_t n) {
+  const int64_t batch = packed.size(0);
+  torch::Tensor idx = torch::triu_indices(n, n, 1, torch::TensorOptions().dtype(torch::kLong).device(packed.device()));
+  torch::Tensor flat = idx[0] * n + idx[1];  // positions of the upper triangle in n·n
+  torch::Tensor upper = torch::zeros({batch, n * n}, packed.options()).index_copy(1, flat, packed);
+  upper = upper.view({batch, n, n});
+  return upper - upper.transpose(1, 2);
+}
+
+torch::Tensor PackedFromSkew(const torch::Tensor& skew) {
+  const int64_t n = skew.size(-1);
+  torch::Tensor idx = torch::triu_indices(n, n, 1, torch::TensorOptions().dtype(torch::kLong).device(skew.device()));
+  return skew.reshape({skew.size(0), n * n}).index_select(1, idx[0] * n + idx[1]);
+}
+
+torch::Tensor Cayley(const torch::Tensor& skew) {
+  const int64_t n = skew.size(-1);
+  torch::Tensor eye = torch::eye(n, skew.options()).expand_as(skew);
+  // X (I + Q) = I − Q  ⇔  (I + Q)ᵀ Xᵀ = (I − Q)ᵀ.
+  return torch::linalg_solve((eye + skew).transpose(-2, -1), (eye - skew).transpose(-2, -1)).transpose(-2, -1);
+}
+
+torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms) {
+  const int64_t n = skew.size(-1);
+  torch::Tensor r = torch::eye(n, skew.options()).expand_as(skew).clone();
+  torch::Tensor power = skew;
+  for (int64_t k = 1; k < terms; ++k) {
+    r = r + 2.0 * power;
+    if (k + 1 < terms) power = torch::matmul(power, skew);
+  }
+  return r;
+}
+
+torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& blocks) {
+  const int64_t b = blocks.size(0), n = blocks.size(1);
+  // [N, B, n] → [B, N, n] · [B, n, n]: one batched GEMM per block, no block-diagonal matrix.
+  torch::Tensor rows = x.reshape({-1, b, n}).transpose(0, 1);
+  return torch::bmm(rows, blocks).transpose(0, 1).reshape(x.sizes());
+}
+
+torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, const torch::Tensor& c,
+                          const torch::Tensor& s) {
+  if (pairs.size(0) == 0) return x;
+  const int64_t last = x.dim() - 1;
+  torch::Tensor i = pairs.select(1, 0), j = pairs.select(1, 1);
+  torch::Tensor xi = x.index_select(last, i), xj = x.index_select(last, j);
+  torch::Tensor ci = c.to(x.scalar_type()), si = s.to(x.scalar_type());
+  return x.index_copy(last, i, ci * xi + si * xj).index_copy(last, j, ci * xj - si * xi);
+}
+
+double OrthogonalityError(const torch::Tensor& r) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor m = r.detach().to(torch::kFloat64);
+  const int64_t n = m.size(-1);
+  torch::Tensor gram = torch::matmul(m.transpose(-2, -1), m) - torch::eye(n, m.options());
+  torch::Tensor err = gram.reshape({-1, n * n}).norm(2, 1);
+  return err.numel() == 0 ? 0.0 : err.max().item<double>();
+}
+
+}  // namespace sweepd::adapters

@@ -1,0 +1,30 @@
+// Shared rotation maths of the orthogonal methods (OFT, BOFT, JORA): packed skew-symmetric
+// blocks, Cayley transforms, batched block-diagonal products, Givens rotations on disjoint
+// coordinate pairs, and the orthogonality error ‖RᵀR − I‖_F. Row-vector convention: a
+// block R acts on x as x R. Everything is batched; nothing syncs with the host.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace sweepd::adapters {
+
+// packed [B, n(n−1)/2] (row-major strict upper triangle, torch.triu_indices order) → the
+// skew matrices Q = U − Uᵀ [B, n, n].
+torch::Tensor SkewFromPacked(const torch::Tensor& packed, int64_t n);
+// The strict upper triangles of [B, n, n], packed as above.
+torch::Tensor PackedFromSkew(const torch::Tensor& skew);
+// Cayley transform (I − Q)(I + Q)⁻¹ of skew blocks [B, n, n] (PEFT's
+// torch.linalg.solve(I + Q, I − Q, left=False)); orthogonal for any skew Q.
+torch::Tensor Cayley(const torch::Tensor& skew);
+// PEFT's Cayley–Neumann series I + 2 Σ_{k=1}^{terms−1} Q^k (approximately orthogonal).
+torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms);
+// y = x · blockdiag(blocks) for x [..., B·n], blocks [B, n, n]: y_blk = x_blk R_blk.
+torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& blocks);
+// Givens rotations on disjoint pairs [S, 2] (int64) of the last dimension of x:
+// x_i ← c x_i + s x_j, x_j ← −s x_i + c x_j, with c, s [S].
+torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, const torch::Tensor& c,
+                          const torch::Tensor& s);
+// Largest ‖RᵀR − I‖_F over the batch of square matrices r [..., n, n] (computed in float64).
+double OrthogonalityError(const torch::Tensor& r);
+
+}  // namespace sweepd::adapters
