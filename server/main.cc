@@ -3,6 +3,7 @@
 // and shuts down gracefully on SIGTERM/SIGINT. Restarting on the same file keeps everything.
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -11,12 +12,15 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
 #include "common/version.h"
+#include "server/coordinator_metrics.h"
+#include "server/rpc_metrics_interceptor.h"
 #include "server/scheduler.h"
 #include "server/store.h"
 #include "server/sweep_service.h"
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:50051";
   std::string port_file;
   std::string metrics_listen;
+  int64_t metrics_retention_s = 600;
   int64_t lease_seconds = 60;
   int64_t heartbeat_ms = 5000;
   app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
@@ -79,7 +84,11 @@ int main(int argc, char** argv) {
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval workers are told to use")
       ->check(CLI::Range(int64_t{100}, int64_t{600000}))
       ->capture_default_str();
-  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for Prometheus /metrics");
+  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for Prometheus /metrics (port 0: a free one)");
+  app.add_option("--metrics-retention-seconds", metrics_retention_s,
+                 "keep a finished job's series on /metrics this long")
+      ->check(CLI::Range(int64_t{1}, int64_t{7 * 86400}))
+      ->capture_default_str();
   app.set_version_flag("--version", std::string("sweepd ") + SWEEPD_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -87,9 +96,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sweepd: --heartbeat-ms (%lld) must be shorter than the lease (%lld s)\n",
                  static_cast<long long>(heartbeat_ms), static_cast<long long>(lease_seconds));
     return 2;
-  }
-  if (!metrics_listen.empty()) {
-    spdlog::warn("--metrics-listen {}: this build serves no Prometheus endpoint yet", metrics_listen);
   }
 
   if (!InstallSignalHandlers()) {
@@ -105,11 +111,28 @@ int main(int argc, char** argv) {
   sweepd::server::SchedulerOptions options;
   options.lease_ms = lease_seconds * 1000;
   options.heartbeat_interval_ms = heartbeat_ms;
-  sweepd::server::Scheduler scheduler(**store, options);
+  // The scheduler reports to the metrics and the metrics read the scheduler's snapshot at
+  // scrape time, so the snapshot source reaches the scheduler through this pointer.
+  std::atomic<sweepd::server::Scheduler*> scheduler_for_snapshot{nullptr};
+  auto metrics = sweepd::server::CoordinatorMetrics::Start(
+      metrics_listen, std::chrono::seconds(metrics_retention_s), [&scheduler_for_snapshot] {
+        sweepd::server::Scheduler* s = scheduler_for_snapshot.load();
+        return s ? s->Snapshot() : sweepd::server::CoordinatorSnapshot{};
+      });
+  if (!metrics.ok()) {
+    std::fprintf(stderr, "sweepd: --metrics-listen %s: %s\n", metrics_listen.c_str(),
+                 metrics.status().message().c_str());
+    return 1;
+  }
+  sweepd::server::Scheduler scheduler(**store, options, sweepd::server::Scheduler::SystemClock, metrics->get());
+  scheduler_for_snapshot = &scheduler;
   sweepd::server::SweepServiceImpl sweep_service(**store, scheduler);
   sweepd::server::WorkerServiceImpl worker_service(scheduler);
 
   grpc::ServerBuilder builder;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<sweepd::server::RpcMetricsInterceptorFactory>(**metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&sweep_service);
@@ -130,6 +153,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("sweepd {} serving on {} (database {})", SWEEPD_VERSION, address,
                std::filesystem::absolute(db_path).string());
+  if (!(*metrics)->address().empty()) spdlog::info("Prometheus metrics on http://{}/metrics", (*metrics)->address());
 
   unsigned char signal_number = 0;
   while (read(g_signal_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {
@@ -140,6 +164,8 @@ int main(int argc, char** argv) {
   sweep_service.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   scheduler.StopHousekeeping();
+  scheduler_for_snapshot = nullptr;
+  metrics->reset();  // stop serving /metrics before the scheduler goes away
   spdlog::info("stopped");
   return 0;
 }

@@ -1,14 +1,68 @@
 // Scheduling policy and lease housekeeping; state changes themselves are the store's.
 #include "server/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include <nlohmann/json.hpp>
 
 #include <spdlog/spdlog.h>
 
 namespace sweepd::server {
 
-Scheduler::Scheduler(Store& store, SchedulerOptions options, Clock clock)
-    : store_(store), options_(options), clock_(std::move(clock)) {}
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Scheduler::Scheduler(Store& store, SchedulerOptions options, Clock clock, CoordinatorMetrics* metrics)
+    : store_(store), options_(options), clock_(std::move(clock)), metrics_(metrics) {}
+
+std::optional<JobLabels> Scheduler::LabelsOf(const std::string& job_id) {
+  {
+    std::lock_guard<std::mutex> lock(labels_mu_);
+    auto it = labels_.find(job_id);
+    if (it != labels_.end()) return it->second;
+  }
+  Result<JobRecord> job = store_.GetJob(job_id);
+  if (!job.ok()) return std::nullopt;
+  JobLabels labels{job->sweep, job->method, job->track, job->job_id};
+  std::lock_guard<std::mutex> lock(labels_mu_);
+  labels_[job_id] = labels;
+  return labels;
+}
+
+void Scheduler::RecordAttemptEnd(const std::string& job_id, const std::string& outcome_name) {
+  if (!metrics_) return;
+  Result<JobRecord> job = store_.GetJob(job_id);
+  if (outcome_name != outcome::kSucceeded && outcome_name != outcome::kHandedBack) {
+    metrics_->CountFailure(outcome_name);
+    if (job.ok() && job->state == JobState::kQueued) metrics_->CountRetry(outcome_name);
+  }
+  if (job.ok() && IsTerminal(job->state) && job->state != JobState::kSucceeded) metrics_->EndJob(job_id);
+}
+
+CoordinatorSnapshot Scheduler::Snapshot() {
+  CoordinatorSnapshot snap;
+  const int64_t now = clock_();
+  if (Result<std::vector<SweepRecord>> sweeps = store_.ListSweeps(); sweeps.ok()) {
+    for (const SweepRecord& s : *sweeps) {
+      for (const auto& [state, n] : s.counts) snap.jobs.push_back({s.name, JobStateName(state), n});
+    }
+  }
+  if (Result<int64_t> depth = store_.QueueDepth(now); depth.ok()) snap.queue_depth = *depth;
+  if (Result<std::vector<WorkerRecord>> workers = store_.ListWorkers(); workers.ok()) {
+    for (const WorkerRecord& w : *workers) {
+      snap.workers.push_back({w.worker_id, w.hostname, w.state, static_cast<int64_t>(w.slots.size()),
+                              static_cast<int64_t>(w.running_jobs.size()),
+                              static_cast<double>(now - w.last_heartbeat_ms) / 1000.0});
+    }
+  }
+  return snap;
+}
 
 Scheduler::~Scheduler() { StopHousekeeping(); }
 
@@ -36,8 +90,18 @@ void Scheduler::StopHousekeeping() {
 
 Result<std::vector<std::string>> Scheduler::Housekeep() {
   const int64_t now = clock_();
+  const auto start = std::chrono::steady_clock::now();
   Result<std::vector<std::string>> expired = store_.ExpireLeases(options_.backoff, now);
   if (!expired.ok()) return expired;
+  if (metrics_) {
+    metrics_->ObserveSqliteWrite(SecondsSince(start));
+    for (const std::string& attempt : *expired) {
+      if (Result<std::string> job = store_.JobOfAttempt(attempt); job.ok()) {
+        RecordAttemptEnd(*job, outcome::kLeaseExpired);
+      }
+    }
+    metrics_->ExpireFinishedJobs();
+  }
   // A worker silent for three leases' worth of heartbeats is lost; its leases expired long ago.
   SWEEPD_RETURN_IF_ERROR(store_.MarkLostWorkers(now, 3 * options_.lease_ms));
   return expired;
@@ -68,10 +132,20 @@ Result<HeartbeatResult> Scheduler::Heartbeat(const HeartbeatReport& report) {
 
 Result<LeaseDecision> Scheduler::LeaseJob(const LeaseRequest& request) {
   const int64_t now = clock_();
+  const auto start = std::chrono::steady_clock::now();
   Result<std::optional<Lease>> lease = store_.LeaseJob(request, now, options_.lease_ms);
+  if (metrics_) {
+    const double seconds = SecondsSince(start);
+    metrics_->ObserveLeaseLatency(seconds);
+    metrics_->ObserveSqliteWrite(seconds);
+  }
   if (!lease.ok()) return lease.status();
   LeaseDecision decision;
   if (lease->has_value()) {
+    if (metrics_) {
+      metrics_->ObserveDispatchLatency(static_cast<double>(std::max<int64_t>(0, now - (*lease)->queued_since_ms)) /
+                                       1000.0);
+    }
     decision.lease = std::move(*lease);
     return decision;
   }
@@ -88,11 +162,39 @@ Status Scheduler::Started(const std::string& attempt_id, int64_t fencing_token) 
 
 Result<int64_t> Scheduler::StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
                                         const std::vector<MetricPointIn>& points) {
-  return store_.StoreMetrics(attempt_id, fencing_token, points, clock_());
+  const auto start = std::chrono::steady_clock::now();
+  Result<MetricsStored> stored = store_.StoreMetrics(attempt_id, fencing_token, points, clock_());
+  if (!stored.ok()) return stored.status();
+  if (metrics_) {
+    metrics_->ObserveSqliteWrite(SecondsSince(start));
+    metrics_->CountMetricPoints(static_cast<int64_t>(points.size()));
+    if (std::optional<JobLabels> labels = LabelsOf(stored->job_id)) {
+      for (const MetricPointIn& p : points) {
+        const nlohmann::json line = nlohmann::json::parse(p.json, nullptr, false);
+        if (!line.is_object()) continue;
+        const std::string type = line.value("type", "");
+        if (type == "step") metrics_->UpdateRunningJob(*labels, line);
+        if (type == "final") metrics_->FinishJob(*labels, line);
+      }
+    }
+  }
+  return stored->stored_through;
 }
 
 Status Scheduler::Finish(const FinishReport& report) {
-  return store_.FinishAttempt(report, options_.backoff, clock_());
+  const auto start = std::chrono::steady_clock::now();
+  Status s = store_.FinishAttempt(report, options_.backoff, clock_());
+  if (!s.ok() || !metrics_) return s;
+  metrics_->ObserveSqliteWrite(SecondsSince(start));
+  if (Result<std::string> job = store_.JobOfAttempt(report.attempt_id); job.ok()) {
+    if (report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
+      const nlohmann::json final_line = nlohmann::json::parse(report.result_json, nullptr, false);
+      std::optional<JobLabels> labels = LabelsOf(*job);
+      if (labels && final_line.is_object()) metrics_->FinishJob(*labels, final_line);
+    }
+    RecordAttemptEnd(*job, report.outcome);
+  }
+  return s;
 }
 
 }  // namespace sweepd::server

@@ -2,12 +2,14 @@
 // how long an idle worker waits before asking again, when a silent worker counts as
 // lost -- and the housekeeping thread that expires leases. Workers pull: LeaseJob asks
 // the store for the best job the slot can run. Thread-safe; the housekeeping thread is
-// the only one it starts.
+// the only one it starts. Events (lease latency, failures, metric lines) go to the
+// optional CoordinatorMetrics.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/coordinator_metrics.h"
 #include "server/store.h"
 
 namespace sweepd::server {
@@ -35,8 +38,9 @@ struct LeaseDecision {
 class Scheduler {
  public:
   using Clock = std::function<int64_t()>;  // Unix milliseconds
-  // `store` must outlive the scheduler.
-  Scheduler(Store& store, SchedulerOptions options, Clock clock = SystemClock);
+  // `store` (and `metrics`, when given) must outlive the scheduler.
+  Scheduler(Store& store, SchedulerOptions options, Clock clock = SystemClock,
+            CoordinatorMetrics* metrics = nullptr);
   ~Scheduler();  // stops housekeeping
 
   static int64_t SystemClock();
@@ -56,14 +60,23 @@ class Scheduler {
   Status Started(const std::string& attempt_id, int64_t fencing_token);
   Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
                                const std::vector<MetricPointIn>& points);
+  // What the store holds now, for the scrape-time gauges.
+  CoordinatorSnapshot Snapshot();
   Status Finish(const FinishReport& report);
 
  private:
   void HousekeepingLoop();
+  // Labels of a job's metric series (cached: they never change).
+  std::optional<JobLabels> LabelsOf(const std::string& job_id);
+  // Counts the failure (and the retry, if the job was requeued) of an ended attempt.
+  void RecordAttemptEnd(const std::string& job_id, const std::string& outcome_name);
 
   Store& store_;
   SchedulerOptions options_;
   Clock clock_;
+  CoordinatorMetrics* metrics_;  // not owned; may be null
+  std::mutex labels_mu_;
+  std::map<std::string, JobLabels> labels_;  // by job id
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -61,6 +61,10 @@ Result<JobRecord> LoadJob(Database& db, const std::string& job_id) {
   }
   JobRecord job = ReadJob(q);
   SWEEPD_RETURN_IF_ERROR(LoadDeps(db, job));
+  Query sweep = db.Prepare("SELECT MIN(sweep) FROM sweep_jobs WHERE job_id = ?");
+  sweep.Bind(1, job_id);
+  if (sweep.Step()) job.sweep = sweep.Text(0);
+  SWEEPD_RETURN_IF_ERROR(sweep.status());
   return job;
 }
 
@@ -782,6 +786,7 @@ Result<std::optional<Lease>> Store::LeaseJob(const LeaseRequest& r, int64_t now_
   Result<JobRecord> job = LoadJob(db, job_id);
   if (!job.ok()) return job.status();
   Lease lease;
+  lease.queued_since_ms = std::max(job->updated_ms, job->not_before_ms);
   lease.attempt_number = job->attempts + 1;
   lease.attempt_id = job_id + ".a" + std::to_string(lease.attempt_number);
   lease.expires_ms = now_ms + lease_ms;
@@ -856,8 +861,8 @@ Status Store::MarkStarted(const std::string& attempt_id, int64_t token, int64_t 
   return txn.Commit();
 }
 
-Result<int64_t> Store::StoreMetrics(const std::string& attempt_id, int64_t token,
-                                    const std::vector<MetricPointIn>& points, int64_t now_ms) {
+Result<MetricsStored> Store::StoreMetrics(const std::string& attempt_id, int64_t token,
+                                          const std::vector<MetricPointIn>& points, int64_t now_ms) {
   SWEEPD_CONNECT(db);
   SWEEPD_BEGIN(txn, db);
   Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
@@ -899,7 +904,7 @@ Result<int64_t> Store::StoreMetrics(const std::string& attempt_id, int64_t token
     SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
   }
   SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return through;
+  return MetricsStored{through, a->job_id};
 }
 
 Status Store::FinishAttempt(const FinishReport& r, const BackoffPolicy& backoff, int64_t now_ms) {
@@ -990,6 +995,23 @@ Status Store::MarkLostWorkers(int64_t now_ms, int64_t silence_ms) {
           .Bind(1, now_ms - silence_ms)
           .Run());
   return txn.Commit();
+}
+
+Result<int64_t> Store::QueueDepth(int64_t now_ms) {
+  SWEEPD_CONNECT(db);
+  Query q = db.Prepare("SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND not_before_ms <= ?");
+  q.Bind(1, now_ms);
+  int64_t n = 0;
+  if (q.Step()) n = q.Int(0);
+  SWEEPD_RETURN_IF_ERROR(q.status());
+  return n;
+}
+
+Result<std::string> Store::JobOfAttempt(const std::string& attempt_id) {
+  SWEEPD_CONNECT(db);
+  Result<AttemptRow> a = LoadAttempt(db, attempt_id);
+  if (!a.ok()) return a.status();
+  return a->job_id;
 }
 
 Result<std::vector<WorkerRecord>> Store::ListWorkers() {

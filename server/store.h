@@ -62,6 +62,7 @@ struct JobRecord {
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   std::vector<std::string> depends_on;
+  std::string sweep;  // the first sweep (by name) that includes the job
 };
 
 struct SweepRecord {
@@ -116,6 +117,7 @@ struct Lease {
   int64_t fencing_token = 0;
   int attempt_number = 0;
   int64_t expires_ms = 0;
+  int64_t queued_since_ms = 0;  // when the job last became eligible (dispatch latency)
 };
 
 // A worker's heartbeat: the attempts it runs, each with its token.
@@ -135,6 +137,11 @@ struct HeartbeatResult {
 struct MetricPointIn {
   int64_t seq = 0;
   std::string json;
+};
+
+struct MetricsStored {
+  int64_t stored_through = 0;  // every point up to this seq is stored
+  std::string job_id;
 };
 
 struct FinishReport {
@@ -223,8 +230,8 @@ class Store {
   Status MarkStarted(const std::string& attempt_id, int64_t fencing_token, int64_t now_ms);
   // Stores points once each ((attempt_id, seq) is unique) and returns the highest seq up to
   // which every point is stored. FailedPrecondition when the token no longer holds the lease.
-  Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
-                               const std::vector<MetricPointIn>& points, int64_t now_ms);
+  Result<MetricsStored> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
+                                     const std::vector<MetricPointIn>& points, int64_t now_ms);
   // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
   // FailedPrecondition for a stale token; Unavailable while metrics up to
   // report.last_metric_seq are not all stored (send them, then finish again).
@@ -235,6 +242,10 @@ class Store {
   // Marks workers silent for longer than `silence_ms` as lost.
   Status MarkLostWorkers(int64_t now_ms, int64_t silence_ms);
   Result<std::vector<WorkerRecord>> ListWorkers();
+  // Jobs queued whose backoff has passed (the scheduler's queue depth).
+  Result<int64_t> QueueDepth(int64_t now_ms);
+  // The attempt's job id; NotFound for an unknown attempt.
+  Result<std::string> JobOfAttempt(const std::string& attempt_id);
 
  private:
   explicit Store(std::string path) : path_(std::move(path)) {}

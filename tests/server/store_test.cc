@@ -242,7 +242,8 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   auto through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token,
                                       {{1, point(1)}, {2, point(2)}, {4, point(4)}}, kT0 + 1);
   ASSERT_TRUE(through.ok());
-  EXPECT_EQ(*through, 2);  // 3 is missing
+  EXPECT_EQ(through->stored_through, 2);  // 3 is missing
+  EXPECT_EQ(through->job_id, lease->job.job_id);
   // Metrics prove the trainer started.
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kRunning);
 
@@ -257,7 +258,7 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
 
   through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token, {{2, point(2)}, {3, point(3)}}, kT0 + 3);
   ASSERT_TRUE(through.ok());
-  EXPECT_EQ(*through, 4);
+  EXPECT_EQ(through->stored_through, 4);
   auto log = store_->GetJobLog(lease->job.job_id, 0);
   ASSERT_TRUE(log.ok());
   ASSERT_EQ(log->points.size(), 4u);  // the resent 2 is not stored twice
