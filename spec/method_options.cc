@@ -47,7 +47,7 @@ const std::map<std::string, Options>& Table() {
         Number("ecd_temperature"), Number("oer_temperature"),
         Choice("rotation_param", {"angle", "cayley"}),
         Choice("selection", {"none", "topk_ema", "random"}),
-        Choice("pairing", {"consecutive", "high_low"}), Number("ema_beta"), Int("update_interval"),
+        Choice("pairing_strategy", {"consecutive", "high_low"}), Number("ema_beta"), Int("update_interval"),
         Int("warmup_steps"), Number("warmup_ratio"), Bool("use_gumbel"), Number("gumbel_tau"),
         Choice("single_sided", {"none", "left", "right"})}},
   };

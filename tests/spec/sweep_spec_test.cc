@@ -2,6 +2,7 @@
 // specs are files under tests/spec/specs/.
 #include "spec/sweep_spec.h"
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -229,6 +230,25 @@ TEST(SweepSpec, MissingFileIsOneProblem) {
   SpecResult r = ParseSweepSpecFile(SpecPath("does-not-exist.yaml"));
   ASSERT_EQ(r.problems.size(), 1u);
   EXPECT_THAT(r.problems[0].message, HasSubstr("cannot read"));
+}
+
+// The seed design's specs in sweeps/ name a real checkpoint folder; they are checked here
+// against the public Llama-2-7B config.json (tests/spec/models), budgets included.
+TEST(SweepSpec, EverySpecInSweepsIsValid) {
+  const std::string dir = std::string(SWEEPD_SOURCE_DIR) + "/sweeps";
+  const std::string model = std::string(SWEEPD_SOURCE_DIR) + "/tests/spec/models/llama-2-7b";
+  int checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::string text = ReadText(entry.path().string());
+    const std::string placeholder = "/models/Llama-2-7b-hf";
+    if (size_t at = text.find(placeholder); at != std::string::npos) text.replace(at, placeholder.size(), model);
+    SpecResult r = ParseSweepSpec(text, entry.path().string());
+    EXPECT_TRUE(r.ok()) << AllProblems(r);
+    EXPECT_FALSE(r.sweep.jobs.empty()) << entry.path();
+    ++checked;
+  }
+  EXPECT_GE(checked, 6);
 }
 
 TEST(SweepSpec, FormatProblemNamesFileLineColumnAndField) {
