@@ -109,5 +109,74 @@ TEST(SweepdBinary, ServesStopsOnSigtermAndKeepsSweepsAcrossRestart) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(SweepdBinary, SigkillThenRestartContinuesTheLeasedJob) {
+  const std::string dir = MakeTempDir("sweepd-kill-");
+  const std::string db = dir + "/sweepd.db";
+  std::ifstream in(std::string(SWEEPD_SOURCE_DIR) + "/tests/server/specs/urgent.yaml");
+  std::stringstream spec;
+  spec << in.rdbuf();
+  std::string worker_id, attempt_id;
+  int64_t token = 0;
+  {
+    Running first(dir, db);
+    grpc::ClientContext submit_ctx;
+    v1::SubmitSweepRequest submit;
+    submit.set_spec_yaml(spec.str());
+    v1::SubmitSweepResponse submitted;
+    ASSERT_TRUE(first.stub->SubmitSweep(&submit_ctx, submit, &submitted).ok());
+    ASSERT_TRUE(submitted.accepted());
+    auto workers = v1::WorkerService::NewStub(grpc::CreateChannel(first.address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext reg_ctx;
+    v1::RegisterRequest reg;
+    reg.set_hostname("node1");
+    v1::RegisterResponse registered;
+    ASSERT_TRUE(workers->Register(&reg_ctx, reg, &registered).ok());
+    worker_id = registered.worker_id();
+    grpc::ClientContext lease_ctx;
+    v1::LeaseJobRequest lease_req;
+    lease_req.set_worker_id(worker_id);
+    lease_req.set_device_kind("cpu");
+    v1::LeaseJobResponse lease;
+    ASSERT_TRUE(workers->LeaseJob(&lease_ctx, lease_req, &lease).ok());
+    ASSERT_TRUE(lease.granted());
+    attempt_id = lease.attempt_id();
+    token = lease.fencing_token();
+    first.process->Signal(SIGKILL);
+    first.process->Wait(10s);
+  }
+  Running second(dir, db);
+  auto workers = v1::WorkerService::NewStub(grpc::CreateChannel(second.address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext hb_ctx;
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id(worker_id);
+  auto* running = hb.add_running();
+  running->set_attempt_id(attempt_id);
+  running->set_fencing_token(token);
+  v1::HeartbeatResponse hb_resp;
+  ASSERT_TRUE(workers->Heartbeat(&hb_ctx, hb, &hb_resp).ok());
+  EXPECT_FALSE(hb_resp.reregister());
+  EXPECT_EQ(hb_resp.lost_attempts_size(), 0);
+
+  grpc::ClientContext finish_ctx;
+  v1::FinishAttemptRequest finish;
+  finish.set_attempt_id(attempt_id);
+  finish.set_fencing_token(token);
+  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
+  finish.set_result_json(R"({"type":"final","kind":"train","final_loss":1.0,"scores":{}})");
+  v1::FinishAttemptResponse finished;
+  ASSERT_TRUE(workers->FinishAttempt(&finish_ctx, finish, &finished).ok());
+  EXPECT_TRUE(finished.accepted()) << finished.message();
+
+  grpc::ClientContext get_ctx;
+  v1::GetSweepRequest get;
+  get.set_sweep("urgent");
+  v1::GetSweepResponse sweep;
+  ASSERT_TRUE(second.stub->GetSweep(&get_ctx, get, &sweep).ok());
+  ASSERT_EQ(sweep.jobs_size(), 1);
+  EXPECT_EQ(sweep.jobs(0).state(), v1::JOB_STATE_SUCCEEDED);
+  second.process->Stop();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace sweepd
