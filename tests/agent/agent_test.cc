@@ -2,15 +2,14 @@
 // the fake trainer script (a real subprocess).
 #include "worker/agent/agent.h"
 
+#include <grpcpp/security/credentials.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-
-#include <grpcpp/security/credentials.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "tests/agent/recording_coordinator.h"
 #include "tests/agent/trainer_script.h"
@@ -20,10 +19,10 @@ namespace {
 
 namespace fs = std::filesystem;
 namespace pb = ::sweepd::v1;
+using std::chrono::milliseconds;
 using testing::AttemptRecord;
 using testing::CoordinatorState;
 using testing::RecordingCoordinator;
-using std::chrono::milliseconds;
 
 constexpr char kJob[] = R"({"job_id":"j1","train":{"steps":6}})";
 
@@ -183,24 +182,41 @@ TEST_P(AgentOutcomeTest, ClassifiesHowTheTrainerEnded) {
 INSTANTIATE_TEST_SUITE_P(
     Ends, AgentOutcomeTest,
     ::testing::Values(
-        EndCase{"NonFiniteExit3", {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_EXIT", "3"}},
-                pb::OUTCOME_NON_FINITE_LOSS, 3, 0},
-        EndCase{"OutOfMemoryExit4", {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_EXIT", "4"}},
-                pb::OUTCOME_OUT_OF_MEMORY, 4, 0},
+        EndCase{"NonFiniteExit3",
+                {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_EXIT", "3"}},
+                pb::OUTCOME_NON_FINITE_LOSS,
+                3,
+                0},
+        EndCase{"OutOfMemoryExit4",
+                {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_EXIT", "4"}},
+                pb::OUTCOME_OUT_OF_MEMORY,
+                4,
+                0},
         EndCase{"CudaOomOnStderr",
                 {{"FAKE_FAIL_AT_STEP", "2"},
                  {"FAKE_EXIT", "1"},
                  {"FAKE_STDERR", "RuntimeError: CUDA out of memory. Tried to allocate 20.00 GiB"}},
-                pb::OUTCOME_OUT_OF_MEMORY, 1, 0},
-        EndCase{"BadAllocAbort",
-                {{"FAKE_FAIL_AT_STEP", "2"},
-                 {"FAKE_SIGNAL", "ABRT"},
-                 {"FAKE_STDERR", "terminate called after throwing an instance of 'std::bad_alloc'"}},
-                pb::OUTCOME_OUT_OF_MEMORY, -1, SIGABRT},
-        EndCase{"Segfault", {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_SIGNAL", "SEGV"}},
-                pb::OUTCOME_CRASHED, -1, SIGSEGV},
-        EndCase{"InvalidConfigExit2", {{"FAKE_FAIL_AT_STEP", "1"}, {"FAKE_EXIT", "2"}},
-                pb::OUTCOME_INVALID_CONFIG, 2, 0},
+                pb::OUTCOME_OUT_OF_MEMORY,
+                1,
+                0},
+        EndCase{
+            "BadAllocAbort",
+            {{"FAKE_FAIL_AT_STEP", "2"},
+             {"FAKE_SIGNAL", "ABRT"},
+             {"FAKE_STDERR", "terminate called after throwing an instance of 'std::bad_alloc'"}},
+            pb::OUTCOME_OUT_OF_MEMORY,
+            -1,
+            SIGABRT},
+        EndCase{"Segfault",
+                {{"FAKE_FAIL_AT_STEP", "2"}, {"FAKE_SIGNAL", "SEGV"}},
+                pb::OUTCOME_CRASHED,
+                -1,
+                SIGSEGV},
+        EndCase{"InvalidConfigExit2",
+                {{"FAKE_FAIL_AT_STEP", "1"}, {"FAKE_EXIT", "2"}},
+                pb::OUTCOME_INVALID_CONFIG,
+                2,
+                0},
         EndCase{"ExitZeroWithoutFinalLine", {{"FAKE_NO_FINAL", "1"}}, pb::OUTCOME_CRASHED, 0, 0}),
     [](const ::testing::TestParamInfo<EndCase>& info) { return std::string(info.param.name); });
 

@@ -1,12 +1,11 @@
 #include "worker/agent/child_process.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "tests/agent/trainer_script.h"
 
@@ -22,7 +21,8 @@ Output RunToEnd(const ChildSpec& spec) {
   auto child = ChildProcess::Spawn(spec);
   EXPECT_TRUE(child.ok()) << child.status().message();
   Output o;
-  std::thread err([&] { ReadLines((*child)->stderr_fd(), [&](const std::string& l) { o.err.push_back(l); }); });
+  std::thread err(
+      [&] { ReadLines((*child)->stderr_fd(), [&](const std::string& l) { o.err.push_back(l); }); });
   ReadLines((*child)->stdout_fd(), [&](const std::string& l) { o.out.push_back(l); });
   o.exit = (*child)->Wait();
   err.join();
@@ -30,7 +30,8 @@ Output RunToEnd(const ChildSpec& spec) {
 }
 
 TEST(ChildProcessTest, SeparatesStdoutAndStderrAndReportsExitCode) {
-  const Output o = RunToEnd({"/bin/sh", {"-c", "echo one; echo two >&2; printf three; exit 7"}, "", {}});
+  const Output o =
+      RunToEnd({"/bin/sh", {"-c", "echo one; echo two >&2; printf three; exit 7"}, "", {}});
   EXPECT_EQ(o.out, (std::vector<std::string>{"one", "three"}));
   EXPECT_EQ(o.err, (std::vector<std::string>{"two"}));
   EXPECT_EQ(o.exit.exit_code, 7);
@@ -45,7 +46,9 @@ TEST(ChildProcessTest, ReportsTheKillingSignal) {
 
 TEST(ChildProcessTest, RunsInItsFolderWithTheGivenEnvironment) {
   const auto dir = testing::MakeTempDir();
-  const Output o = RunToEnd({"/bin/sh", {"-c", "pwd; echo $SWEEP_TEST_VAR"}, dir.string(),
+  const Output o = RunToEnd({"/bin/sh",
+                             {"-c", "pwd; echo $SWEEP_TEST_VAR"},
+                             dir.string(),
                              {{"SWEEP_TEST_VAR", "hello"}}});
   ASSERT_EQ(o.out.size(), 2u);
   EXPECT_EQ(std::filesystem::canonical(o.out[0]), std::filesystem::canonical(dir));
@@ -63,7 +66,10 @@ TEST(ChildProcessTest, SignalGroupReachesGrandchildrenAndWaitLeavesNone) {
   const auto dir = testing::MakeTempDir();
   const auto pid_file = dir / "grandchild.pid";
   auto child = ChildProcess::Spawn(
-      {"/bin/sh", {"-c", "sleep 300 & echo $! > " + pid_file.string() + "; echo ready; wait"}, "", {}});
+      {"/bin/sh",
+       {"-c", "sleep 300 & echo $! > " + pid_file.string() + "; echo ready; wait"},
+       "",
+       {}});
   ASSERT_TRUE(child.ok());
   bool ready = false;
   std::thread reader([&] {

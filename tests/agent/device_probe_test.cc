@@ -1,9 +1,9 @@
 #include "worker/agent/device_probe.h"
 
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "tests/agent/trainer_script.h"
 

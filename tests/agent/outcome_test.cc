@@ -1,8 +1,7 @@
 #include "worker/agent/outcome.h"
 
-#include <signal.h>
-
 #include <gtest/gtest.h>
+#include <signal.h>
 
 namespace sweepd::agent {
 namespace {

@@ -76,9 +76,9 @@ class RecordingCoordinator::Service final : public pb::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status StreamMetrics(grpc::ServerContext*,
-                             grpc::ServerReaderWriter<pb::MetricAck, pb::MetricBatch>* stream)
-      override {
+  grpc::Status StreamMetrics(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<pb::MetricAck, pb::MetricBatch>* stream) override {
     // Acks go out from their own thread so that hold_acks can withhold them while
     // batches keep being read, as a slow sweepd would.
     std::string attempt_id;

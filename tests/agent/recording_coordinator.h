@@ -5,6 +5,8 @@
 // play an outage. Not a model of sweepd's scheduler: just enough to watch the agent.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -15,8 +17,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
@@ -35,8 +35,8 @@ struct AttemptRecord {
   int64_t acked = 0;                // the highest stored_through_seq sent back
   int64_t max_unacked = 0;          // the most points ever received but not yet acknowledged
   std::optional<sweepd::v1::FinishAttemptRequest> finish;
-  bool cancel = false;              // tell the worker to cancel at its next heartbeat
-  bool lost = false;                // tell the worker the lease is gone
+  bool cancel = false;  // tell the worker to cancel at its next heartbeat
+  bool lost = false;    // tell the worker the lease is gone
 };
 
 struct CoordinatorState {
@@ -52,7 +52,8 @@ struct CoordinatorState {
   std::vector<std::string> attempt_order;
   int64_t next_token = 100;
   bool hold_acks = false;
-  int streams_opened = 0;  // StreamMetrics calls received  // store points but acknowledge nothing until it is cleared
+  int streams_opened = 0;  // StreamMetrics calls received  // store points but acknowledge nothing
+                           // until it is cleared
 };
 
 class RecordingCoordinator {

@@ -2,6 +2,7 @@
 // collected until it exits (the process is killed and reaped if the test ends first).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <memory>
@@ -9,8 +10,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "worker/agent/child_process.h"
 
@@ -24,8 +23,10 @@ class RunningBinary {
     EXPECT_TRUE(child.ok()) << child.status().message();
     if (!child.ok()) return;
     child_ = std::move(*child);
-    out_ = std::thread([this] { ReadLines(child_->stdout_fd(), [this](const std::string& l) { Add(l); }); });
-    err_ = std::thread([this] { ReadLines(child_->stderr_fd(), [this](const std::string& l) { Add(l); }); });
+    out_ = std::thread(
+        [this] { ReadLines(child_->stdout_fd(), [this](const std::string& l) { Add(l); }); });
+    err_ = std::thread(
+        [this] { ReadLines(child_->stderr_fd(), [this](const std::string& l) { Add(l); }); });
   }
   ~RunningBinary() {
     if (child_ && !exited_) {

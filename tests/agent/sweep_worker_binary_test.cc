@@ -1,10 +1,9 @@
 // The sweep-worker binary: its command line, device probe and SIGTERM drain, against
 // RecordingCoordinator on loopback.
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "tests/agent/recording_coordinator.h"
 #include "tests/agent/running_binary.h"
@@ -66,8 +65,8 @@ TEST(SweepWorkerBinaryTest, RegistersProbedGpusAndDrainsOnSigterm) {
   coordinator.AddJob("j1", R"({"train":{"steps":100000}})", 1);
   const auto dir = testing::MakeTempDir();
   const auto trainer = testing::WriteTrainerScript(
-      dir, {{"FAKE_PROBE_FILE", (kData / "probe_two_gpus.json").string()},
-            {"FAKE_STEP_SLEEP", "0.05"}});
+      dir,
+      {{"FAKE_PROBE_FILE", (kData / "probe_two_gpus.json").string()}, {"FAKE_STEP_SLEEP", "0.05"}});
   WorkerProcess worker({"--coordinator", coordinator.address(), "--trainer", trainer.string(),
                         "--workdir", (dir / "work").string(), "--label", "site=lab",
                         "--drain-timeout", "0.2", "--kill-grace", "1"});

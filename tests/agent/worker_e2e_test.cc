@@ -1,16 +1,15 @@
 // sweep-worker end to end: the real sweepd and sweep-worker binaries as subprocesses on
 // loopback, a real SQLite database, and tests/agent/data/fake_trainer.sh as sweep-train
 // (it keeps the trainer's contract: JSON lines, exit codes, checkpoints, --resume).
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 #include "tests/agent/running_binary.h"
@@ -36,7 +35,8 @@ std::string ReadFile(const fs::path& p) {
 }
 
 // Polls until pred holds; the limit only guards against a hang.
-bool WaitUntil(const std::function<bool()>& pred, std::chrono::seconds limit = std::chrono::seconds(120)) {
+bool WaitUntil(const std::function<bool()>& pred,
+               std::chrono::seconds limit = std::chrono::seconds(120)) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (pred()) return true;
@@ -70,10 +70,9 @@ class WorkerE2eTest : public ::testing::Test {
     fs::remove(port_file);
     sweepd_ = std::make_unique<RunningBinary>(
         (kBin / "sweepd").string(),
-        std::vector<std::string>{"--db", db_.string(), "--listen",
-                                 "127.0.0.1:" + std::to_string(port), "--port-file",
-                                 port_file.string(), "--heartbeat-ms", "200", "--lease-seconds",
-                                 "60"});
+        std::vector<std::string>{
+            "--db", db_.string(), "--listen", "127.0.0.1:" + std::to_string(port), "--port-file",
+            port_file.string(), "--heartbeat-ms", "200", "--lease-seconds", "60"});
     ASSERT_TRUE(WaitUntil([&] { return fs::exists(port_file) && fs::file_size(port_file) > 0; }))
         << sweepd_->output();
     std::string addr = ReadFile(port_file);
@@ -91,9 +90,9 @@ class WorkerE2eTest : public ::testing::Test {
     const fs::path home = dir_ / name;
     fs::create_directories(home);
     const fs::path trainer = testing::WriteTrainerScript(home, env);
-    std::vector<std::string> args = {"--coordinator", address_, "--trainer", trainer.string(),
-                                     "--workdir", (home / "work").string(), "--hostname", name,
-                                     "--kill-grace", "2"};
+    std::vector<std::string> args = {
+        "--coordinator",          address_,     "--trainer", trainer.string(), "--workdir",
+        (home / "work").string(), "--hostname", name,        "--kill-grace",   "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     workers_[name] = std::make_unique<RunningBinary>((kBin / "sweep-worker").string(), args);
     return *workers_[name];
@@ -140,11 +139,12 @@ class WorkerE2eTest : public ::testing::Test {
     EXPECT_EQ(sqlite3_open_v2(db_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     sqlite3_stmt* q = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT number, worker_id, outcome, COALESCE(signal, 0) FROM attempts "
-                                 "WHERE job_id = ? ORDER BY number",
-                                 -1, &q, nullptr),
-              SQLITE_OK);
+    EXPECT_EQ(
+        sqlite3_prepare_v2(db,
+                           "SELECT number, worker_id, outcome, COALESCE(signal, 0) FROM attempts "
+                           "WHERE job_id = ? ORDER BY number",
+                           -1, &q, nullptr),
+        SQLITE_OK);
     sqlite3_bind_text(q, 1, job_id.c_str(), -1, SQLITE_TRANSIENT);
     while (sqlite3_step(q) == SQLITE_ROW) {
       AttemptRow r;
@@ -256,10 +256,10 @@ TEST_F(WorkerE2eTest, DrainedWorkerHandsItsJobToAnotherWorker) {
   const std::string job = SubmitOneJob();
   ASSERT_FALSE(job.empty());
   const std::string shared = (dir_ / "artifacts").string();
-  const std::map<std::string, std::string> trainer = {{"FAKE_STEPS", "60"},
-                                                      {"FAKE_STEP_SLEEP", "0.1"},
-                                                      {"FAKE_CKPT_EVERY", "5"}};
-  RunningBinary& first = StartWorker("node1", trainer, {"--artifacts", shared, "--drain-timeout", "0"});
+  const std::map<std::string, std::string> trainer = {
+      {"FAKE_STEPS", "60"}, {"FAKE_STEP_SLEEP", "0.1"}, {"FAKE_CKPT_EVERY", "5"}};
+  RunningBinary& first =
+      StartWorker("node1", trainer, {"--artifacts", shared, "--drain-timeout", "0"});
   ASSERT_TRUE(WaitUntil([&] { return StepsIn(JobLog(job)).size() >= 12; })) << first.output();
   // Only now a second node joins, so the job cannot have started there.
   StartWorker("node2", trainer, {"--artifacts", shared});

@@ -2,12 +2,11 @@
 #include "worker/agent/agent.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <spdlog/spdlog.h>
 
 namespace sweepd::agent {
 namespace {
@@ -90,8 +89,8 @@ int Agent::Run() {
     attempt.runner->Stop(StopReason::kHandedBack);
   }
   // Phase 3: reporting may wait on an unreachable sweepd, but not forever.
-  const auto report_deadline = std::chrono::steady_clock::now() + options_.attempt.kill_grace +
-                               options_.report_timeout;
+  const auto report_deadline =
+      std::chrono::steady_clock::now() + options_.attempt.kill_grace + options_.report_timeout;
   if (!cv_.wait_until(lock, report_deadline, [this] { return active_slots_ == 0; })) {
     spdlog::warn("sweepd did not take the reports in time; its lease expiry will requeue the jobs");
     give_up_reporting_ = true;

@@ -57,9 +57,9 @@ class Agent {
  private:
   struct RunningAttempt {
     AttemptRef ref;
-    AttemptRunner* runner;      // owned by the slot thread running it
-    MetricStreamer* streamer;   // likewise
-    bool lost = false;          // sweepd said the lease is gone: nothing left to report
+    AttemptRunner* runner;     // owned by the slot thread running it
+    MetricStreamer* streamer;  // likewise
+    bool lost = false;         // sweepd said the lease is gone: nothing left to report
   };
 
   void SupervisorLoop();
@@ -84,17 +84,17 @@ class Agent {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool registered_ = false;       // guarded by mu_
-  std::string worker_id_;         // guarded by mu_
+  bool registered_ = false;                             // guarded by mu_
+  std::string worker_id_;                               // guarded by mu_
   std::chrono::milliseconds heartbeat_interval_{2000};  // guarded by mu_
-  bool draining_ = false;         // guarded by mu_
-  bool hand_back_now_ = false;    // guarded by mu_
-  bool give_up_reporting_ = false;  // guarded by mu_
-  bool stopping_ = false;         // guarded by mu_: the supervisor ends
-  int active_slots_ = 0;          // guarded by mu_: slot threads still in their loop
-  int unreported_ = 0;            // guarded by mu_: attempts we could not report
+  bool draining_ = false;                               // guarded by mu_
+  bool hand_back_now_ = false;                          // guarded by mu_
+  bool give_up_reporting_ = false;                      // guarded by mu_
+  bool stopping_ = false;                               // guarded by mu_: the supervisor ends
+  int active_slots_ = 0;  // guarded by mu_: slot threads still in their loop
+  int unreported_ = 0;    // guarded by mu_: attempts we could not report
   std::map<std::string, RunningAttempt> running_;  // guarded by mu_, by attempt id
-  int register_failures_ = 0;     // supervisor thread only
+  int register_failures_ = 0;                      // supervisor thread only
 };
 
 }  // namespace sweepd::agent

@@ -2,14 +2,13 @@
 #include "worker/agent/attempt_runner.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
+#include <thread>
 
 #include "worker/agent/child_process.h"
 
@@ -27,7 +26,8 @@ Status AttemptRunner::Prepare() {
   {
     std::ofstream job(job_dir_ / "job.json", std::ios::trunc);
     job << spec_.config_json << "\n";
-    if (!job.flush()) return Status::Unavailable("cannot write " + (job_dir_ / "job.json").string());
+    if (!job.flush())
+      return Status::Unavailable("cannot write " + (job_dir_ / "job.json").string());
   }
   const fs::path checkpoints = job_dir_ / "checkpoints";
   if (settings_.artifacts) {
@@ -115,8 +115,8 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
     return report;
   }
   ChildProcess& proc = **child;
-  spdlog::info("attempt {} of job {}: trainer pid {}{}", spec_.attempt_id, spec_.job_id,
-               proc.pid(), resume_ ? " (resuming from checkpoint)" : "");
+  spdlog::info("attempt {} of job {}: trainer pid {}{}", spec_.attempt_id, spec_.job_id, proc.pid(),
+               resume_ ? " (resuming from checkpoint)" : "");
   std::thread out_reader([&] {
     ReadLines(proc.stdout_fd(), [this](const std::string& l) { OnStdoutLine(l); });
     spool_->Close();

@@ -23,11 +23,11 @@
 namespace sweepd::agent {
 
 struct AttemptSettings {
-  std::string trainer;                            // path of sweep-train
-  std::filesystem::path workdir;                  // jobs go to workdir/jobs/<job_id>
-  std::optional<std::filesystem::path> artifacts; // shared: checkpoints in <artifacts>/<job_id>
-  std::chrono::milliseconds kill_grace{10000};    // SIGTERM to SIGKILL
-  std::chrono::milliseconds timeout{0};           // 0: none
+  std::string trainer;                             // path of sweep-train
+  std::filesystem::path workdir;                   // jobs go to workdir/jobs/<job_id>
+  std::optional<std::filesystem::path> artifacts;  // shared: checkpoints in <artifacts>/<job_id>
+  std::chrono::milliseconds kill_grace{10000};     // SIGTERM to SIGKILL
+  std::chrono::milliseconds timeout{0};            // 0: none
   size_t stderr_tail_bytes = 8192;
 };
 

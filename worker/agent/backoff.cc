@@ -15,8 +15,8 @@ std::chrono::milliseconds Backoff::Next() {
   const double ceiling = std::max(1.0, ceiling_ms_);
   std::uniform_real_distribution<double> jitter(ceiling / 2, ceiling);
   const auto delay = std::chrono::milliseconds(static_cast<int64_t>(jitter(rng_)));
-  ceiling_ms_ = std::min(ceiling_ms_ * policy_.multiplier,
-                         static_cast<double>(policy_.max.count()));
+  ceiling_ms_ =
+      std::min(ceiling_ms_ * policy_.multiplier, static_cast<double>(policy_.max.count()));
   return delay;
 }
 

@@ -18,10 +18,10 @@
 namespace sweepd::agent {
 
 struct ChildSpec {
-  std::string program;                      // a path; not looked up in PATH
-  std::vector<std::string> args;            // without argv[0]
-  std::string working_dir;                  // empty: the caller's
-  std::map<std::string, std::string> env;   // set on top of the caller's environment
+  std::string program;                     // a path; not looked up in PATH
+  std::vector<std::string> args;           // without argv[0]
+  std::string working_dir;                 // empty: the caller's
+  std::map<std::string, std::string> env;  // set on top of the caller's environment
 };
 
 // How a child ended: exactly one of exit_code >= 0 or signal > 0.

@@ -32,14 +32,22 @@ Status FromGrpc(const grpc::Status& s, const std::string& call) {
 
 pb::Outcome ToProto(Outcome o) {
   switch (o) {
-    case Outcome::kSucceeded: return pb::OUTCOME_SUCCEEDED;
-    case Outcome::kOutOfMemory: return pb::OUTCOME_OUT_OF_MEMORY;
-    case Outcome::kNonFiniteLoss: return pb::OUTCOME_NON_FINITE_LOSS;
-    case Outcome::kCrashed: return pb::OUTCOME_CRASHED;
-    case Outcome::kTimedOut: return pb::OUTCOME_TIMED_OUT;
-    case Outcome::kCancelled: return pb::OUTCOME_CANCELLED;
-    case Outcome::kHandedBack: return pb::OUTCOME_HANDED_BACK;
-    case Outcome::kInvalidConfig: return pb::OUTCOME_INVALID_CONFIG;
+    case Outcome::kSucceeded:
+      return pb::OUTCOME_SUCCEEDED;
+    case Outcome::kOutOfMemory:
+      return pb::OUTCOME_OUT_OF_MEMORY;
+    case Outcome::kNonFiniteLoss:
+      return pb::OUTCOME_NON_FINITE_LOSS;
+    case Outcome::kCrashed:
+      return pb::OUTCOME_CRASHED;
+    case Outcome::kTimedOut:
+      return pb::OUTCOME_TIMED_OUT;
+    case Outcome::kCancelled:
+      return pb::OUTCOME_CANCELLED;
+    case Outcome::kHandedBack:
+      return pb::OUTCOME_HANDED_BACK;
+    case Outcome::kInvalidConfig:
+      return pb::OUTCOME_INVALID_CONFIG;
   }
   return pb::OUTCOME_CRASHED;
 }
@@ -176,7 +184,8 @@ Result<Lease> CoordinatorClient::LeaseJob(const std::string& worker_id, const Sl
   SWEEPD_RETURN_IF_ERROR(FromGrpc(impl_->stub->LeaseJob(&ctx, req, &resp), "LeaseJob"));
   Lease lease;
   lease.granted = resp.granted();
-  if (resp.retry_after_ms() > 0) lease.retry_after = std::chrono::milliseconds(resp.retry_after_ms());
+  if (resp.retry_after_ms() > 0)
+    lease.retry_after = std::chrono::milliseconds(resp.retry_after_ms());
   if (!lease.granted) return lease;
   lease.job_id = resp.job().job_id();
   lease.job_kind = resp.job().kind();
@@ -197,8 +206,7 @@ Result<bool> CoordinatorClient::AttemptStarted(const AttemptRef& attempt) {
   pb::StartedResponse resp;
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
-  SWEEPD_RETURN_IF_ERROR(
-      FromGrpc(impl_->stub->AttemptStarted(&ctx, req, &resp), "AttemptStarted"));
+  SWEEPD_RETURN_IF_ERROR(FromGrpc(impl_->stub->AttemptStarted(&ctx, req, &resp), "AttemptStarted"));
   return resp.accepted();
 }
 

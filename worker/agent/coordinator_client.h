@@ -5,15 +5,15 @@
 // be added by the caller without touching the agent).
 #pragma once
 
+#include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include "common/status.h"
 #include "worker/agent/device_probe.h"

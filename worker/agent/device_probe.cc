@@ -2,13 +2,12 @@
 #include "worker/agent/device_probe.h"
 
 #include <poll.h>
-#include <unistd.h>
 #include <signal.h>
-
-#include <sstream>
-#include <thread>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "worker/agent/child_process.h"
 

@@ -30,8 +30,7 @@ struct SlotInfo {
 Result<std::vector<Device>> ParseProbeOutput(const std::string& json_text);
 
 // Runs `trainer probe` and parses what it prints.
-Result<std::vector<Device>> ProbeDevices(const std::string& trainer,
-                                         std::chrono::seconds timeout);
+Result<std::vector<Device>> ProbeDevices(const std::string& trainer, std::chrono::seconds timeout);
 
 // One slot per accelerator (cuda or npu); a CPU-only node gets CPU slots. `requested`
 // > 0 sets the count: the first N accelerators, or N CPU slots on a CPU-only node.

@@ -1,18 +1,17 @@
 // sweep-worker: the node agent. Parses the command line, probes the node's devices with
 // `sweep-train probe`, and runs the Agent until SIGTERM/SIGINT has drained it. Signals
 // are blocked in every thread and taken synchronously by the main thread (sigwait).
+#include <grpcpp/security/credentials.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <climits>
 #include <filesystem>
 #include <iostream>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <grpcpp/security/credentials.h>
-#include <spdlog/spdlog.h>
 
 #include "common/version.h"
 #include "worker/agent/agent.h"
@@ -86,15 +85,19 @@ int main(int argc, char** argv) {
   app.add_option("--label", labels, "k=v label for scheduling, repeatable");
   app.add_option("--hostname", hostname, "name to register under")->capture_default_str();
   app.add_option("--job-timeout", job_timeout_s, "seconds an attempt may run; 0 = no limit")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--kill-grace", kill_grace_s, "seconds from SIGTERM to SIGKILL for a job")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout_s,
                  "seconds running jobs may go on after SIGTERM before they are handed back")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--report-timeout", report_timeout_s,
                  "seconds a draining worker keeps trying to reach sweepd")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
@@ -120,13 +123,16 @@ int main(int argc, char** argv) {
   std::error_code ec;
   fs::create_directories(workdir, ec);
   if (ec) {
-    std::cerr << "sweep-worker: cannot create --workdir " << workdir << ": " << ec.message() << "\n";
+    std::cerr << "sweep-worker: cannot create --workdir " << workdir << ": " << ec.message()
+              << "\n";
     return 2;
   }
   options.attempt.trainer = fs::absolute(trainer).string();
   options.attempt.workdir = fs::absolute(workdir);
   if (!artifacts.empty()) options.attempt.artifacts = fs::absolute(artifacts);
-  const auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  const auto ms = [](double s) {
+    return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+  };
   options.attempt.timeout = ms(job_timeout_s);
   options.attempt.kill_grace = ms(kill_grace_s);
   options.drain_timeout = ms(drain_timeout_s);

@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 namespace sweepd::agent {
@@ -28,13 +27,12 @@ Result<int64_t> MetricSpool::Append(const std::string& json_line) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     seq = static_cast<int64_t>(offsets_.size()) + 1;
-    const std::string line =
-        nlohmann::json{{"seq", seq}, {"json", json_line}}.dump(
-            -1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string line = nlohmann::json{{"seq", seq}, {"json", json_line}}.dump(
+                                 -1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n";
     if (std::fseek(file_, 0, SEEK_END) != 0) return Status::Internal("spool seek failed");
     const long offset = std::ftell(file_);
-    if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() ||
-        std::fflush(file_) != 0) {
+    if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
       return Status::Unavailable("cannot write metric spool " + path_.string() + ": " +
                                  std::strerror(errno));
     }

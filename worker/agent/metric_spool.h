@@ -49,10 +49,10 @@ class MetricSpool {
   const std::filesystem::path path_;
   std::function<void()> listener_;
   mutable std::mutex mu_;
-  std::FILE* file_;                // guarded by mu_; owned
-  std::vector<int64_t> offsets_;   // guarded by mu_; file offset of seq i+1's record
-  std::vector<int64_t> lengths_;   // guarded by mu_
-  bool closed_ = false;            // guarded by mu_
+  std::FILE* file_;               // guarded by mu_; owned
+  std::vector<int64_t> offsets_;  // guarded by mu_; file offset of seq i+1's record
+  std::vector<int64_t> lengths_;  // guarded by mu_
+  bool closed_ = false;           // guarded by mu_
 };
 
 // Reads back a spool file written by MetricSpool (for tests and post-mortems).

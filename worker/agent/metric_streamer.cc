@@ -127,13 +127,12 @@ void MetricStreamer::StreamOnce(Backoff& backoff) {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return Done() || broken ||
-               (spool_.last_seq() > sent && sent - acked_ < settings_.window);
+        return Done() || broken || (spool_.last_seq() > sent && sent - acked_ < settings_.window);
       });
       if (Done() || broken) break;
       const auto room = static_cast<size_t>(settings_.window - (sent - acked_));
       batch = spool_.ReadFrom(sent + 1, std::min(settings_.batch_size, room));
-      if (batch.empty()) break;  // the spool file could not be read back
+      if (batch.empty()) break;                          // the spool file could not be read back
       if (sent == acked_) last_progress = Clock::now();  // the ack clock starts now
       sent = batch.back().seq;
     }

@@ -29,14 +29,22 @@ constexpr int kExitOutOfMemory = 4;
 
 std::string_view OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kSucceeded: return "succeeded";
-    case Outcome::kOutOfMemory: return "out_of_memory";
-    case Outcome::kNonFiniteLoss: return "non_finite_loss";
-    case Outcome::kCrashed: return "crashed";
-    case Outcome::kTimedOut: return "timed_out";
-    case Outcome::kCancelled: return "cancelled";
-    case Outcome::kHandedBack: return "handed_back";
-    case Outcome::kInvalidConfig: return "invalid_config";
+    case Outcome::kSucceeded:
+      return "succeeded";
+    case Outcome::kOutOfMemory:
+      return "out_of_memory";
+    case Outcome::kNonFiniteLoss:
+      return "non_finite_loss";
+    case Outcome::kCrashed:
+      return "crashed";
+    case Outcome::kTimedOut:
+      return "timed_out";
+    case Outcome::kCancelled:
+      return "cancelled";
+    case Outcome::kHandedBack:
+      return "handed_back";
+    case Outcome::kInvalidConfig:
+      return "invalid_config";
   }
   return "crashed";
 }
@@ -51,11 +59,16 @@ StderrHint ScanStderrLine(std::string_view line) {
 Outcome ClassifyOutcome(const AttemptEnd& end) {
   // What the agent did outranks how the trainer reacted to it (143 after SIGTERM).
   switch (end.stop) {
-    case StopReason::kCancelled: return Outcome::kCancelled;
-    case StopReason::kTimedOut: return Outcome::kTimedOut;
-    case StopReason::kHandedBack: return Outcome::kHandedBack;
-    case StopReason::kLeaseLost: return Outcome::kCancelled;
-    case StopReason::kNone: break;
+    case StopReason::kCancelled:
+      return Outcome::kCancelled;
+    case StopReason::kTimedOut:
+      return Outcome::kTimedOut;
+    case StopReason::kHandedBack:
+      return Outcome::kHandedBack;
+    case StopReason::kLeaseLost:
+      return Outcome::kCancelled;
+    case StopReason::kNone:
+      break;
   }
   if (end.exit.exit_code == 0) {
     // A trainer that exits 0 without its final line did not finish its contract.
