@@ -27,12 +27,13 @@ std::vector<std::string> BuildEnvironment(const std::map<std::string, std::strin
     if (eq != std::string::npos && overrides.count(entry.substr(0, eq)) > 0) continue;
     env.push_back(std::move(entry));
   }
-  for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : overrides) env.push_back(std::string(k).append("=").append(v));
   return env;
 }
 
 std::vector<char*> PointersTo(std::vector<std::string>& strings) {
   std::vector<char*> out;
+  out.reserve(strings.size() + 1);
   for (auto& s : strings) out.push_back(s.data());
   out.push_back(nullptr);
   return out;

@@ -88,7 +88,7 @@ class GrpcMetricStream : public MetricStream {
 }  // namespace
 
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
-    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    const std::string& address, const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
@@ -97,12 +97,12 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
   // pings earn a GOAWAY. Liveness comes from RPC deadlines and the metric ack timeout.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 300000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
-  return grpc::CreateCustomChannel(address, std::move(credentials), args);
+  return grpc::CreateCustomChannel(address, credentials, args);
 }
 
 class CoordinatorClient::Impl {
  public:
-  Impl(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds timeout)
+  Impl(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds timeout)
       : stub(pb::WorkerService::NewStub(channel)), timeout(timeout) {}
 
   void Prepare(grpc::ClientContext* context) const {

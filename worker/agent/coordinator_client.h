@@ -25,7 +25,7 @@ namespace sweepd::agent {
 // A channel to sweepd that reconnects quickly after an outage (gRPC's own reconnect
 // backoff would otherwise grow to two minutes).
 std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
-    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials);
+    const std::string& address, const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
 struct Registration {
   std::string worker_id;

@@ -54,9 +54,7 @@ std::vector<SlotInfo> DiscoverSlots(const std::string& trainer, int requested, b
   return std::move(*slots);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int RunWorker(int argc, char** argv) {
   CLI::App app{
       "sweep-worker: runs sweepd's jobs on this node.\n"
       "Registers the node's GPUs/NPUs (or CPU) with sweepd, leases jobs, runs each in\n"
@@ -178,4 +176,17 @@ int main(int argc, char** argv) {
   }
   runner.join();
   return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Expected failures are reported where they happen; this catches the unexpected ones
+  // (a filesystem error, an allocation failure) with one line instead of an abort.
+  try {
+    return RunWorker(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "sweep-worker: " << e.what() << "\n";
+    return 1;
+  }
 }
