@@ -20,6 +20,9 @@ namespace {
 
 constexpr double kTolerance = 1e-9;
 constexpr double kInverseTolerance = 1e-6;
+// For values the reference itself computes in float32 (the public JORA code's magnitude runs
+// in float32): its own summation order decides the last float32 bits, which no port can match.
+constexpr double kFloat32Tolerance = 1e-6;
 
 struct Check {
   Check(std::string n, double e, double tol = kTolerance, std::string why = "")
@@ -159,13 +162,6 @@ FileResult RunFile(const std::string& path) {
     settings["use_cayley_neumann"] = true;  // PEFT 0.21's default
     result.notes.push_back("use_cayley_neumann not in config: PEFT 0.21's default (true)");
   }
-  if (result.method == "jora" && !settings.contains("tanh_clip")) {
-    // The public implementation clips δ with tanh unless zero_init_core is set.
-    settings["tanh_clip"] = !config.value("zero_init_core", false);
-  }
-  if (result.method == "jora" && !settings.contains("magnitude_scope")) {
-    settings["magnitude_scope"] = "output";  // the public layer scales base + δ
-  }
   LinearShape shape;
   shape.name = module;
   shape.d_out = weight.size(0);
@@ -197,7 +193,9 @@ FileResult RunFile(const std::string& path) {
       continue;
     }
     torch::Tensor our = nt->tensor.grad().defined() ? nt->tensor.grad() : torch::zeros_like(nt->tensor);
-    result.checks.push_back({"grad." + Canonical(n), MaxAbs(our, g)});
+    const bool float32 = result.method == "jora" && nt->name == "ecd_log_mag";
+    result.checks.push_back({"grad." + Canonical(n), MaxAbs(our, g), float32 ? kFloat32Tolerance : kTolerance,
+                             float32 ? "computed in float32 by the reference" : ""});
   }
   for (const NamedTensor& nt : ours) {
     bool in_file = false;

@@ -8,11 +8,12 @@
 //  - φ = θ (angle) or 2·atan(θ/2) (cayley); pairs are disjoint, so the order within a side is moot.
 //  - theta ~ N(0, theta_init_std² = 0.02²); diag core 0.01·N(0,1), block 0.1·N, lowrank A, B 0.1·N
 //    (zero_init_core: zeros, lowrank keeps B random), selective_diag delta zeros; magnitude logits:
-//    OER T·log‖W_i‖² (scale 1 at init, methods.md), ECD zeros. Logit maths (tanh/softmax) runs
-//    in float32 as the public code does; base_row_norms/total_energy are buffers (total_energy
-//    float32) saved with the adapter.
-//  - tanh_clip (δ ← tanh(δ)) is the public code's default when zero_init_core is false; here it
-//    is off unless asked for, because methods.md's δ has no clip and a clipped δ has no exact merge.
+//    OER T·log‖W_i‖² (scale 1 at init, methods.md), ECD zeros. The magnitude maths runs in
+//    float32, as the public code's (its base_row_norms and total_energy are float32): the
+//    jora_* files reproduce to 1e-10 only so; base_row_norms/total_energy are saved buffers.
+//  - tanh_clip (δ ← tanh(δ)) is optional and off by default: methods.md's δ has no clip, the
+//    jora_* reference files have none (some versions of the public layer clip when
+//    zero_init_core is false), and a clipped δ has no exact merge.
 //  - Selection: EMAs (ema_beta) of mean x² per input feature (forward, training) and of the mean
 //    squared output gradient per output feature (backward hook); every update_interval steps the
 //    allowed pairs max(1, ⌊k · warmup ramp⌋) are split between the sides as S_L : S_R, and each side
@@ -293,25 +294,25 @@ class JoraAdapter : public FrozenLinearAdapter {
     return tanh_clip_ ? torch::tanh(y) : y;
   }
 
-  // The magnitude's row scale, mirroring the public compute_ecd_scale / compute_oer_scale_softmax
-  // (logits in float32, the rest in the norms' dtype) without host syncs.
+  // The magnitude's row scale, as the public compute_ecd_scale / compute_oer_scale_softmax
+  // (clamped target energies, min-norm guard, renormalisation), in float32 as there (its
+  // base_row_norms and total_energy are float32), without the public code's host syncs.
   torch::Tensor Scale() {
-    torch::Tensor norms = base_row_norms_;
-    torch::Tensor energy = total_energy_.view({});
+    const auto acc = torch::kFloat32;  // the public code keeps norms and energy in float32
+    torch::Tensor norms = base_row_norms_.to(acc);
+    torch::Tensor e = total_energy_.squeeze().to(acc);
     if (magnitude_ == "ecd_tanh") {
-      torch::Tensor z = log_mag_.to(torch::kFloat32) / std::max(ecd_temperature_, eps_);
-      torch::Tensor g = 1.0 + ecd_alpha_ * torch::tanh(z);
-      torch::Tensor current = (norms * g.to(norms.scalar_type())).pow(2).sum();
-      torch::Tensor c = torch::sqrt(energy.to(current.scalar_type()) / (current + eps_));
-      return c.to(torch::kFloat32) * g;
+      // tanh(z) is taken twice, as the public code does, so that float32 gradients agree bit for bit.
+      torch::Tensor z = log_mag_.to(acc) / std::max(ecd_temperature_, eps_);
+      torch::Tensor current = (norms * (1.0 + ecd_alpha_ * torch::tanh(z))).pow(2).sum();
+      return torch::sqrt(e / (current + eps_)) * (1.0 + ecd_alpha_ * torch::tanh(z));
     }
-    torch::Tensor p = torch::softmax(log_mag_.to(torch::kFloat32) / std::max(oer_temperature_, eps_), 0);
-    torch::Tensor target = torch::sqrt(torch::clamp_min(energy.to(torch::kFloat32) * p, eps_));
-    torch::Tensor e = energy.to(norms.scalar_type());
+    torch::Tensor p = torch::softmax(log_mag_.to(acc) / std::max(oer_temperature_, eps_), 0);
+    torch::Tensor target = torch::sqrt(torch::clamp_min(e * p, eps_));
     torch::Tensor min_norm = torch::clamp_min(torch::sqrt(e / static_cast<double>(norms.numel())) * 1e-4, eps_ * 100);
-    torch::Tensor raw = target.to(norms.scalar_type()) / torch::max(norms, min_norm);
+    torch::Tensor raw = target / torch::max(norms, min_norm);
     torch::Tensor actual = (raw * norms).pow(2).sum();
-    return raw * torch::sqrt(e / actual);
+    return raw * torch::sqrt(actual.reciprocal() * e);
   }
 
   torch::Tensor RandomPairs(int64_t features, int64_t n) const {

@@ -1,6 +1,9 @@
 // OFT and COFT (Qiu et al. 2023) as HF PEFT 0.21's oft.Linear: a block-diagonal rotation of
 // the input features, y = (x R) Wᵀ + b, R_blk from the packed skew oft_R [blocks, n(n−1)/2]
-// by the Cayley transform (I − Q)(I + Q)⁻¹ (or PEFT's Cayley–Neumann series). COFT first
+// by the Cayley transform (I + Q)(I − Q)⁻¹ (methods.md; default, exactly orthogonal) or PEFT
+// 0.21's default, the truncated Cayley–Neumann series (I + Q)(I + Q + Q² + Q³) (option
+// use_cayley_neumann; the oft_* reference files were made with it). PEFT's own exact branch is
+// (I − Q)(I + Q)⁻¹, the transpose, which disagrees with its series; we keep the series' sign. COFT first
 // projects each Q into the Frobenius ball of radius eps/√blocks, in place and outside autograd,
 // as PEFT does. Merge: W ← W Rᵀ (block-wise).
 #include <cmath>
@@ -47,7 +50,7 @@ class OftAdapter : public FrozenLinearAdapter {
   torch::Tensor Rotation() {
     if (coft_) Project();
     torch::Tensor q = SkewFromPacked(packed_, n_);
-    return neumann_ ? CayleyNeumann(q, terms_) : Cayley(q);
+    return neumann_ ? CayleyNeumann(q, terms_) : Cayley(-q);
   }
 
   // PEFT's _project_batch: Q ← eps' Q/‖Q‖ where ‖Q‖ > eps' = eps/√blocks.

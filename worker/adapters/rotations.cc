@@ -31,7 +31,7 @@ torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms) {
   torch::Tensor r = torch::eye(n, skew.options()).expand_as(skew).clone();
   torch::Tensor power = skew;
   for (int64_t k = 1; k < terms; ++k) {
-    r = r + 2.0 * power;
+    r = r + (k + 1 == terms ? 1.0 : 2.0) * power;
     if (k + 1 < terms) power = torch::matmul(power, skew);
   }
   return r;

@@ -14,9 +14,11 @@ torch::Tensor SkewFromPacked(const torch::Tensor& packed, int64_t n);
 // The strict upper triangles of [B, n, n], packed as above.
 torch::Tensor PackedFromSkew(const torch::Tensor& skew);
 // Cayley transform (I − Q)(I + Q)⁻¹ of skew blocks [B, n, n] (PEFT's
-// torch.linalg.solve(I + Q, I − Q, left=False)); orthogonal for any skew Q.
+// torch.linalg.solve(I + Q, I − Q, left=False)); orthogonal for any skew Q. Cayley(−Q) is
+// (I + Q)(I − Q)⁻¹, the form methods.md writes for OFT.
 torch::Tensor Cayley(const torch::Tensor& skew);
-// PEFT's Cayley–Neumann series I + 2 Σ_{k=1}^{terms−1} Q^k (approximately orthogonal).
+// PEFT 0.21's Cayley–Neumann series (I + Q) Σ_{k=0}^{terms−2} Q^k = I + 2Q + … + 2Q^{t−2} + Q^{t−1},
+// a truncation of (I + Q)(I − Q)⁻¹ (approximately orthogonal; the oft_* reference files fix it).
 torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms);
 // y = x · blockdiag(blocks) for x [..., B·n], blocks [B, n, n]: y_blk = x_blk R_blk.
 torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& blocks);

@@ -34,7 +34,7 @@ class SoraAdapter : public PreDiagAdapter {
       c.uniform_(-bound, bound);
     }
     C_ = AddTrainable("lora_C.weight", c);
-    D_ = AddTrainable("lora_D.weight", c.clone());  // D = C: K = 0 at init
+    D_ = AddTrainable("lora_D.weight", c.detach().clone());  // D = C: K = 0 at init
   }
 
   std::map<std::string, double> Diagnostics() override {
