@@ -774,11 +774,13 @@ Result<std::optional<Lease>> Store::LeaseJob(const LeaseRequest& r, int64_t now_
   }
   std::string job_id;
   {
+    // Walks jobs_by_state in (priority, age, insertion) order, which is grid order within a
+    // sweep, and stops at the first eligible job: constant time however long the queue.
     Query q = db.Prepare(
-        "SELECT j.job_id FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
-        "WHERE sj.sweep = ?4 AND j.state = 'queued' AND j.not_before_ms <= ?1 AND j.device_kind = ?2 "
-        "AND (j.memory_bytes = 0 OR ?3 = 0 OR j.memory_bytes <= ?3) "
-        "ORDER BY j.priority DESC, sj.ordinal LIMIT 1");
+        "SELECT j.job_id FROM jobs j WHERE j.state = 'queued' AND j.not_before_ms <= ?1 "
+        "AND j.device_kind = ?2 AND (j.memory_bytes = 0 OR ?3 = 0 OR j.memory_bytes <= ?3) "
+        "AND EXISTS (SELECT 1 FROM sweep_jobs sj WHERE sj.job_id = j.job_id AND sj.sweep = ?4) "
+        "ORDER BY j.priority DESC, j.created_ms, j.rowid LIMIT 1");
     q.Bind(1, now_ms).Bind(2, r.device_kind).Bind(3, r.free_memory_bytes).Bind(4, *sweep);
     if (q.Step()) job_id = q.Text(0);
     SWEEPD_RETURN_IF_ERROR(q.status());
