@@ -385,6 +385,18 @@ TEST_F(StoreTest, HigherPrioritySweepIsServedFirst) {
   EXPECT_EQ(lease->job.seed, 7);  // urgent.yaml's only job
 }
 
+TEST_F(StoreTest, EqualPrioritySweepsShareTheWorkers) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-more.yaml"), kT0 + 1).ok());
+  const std::string worker = AddWorker();
+  auto first = LeaseAt(worker, kT0 + 2);
+  auto second = LeaseAt(worker, kT0 + 3);
+  ASSERT_TRUE(first.has_value() && second.has_value());
+  // The older sweep goes first; the next slot goes to the sweep with nothing running.
+  EXPECT_EQ(first->job.sweep, "two-jobs");
+  EXPECT_EQ(second->job.sweep, "two-more");
+}
+
 TEST_F(StoreTest, UnknownWorkerMustRegisterAgain) {
   ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
   auto lease = store_->LeaseJob({"w-nobody", 0, "cpu", 0}, kT0, kLease);
