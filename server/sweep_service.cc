@@ -1,6 +1,7 @@
 // SweepService RPCs -> store and submission calls.
 #include "server/sweep_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -15,6 +16,8 @@ namespace {
 
 // Sweeps of up to this many jobs get their expanded grid in the submit response.
 constexpr size_t kListJobsUpTo = 1000;
+// How far back WatchSweep re-reads job updates after the first snapshot.
+constexpr int64_t kWatchMarginMs = 5000;
 
 void AddRunning(const std::vector<RunningProgress>& running, v1::SweepEvent* event) {
   for (const RunningProgress& r : running) {
@@ -102,12 +105,18 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1
                                           grpc::ServerWriter<v1::SweepEvent>* writer) {
   std::map<std::string, std::pair<int64_t, JobState>> seen;  // job -> (updated_ms, state)
   std::string last_running;
+  int64_t newest_update = 0;
   bool first = true;
   while (!context->IsCancelled() && !shutting_down_) {
     Result<SweepRecord> sweep = store_.GetSweep(req->sweep());
     if (!sweep.ok()) return ToGrpc(sweep.status());
-    Result<std::vector<JobRecord>> jobs = store_.SweepJobs(req->sweep());
+    // After the snapshot only recently updated jobs are read. The margin covers a transaction
+    // that took its timestamp before, but committed after, one already seen; `seen` drops repeats.
+    Result<std::vector<JobRecord>> jobs =
+        first ? store_.SweepJobs(req->sweep())
+              : store_.SweepJobsChangedSince(req->sweep(), newest_update - kWatchMarginMs);
     if (!jobs.ok()) return ToGrpc(jobs.status());
+    for (const JobRecord& j : *jobs) newest_update = std::max(newest_update, j.updated_ms);
     Result<std::vector<RunningProgress>> running = store_.RunningProgressOf(req->sweep());
     if (!running.ok()) return ToGrpc(running.status());
 
