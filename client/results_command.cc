@@ -22,7 +22,7 @@ struct ResultsArgs {
   std::vector<std::string> filters;
   std::vector<std::string> columns;
   std::vector<std::string> axes;
-  bool standalone = false;
+  bool fragment = false;
   std::string out_file;
   std::string title;
 };
@@ -66,7 +66,7 @@ int RunResults(const ResultsArgs& args, bool is_export, const CliContext& ctx) {
               << "; see progress with `sweepctl status " << (args.sweep.empty() ? "SWEEP" : args.sweep) << "`\n";
   }
   RenderOptions render;
-  render.latex_standalone = args.standalone;
+  render.latex_standalone = !args.fragment;
   render.latex_label = LabelFor(args.sweep, options.kind);
   const std::string text = RenderTable(*table, *format, render);
   if (args.out_file.empty() || args.out_file == "-") {
@@ -101,7 +101,9 @@ void AddTableOptions(CLI::App* cmd, ResultsArgs& a) {
       ->delimiter(',');
   cmd->add_option("--axis", a.axes, "sweep/rank tables: the swept settings (e.g. S_L,k or r_p)")
       ->delimiter(',');
-  cmd->add_flag("--standalone", a.standalone, "LaTeX: a whole document (article + booktabs) for pdflatex");
+  cmd->add_flag("--fragment", a.fragment,
+                "LaTeX: only the table environment, to \\input into a paper (needs \\usepackage{booktabs}); "
+                "default: a whole document that pdflatex compiles as it is");
   cmd->add_option("--out,-o", a.out_file, "write to this file instead of stdout");
   cmd->add_option("--title", a.title, "table title / LaTeX caption");
 }

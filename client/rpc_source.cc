@@ -183,8 +183,7 @@ Status RpcSource::WatchSweep(const std::string& sweep,
   req.set_sweep(sweep);
   auto reader = impl_->stub->WatchSweep(&ctx, req);
   pb::SweepEvent event;
-  // Events after the first carry only changes; keep the running set by job.
-  std::vector<RunningMetrics> running;
+  // Every event carries the whole summary and the running jobs' latest metrics.
   bool finished = false;
   while (reader->Read(&event)) {
     SweepProgress progress;

@@ -17,29 +17,30 @@ std::string Printf(const char* fmt, double v, int precision) {
   return buf;
 }
 
-// Mean and std in the column's unit; bytes pick the unit from the mean.
-std::pair<std::string, std::string> FormatParts(const Stat& s, const Column& c) {
+// Mean and std in the column's unit, and the unit written once after both ("MiB", "%").
+struct Parts {
+  std::string mean, std, suffix;
+};
+Parts FormatParts(const Stat& s, const Column& c) {
   switch (c.unit) {
     case Unit::kSigned:
-      return {Printf("%+.*f", s.mean, c.precision), Printf("%.*f", s.std, c.precision)};
+      return {Printf("%+.*f", s.mean, c.precision), Printf("%.*f", s.std, c.precision), ""};
     case Unit::kPercent:
-      return {Printf("%.*f", s.mean, c.precision) + "%", Printf("%.*f", s.std, c.precision) + "%"};
+      return {Printf("%.*f", s.mean, c.precision), Printf("%.*f", s.std, c.precision), "%"};
     case Unit::kParams: {
-      double a = std::fabs(s.mean);
-      if (a >= 1e9) return {Printf("%.*fB", s.mean / 1e9, 2), Printf("%.*fB", s.std / 1e9, 2)};
-      if (a >= 1e6) return {Printf("%.*fM", s.mean / 1e6, 2), Printf("%.*fM", s.std / 1e6, 2)};
-      if (a >= 1e4) return {Printf("%.*fK", s.mean / 1e3, 1), Printf("%.*fK", s.std / 1e3, 1)};
-      return {Printf("%.*f", s.mean, 0), Printf("%.*f", s.std, 0)};
+      const double a = std::fabs(s.mean);
+      const double scale = a >= 1e9 ? 1e9 : a >= 1e6 ? 1e6 : a >= 1e3 ? 1e3 : 1;
+      const char* suffix = a >= 1e9 ? "B" : a >= 1e6 ? "M" : a >= 1e3 ? "K" : "";
+      const int decimals = scale == 1 ? 0 : 2;
+      return {Printf("%.*f", s.mean / scale, decimals), Printf("%.*f", s.std / scale, decimals), suffix};
     }
     case Unit::kBytes: {
       const double gib = 1024.0 * 1024.0 * 1024.0, mib = 1024.0 * 1024.0;
-      if (std::fabs(s.mean) >= gib) {
-        return {Printf("%.*f GiB", s.mean / gib, 2), Printf("%.*f GiB", s.std / gib, 2)};
-      }
-      return {Printf("%.*f MiB", s.mean / mib, 1), Printf("%.*f MiB", s.std / mib, 1)};
+      if (std::fabs(s.mean) >= gib) return {Printf("%.*f", s.mean / gib, 2), Printf("%.*f", s.std / gib, 2), " GiB"};
+      return {Printf("%.*f", s.mean / mib, 1), Printf("%.*f", s.std / mib, 1), " MiB"};
     }
     default:
-      return {Printf("%.*f", s.mean, c.precision), Printf("%.*f", s.std, c.precision)};
+      return {Printf("%.*f", s.mean, c.precision), Printf("%.*f", s.std, c.precision), ""};
   }
 }
 
@@ -193,14 +194,15 @@ std::string RenderJson(const Table& t) {
 
 std::string LatexCell(const Cell& cell, const Column& c, bool per_job) {
   if (!cell.stat) return cell.text.empty() ? "--" : LatexEscape(cell.text);
-  auto [mean, std] = FormatParts(*cell.stat, c);
+  const Parts p = FormatParts(*cell.stat, c);
   const bool with_std = ShowsStd(cell, c, per_job);
   // Plain and signed numbers are set in math (a real minus sign); values with units in text.
   if (c.unit == Unit::kNumber || c.unit == Unit::kSigned) {
-    std::string body = mean + (with_std ? " \\pm " + std : "");
+    std::string body = p.mean + (with_std ? " \\pm " + p.std : "");
     return cell.best ? "$\\mathbf{" + body + "}$" : "$" + body + "$";
   }
-  std::string body = LatexEscape(mean) + (with_std ? " $\\pm$ " + LatexEscape(std) : "");
+  std::string body = LatexEscape(p.mean + (with_std ? "" : p.suffix)) +
+                     (with_std ? " $\\pm$ " + LatexEscape(p.std + p.suffix) : "");
   return cell.best ? "\\textbf{" + body + "}" : body;
 }
 
@@ -209,7 +211,7 @@ std::string RenderLatex(const Table& t, const RenderOptions& o) {
   for (const auto& c : t.columns) spec += c.unit == Unit::kText ? "l" : "r";
   std::string out;
   if (o.latex_standalone) {
-    out += "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n";
+    out += "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n";
   } else {
     out += "% Needs \\usepackage{booktabs} in the preamble.\n";
   }
@@ -218,6 +220,8 @@ std::string RenderLatex(const Table& t, const RenderOptions& o) {
   if (!t.note.empty()) caption += ". " + t.note;
   out += "  \\caption{" + LatexEscape(caption) + "}\n";
   if (!o.latex_label.empty()) out += "  \\label{" + o.latex_label + "}\n";
+  // A whole document scales wide tables to the text width; a fragment leaves that to the paper.
+  if (o.latex_standalone) out += "  \\resizebox{\\linewidth}{!}{%\n";
   out += "  \\begin{tabular}{" + spec + "}\n    \\toprule\n";
 
   // A spanning header over each run of columns that share a group (ARC-C: ft, Δ).
@@ -256,7 +260,9 @@ std::string RenderLatex(const Table& t, const RenderOptions& o) {
     }
     out += "    " + line + " \\\\\n";
   }
-  out += "    \\bottomrule\n  \\end{tabular}\n\\end{table}\n";
+  out += "    \\bottomrule\n  \\end{tabular}\n";
+  if (o.latex_standalone) out += "  }\n";
+  out += "\\end{table}\n";
   if (o.latex_standalone) out += "\\end{document}\n";
   return out;
 }
@@ -277,9 +283,9 @@ Result<TableFormat> ParseTableFormat(const std::string& name) {
 
 std::string FormatCell(const Cell& cell, const Column& column, bool per_job) {
   if (!cell.stat) return cell.text.empty() ? "-" : cell.text;
-  auto [mean, std] = FormatParts(*cell.stat, column);
-  if (!ShowsStd(cell, column, per_job)) return mean;
-  return mean + " ± " + std;
+  const Parts p = FormatParts(*cell.stat, column);
+  if (!ShowsStd(cell, column, per_job)) return p.mean + p.suffix;
+  return p.mean + " ± " + p.std + p.suffix;
 }
 
 std::string LatexEscape(const std::string& text) {

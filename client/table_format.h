@@ -15,7 +15,7 @@ enum class TableFormat { kText, kMarkdown, kCsv, kLatex, kJson };
 Result<TableFormat> ParseTableFormat(const std::string& name);  // text|md|csv|latex|json
 
 struct RenderOptions {
-  bool latex_standalone = false;  // a whole document (article + booktabs), for pdflatex
+  bool latex_standalone = true;  // a whole document (article + booktabs); false: the table only
   std::string latex_label;        // \label{...}; empty: none
 };
 

@@ -107,13 +107,17 @@ TEST_F(GoldenTables, MeansAndSampleStdsComeFromTheSeeds) {
 
 TEST_F(GoldenTables, LatexPassesTheStrictCheckAndCompiles) {
   for (const std::string kind : {"main", "ablation", "budget", "sweep"}) {
-    const std::string tex = Sweepctl({"export", "golden", "--kind", kind, "--format", "latex", "--standalone"});
+    const std::string tex = Sweepctl({"export", "golden", "--kind", kind, "--format", "latex"});
     const auto problems = testing::CheckLatexTable(tex);
     for (const auto& p : problems) ADD_FAILURE() << kind << ": " << p << "\n" << tex;
     const std::string compiled = testing::CompileWithPdflatex(tex, dir_);
     if (compiled == "skip") continue;  // the strict check above stands in for pdflatex
     EXPECT_EQ(compiled, "") << kind;
   }
+  // The fragment for \input into a paper passes the same check.
+  const std::string fragment = Sweepctl({"export", "golden", "--format", "latex", "--fragment"});
+  EXPECT_EQ(fragment.find("\\documentclass"), std::string::npos);
+  for (const auto& p : testing::CheckLatexTable(fragment)) ADD_FAILURE() << "fragment: " << p << "\n" << fragment;
 }
 
 TEST_F(GoldenTables, StrictLatexCheckCatchesBrokenTables) {
@@ -125,6 +129,9 @@ TEST_F(GoldenTables, StrictLatexCheckCatchesBrokenTables) {
   std::string underscore = good;
   underscore.replace(underscore.find("LoRA"), 4, "Lo_RA");
   EXPECT_FALSE(testing::CheckLatexTable(underscore).empty());
+  std::string percent = good;
+  percent.replace(percent.find("\\%"), 2, "%");
+  EXPECT_FALSE(testing::CheckLatexTable(percent).empty());
   std::string no_rule = good;
   no_rule.replace(no_rule.find("\\midrule"), 8, "\\hline");
   EXPECT_FALSE(testing::CheckLatexTable(no_rule).empty());

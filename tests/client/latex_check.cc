@@ -93,8 +93,9 @@ std::vector<std::string> CheckLatexTable(const std::string& tex) {
         continue;
       }
       if (ch == '%') {
-        if (i == 0 || line.find_first_not_of(' ') == i) break;  // a comment line
-        problems.push_back(where + "unescaped %");
+        // A comment line, or `{%` ending a line; anything after a % elsewhere would vanish.
+        if (i == 0 || line.find_first_not_of(' ') == i || i + 1 == line.size()) break;
+        problems.push_back(where + "unescaped % (the rest of the line would be a comment)");
         break;
       }
       if (ch == '{') ++depth;
