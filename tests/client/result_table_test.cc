@@ -77,3 +77,34 @@ TEST(ProgressView, PlainModeWritesOneLinePerChange) {
 
 }  // namespace
 }  // namespace sweepd::client
+
+namespace sweepd::client {
+namespace {
+
+TEST(BuildTable, RankTableNamesRowsByRotationRank) {
+  std::vector<ResultRecord> records;
+  for (int rp : {2, 4}) {
+    for (int seed : {0, 1}) {
+      ResultRecord rec;
+      rec.job_id = "sora-" + std::to_string(rp) + "-" + std::to_string(seed);
+      rec.config = {{"kind", "train"}, {"seed", seed}, {"adapter", {{"method", "sora"}, {"r", 8}, {"r_p", rp}}}};
+      rec.result = {{"scores", {{"gsm8k", 10.0 * rp + seed}}}, {"trainable_params", 100 * rp}};
+      records.push_back(rec);
+    }
+  }
+  TableOptions o;
+  o.kind = "rank";
+  auto t = BuildTable(records, o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  ASSERT_EQ(t->rows.size(), 2u);
+  EXPECT_EQ(t->columns[0].header, "r_p");
+  EXPECT_EQ(t->rows[0][0].text, "2");
+  EXPECT_EQ(t->rows[1][0].text, "4");
+  // r_p, n, params, GSM8K ft, ...
+  EXPECT_EQ(t->columns[3].id, "score_gsm8k");
+  EXPECT_DOUBLE_EQ(t->rows[1][3].stat->mean, 40.5);
+  EXPECT_TRUE(t->rows[1][3].best);
+}
+
+}  // namespace
+}  // namespace sweepd::client
