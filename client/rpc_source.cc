@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <set>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
@@ -123,6 +124,21 @@ Result<SweepDetail> RpcSource::GetSweep(const std::string& sweep) {
 }
 
 Result<std::vector<ResultRecord>> RpcSource::QueryResults(const std::string& sweep) {
+  if (sweep.empty()) {
+    // sweepd answers per sweep; every sweep's results, a job shared by sweeps once.
+    auto sweeps = ListSweeps();
+    if (!sweeps.ok()) return sweeps.status();
+    std::vector<ResultRecord> all;
+    std::set<std::string> seen;
+    for (const auto& s : *sweeps) {
+      auto rows = QueryResults(s.name);
+      if (!rows.ok()) return rows.status();
+      for (auto& r : *rows) {
+        if (seen.insert(r.job_id).second) all.push_back(std::move(r));
+      }
+    }
+    return all;
+  }
   grpc::ClientContext ctx;
   impl_->Prepare(ctx);
   pb::QueryResultsRequest req;

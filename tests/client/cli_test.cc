@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <regex>
 
 #include "tests/client/fixture_db.h"
@@ -39,6 +40,7 @@ class SweepctlCli : public ::testing::Test {
     db_ = MakeTempDir("sweepctl-cli-") + "/sweepd.db";
     testing::BuildFixtureDb(db_, kSource + "/tests/client/fixtures/golden_results.json");
   }
+  static void TearDownTestSuite() { std::filesystem::remove_all(std::filesystem::path(db_).parent_path()); }
   // Runs sweepctl with `args`; returns its exit status, output (stdout and stderr) in *out.
   static int Run(const std::vector<std::string>& args, std::string* out) {
     std::vector<std::string> argv = {kSweepctl};

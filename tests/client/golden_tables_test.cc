@@ -4,6 +4,7 @@
 // change, and review the diff.
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -33,6 +34,8 @@ class GoldenTables : public ::testing::Test {
     db_ = dir_ + "/golden.db";
     BuildFixtureDb(db_, kFixture);
   }
+
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
 
   // Runs sweepctl on the fixture database; stdout only (stderr goes to a file).
   static std::string Sweepctl(const std::vector<std::string>& args, int* status = nullptr) {

@@ -3,6 +3,8 @@
 // database file read offline once sweepd has stopped.
 #include <sys/wait.h>
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,7 @@ TEST(Online, EveryCommandAgainstARealCoordinator) {
 
   ASSERT_EQ(ctl({"results", "demo", "--format", "csv"}, &out), 0) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << "only the header before any job ran: " << out;
+  ASSERT_EQ(ctl({"results", "--format", "csv"}, &out), 0) << "every sweep's results: " << out;
   ASSERT_EQ(ctl({"workers"}, &out), 0) << out;
 
   ASSERT_EQ(ctl({"cancel", "demo"}, &out), 0) << out;
@@ -65,6 +68,7 @@ TEST(Online, EveryCommandAgainstARealCoordinator) {
   EXPECT_EQ(WEXITSTATUS(sweepd.Stop()), 0) << ReadFile(dir + "/sweepd.log");
   ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--db", db, "status", "demo"}, &out), 0) << out;
   EXPECT_NE(out.find("cancelled"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

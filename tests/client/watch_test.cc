@@ -3,6 +3,8 @@
 // as sweepd would, while watch reads it offline.
 #include <sys/wait.h>
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "tests/client/fixture_db.h"
@@ -49,6 +51,7 @@ TEST(Watch, PipedWritesPlainLinesAndEndsWhenTheSweepEnds) {
   EXPECT_NE(out.find("golden 9/11 done"), std::string::npos) << out;
   EXPECT_NE(out.find("golden 11/11 done (100%)"), std::string::npos) << out;
   EXPECT_NE(out.find("sweep golden ended: 11 succeeded, 0 failed"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Watch, EndedSweepWithFailuresExitsSix) {
@@ -58,6 +61,7 @@ TEST(Watch, EndedSweepWithFailuresExitsSix) {
   std::string out;
   EXPECT_EQ(sweepd::testing::RunCommand({kSweepctl, "--db", db, "watch", "golden"}, &out), 6) << out;
   EXPECT_NE(out.find("1 failed"), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
