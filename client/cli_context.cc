@@ -13,7 +13,13 @@ namespace sweepd::client {
 std::string CliContext::CoordinatorAddress() const {
   if (!coordinator.empty()) return coordinator;
   const char* env = std::getenv("SWEEPD_ADDR");
-  if (env != nullptr && *env != '\0') return env;
+  if (env != nullptr) {
+    // Often set from a port file: `SWEEPD_ADDR=$(cat var/sweepd.addr)`; tolerate spaces.
+    std::string addr = env;
+    addr.erase(0, addr.find_first_not_of(" \t\r\n"));
+    addr.erase(addr.find_last_not_of(" \t\r\n") + 1);
+    if (!addr.empty()) return addr;
+  }
   return "127.0.0.1:50051";
 }
 
