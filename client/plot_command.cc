@@ -70,6 +70,7 @@ Result<PlotSpec> SweepPlot(const std::vector<ResultRecord>& records, const PlotA
     return Status::InvalidArgument("--kind sweep needs --axis SETTING (e.g. --axis S_L, --axis r, --axis train.lr)");
   }
   std::string axis = a.axis;
+  if (axis == "S") axis = "S_L";  // JORA's S sets S_L = S_R
   if (axis.find('.') == std::string::npos && axis != "seed") axis = "adapter." + axis;
   TableOptions options;
   options.group_by = {"adapter.method", axis};

@@ -370,8 +370,11 @@ Result<Table> BuildTable(const std::vector<ResultRecord>& records, const TableOp
     }
     if (axes.empty()) axes.push_back("adapter.method");
     for (auto& p : axes) {
+      // JORA's `S` in a spec sets S_L = S_R; the stored configuration has S_L.
+      const bool jora_s = p == "S" || p == "adapter.S";
+      if (jora_s) p = "adapter.S_L";
       if (p.find('.') == std::string::npos && p != "method" && p != "track" && p != "seed") p = "adapter." + p;
-      labels.push_back({Column::Label(p, ShortPath(p)), path_label(p)});
+      labels.push_back({Column::Label(p, jora_s ? "S" : ShortPath(p)), path_label(p)});
     }
   } else {
     labels.push_back({Column::Label("method", "Method"),

@@ -108,3 +108,28 @@ TEST(BuildTable, RankTableNamesRowsByRotationRank) {
 
 }  // namespace
 }  // namespace sweepd::client
+
+namespace sweepd::client {
+namespace {
+
+TEST(BuildTable, SweepAxisSReadsJorasS_L) {
+  std::vector<ResultRecord> records;
+  for (int s : {32, 64}) {
+    ResultRecord rec;
+    rec.job_id = "jora-" + std::to_string(s);
+    rec.config = {{"kind", "train"}, {"seed", 0}, {"adapter", {{"method", "jora"}, {"S_L", s}, {"S_R", s}, {"k", 8}}}};
+    rec.result = {{"tradeoff", s / 10.0}};
+    records.push_back(rec);
+  }
+  TableOptions o;
+  o.kind = "sweep";
+  o.axes = {"S", "k"};
+  auto t = BuildTable(records, o);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t->columns[0].header, "S");
+  EXPECT_EQ(t->rows[1][0].text, "64");
+  EXPECT_EQ(t->rows[1][1].text, "8");
+}
+
+}  // namespace
+}  // namespace sweepd::client
