@@ -128,8 +128,10 @@ Result<BudgetMatch> BudgetSolver::Match(const nlohmann::json& settings, const st
   }
   if (above_value >= 0) {
     reason += ", " + knob + "=" + std::to_string(above_value) + " -> " + std::to_string(above_count);
-  } else {
+  } else if (below_value != max_value) {
     reason += ", at most " + knob + "=" + std::to_string(max_value) + " -> " + std::to_string(max_count);
+  } else {
+    reason += " (the most this knob reaches)";
   }
   match.reason = reason;
   match.count = above_value >= 0 ? above_count : max_count;

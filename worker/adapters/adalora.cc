@@ -54,7 +54,7 @@ class AdaloraAdapter : public FrozenLinearAdapter {
 
   torch::Tensor RegularizationLoss() override {
     auto term = [&](const torch::Tensor& cov) {
-      torch::Tensor n = (cov - torch::eye(cov.size(0), cov.options())).norm();
+      torch::Tensor n = (cov - Eye(cov.size(0), cov.options())).norm();
       return squared_ ? n * n : n;
     };
     return reg_weight_ * (term(torch::matmul(A_, A_.t())) + term(torch::matmul(B_.t(), B_))) / 2.0;

@@ -163,6 +163,10 @@ void FrozenLinearAdapter::Unmerge() {
   merged_ = false;
 }
 
+torch::Tensor Eye(int64_t n, const torch::TensorOptions& options) {
+  return torch::eye(n, options.dtype(torch::kFloat32)).to(options.dtype());
+}
+
 void KaimingUniform(torch::Tensor& t) {
   torch::NoGradGuard no_grad;
   const double bound = 1.0 / std::sqrt(static_cast<double>(t.size(1)));

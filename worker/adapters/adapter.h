@@ -146,6 +146,9 @@ class FrozenLinearAdapter : public Adapter {
 std::shared_ptr<Adapter> MakeAdapter(const nlohmann::json& settings, torch::Tensor weight,
                                      torch::Tensor bias, const LinearShape& shape);
 
+// An identity matrix in any dtype (LibTorch 1.13 has no CPU bfloat16 eye kernel).
+torch::Tensor Eye(int64_t n, const torch::TensorOptions& options);
+
 // Kaiming-uniform with a = √5 on a [fan_out, fan_in] tensor (nn.Linear's and PEFT's init).
 void KaimingUniform(torch::Tensor& t);
 

@@ -74,14 +74,15 @@ class BoftAdapter : public FrozenLinearAdapter {
   }
   // W_eff = (W M_totalᵀ) ⊙ s: rows of W rotated by M_totalᵀ, i.e. Rotate applied to I.
   torch::Tensor ComputeWeight() override {
-    torch::Tensor total = Rotate(torch::eye(Shape().d_in, Options()));  // M_{F−1} ⋯ M_0
+    torch::Tensor total = Rotate(Eye(Shape().d_in, Options()));  // M_{F−1} ⋯ M_0
     return torch::matmul(weight_, total.t()) * s_;
   }
 
  private:
   torch::Tensor Blocks() {
-    torch::Tensor flat = r_.reshape({factors_ * blocks_, b_, b_});
-    return Cayley(0.5 * (flat - flat.transpose(1, 2))).view({factors_, blocks_, b_, b_});
+    const auto dtype = r_.scalar_type();
+    torch::Tensor flat = r_.reshape({factors_ * blocks_, b_, b_}).to(RotationType(dtype));
+    return Cayley(0.5 * (flat - flat.transpose(1, 2))).view({factors_, blocks_, b_, b_}).to(dtype);
   }
 
   // x M_{F−1} ⋯ M_0 with M_f = P_f B_f P_fᵀ.

@@ -228,7 +228,7 @@ class JoraAdapter : public FrozenLinearAdapter {
   torch::Tensor ComputeWeight() override {
     RequireLinear();
     // δ is linear: its matrix is δ applied to the identity's rows, transposed.
-    torch::Tensor dw = Delta(torch::eye(Shape().d_in, Options())).t();
+    torch::Tensor dw = Delta(Eye(Shape().d_in, Options())).t();
     if (magnitude_ == "none") return weight_ + dw;
     torch::Tensor scale = Scale().to(weight_.scalar_type()).unsqueeze(1);
     return scope_output_ ? (weight_ + dw) * scale : weight_ + dw * scale;

@@ -49,8 +49,9 @@ class OftAdapter : public FrozenLinearAdapter {
  private:
   torch::Tensor Rotation() {
     if (coft_) Project();
-    torch::Tensor q = SkewFromPacked(packed_, n_);
-    return neumann_ ? CayleyNeumann(q, terms_) : Cayley(-q);
+    const auto dtype = packed_.scalar_type();
+    torch::Tensor q = SkewFromPacked(packed_.to(RotationType(dtype)), n_);
+    return (neumann_ ? CayleyNeumann(q, terms_) : Cayley(-q)).to(dtype);
   }
 
   // PEFT's _project_batch: Q ← eps' Q/‖Q‖ where ‖Q‖ > eps' = eps/√blocks.

@@ -54,6 +54,10 @@ torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, co
   return x.index_copy(last, i, ci * xi + si * xj).index_copy(last, j, ci * xj - si * xi);
 }
 
+torch::ScalarType RotationType(torch::ScalarType t) {
+  return (t == torch::kHalf || t == torch::kBFloat16) ? torch::kFloat32 : t;
+}
+
 double OrthogonalityError(const torch::Tensor& r) {
   torch::NoGradGuard no_grad;
   torch::Tensor m = r.detach().to(torch::kFloat64);

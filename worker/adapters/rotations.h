@@ -26,6 +26,10 @@ torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& bl
 // x_i ← c x_i + s x_j, x_j ← −s x_i + c x_j, with c, s [S].
 torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, const torch::Tensor& c,
                           const torch::Tensor& s);
+// The dtype to build rotations in: float32 for half and bfloat16 (LAPACK/cuSOLVER and
+// matrix_exp have no reduced-precision kernels, and orthogonality needs the digits), else `t`.
+torch::ScalarType RotationType(torch::ScalarType t);
+
 // Largest ‖RᵀR − I‖_F over the batch of square matrices r [..., n, n] (computed in float64).
 double OrthogonalityError(const torch::Tensor& r);
 

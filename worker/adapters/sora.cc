@@ -15,6 +15,7 @@
 
 #include "worker/adapters/methods.h"
 #include "worker/adapters/pre_diag.h"
+#include "worker/adapters/rotations.h"
 
 namespace sweepd::adapters {
 namespace {
@@ -43,7 +44,7 @@ class SoraAdapter : public PreDiagAdapter {
     torch::Tensor U = torch::cat({C_, D_}, 1).to(torch::kFloat64);
     torch::Tensor G = torch::matmul(U.t(), U);
     torch::Tensor M = J(torch::kFloat64) * sp;
-    torch::Tensor X = torch::matmul(Phi(torch::matmul(M, G)) - torch::eye(2 * r_p_, G.options()), M);
+    torch::Tensor X = torch::matmul(Phi(torch::matmul(M, G)) - Eye(2 * r_p_, G.options()), M);
     const double skew = FrobeniusOfUXUt(G, M);
     const double taylor = FrobeniusOfUXUt(G, X);
     return {{"sora_s_p", sp},
@@ -77,17 +78,18 @@ class SoraAdapter : public PreDiagAdapter {
   torch::Tensor J(torch::ScalarType dtype) const {
     auto opts = Options().dtype(dtype);
     torch::Tensor j = torch::zeros({2 * r_p_, 2 * r_p_}, opts);
-    j.narrow(0, 0, r_p_).narrow(1, r_p_, r_p_).copy_(torch::eye(r_p_, opts));
-    j.narrow(0, r_p_, r_p_).narrow(1, 0, r_p_).copy_(-torch::eye(r_p_, opts));
+    j.narrow(0, 0, r_p_).narrow(1, r_p_, r_p_).copy_(Eye(r_p_, opts));
+    j.narrow(0, r_p_, r_p_).narrow(1, 0, r_p_).copy_(-Eye(r_p_, opts));
     return j;
   }
 
   // φ(A) = Σ A^k/(k+1)! from exp([[A, I], [0, 0]]) = [[e^A, φ(A)], [0, I]].
-  static torch::Tensor Phi(const torch::Tensor& a) {
+  static torch::Tensor Phi(const torch::Tensor& a_in) {
+    torch::Tensor a = a_in.to(RotationType(a_in.scalar_type()));
     const int64_t m = a.size(0);
     torch::Tensor big = torch::zeros({2 * m, 2 * m}, a.options());
-    big = torch::cat({torch::cat({a, torch::eye(m, a.options())}, 1), big.narrow(0, m, m)}, 0);
-    return torch::matrix_exp(big).narrow(0, 0, m).narrow(1, m, m);
+    big = torch::cat({torch::cat({a, Eye(m, a.options())}, 1), big.narrow(0, m, m)}, 0);
+    return torch::matrix_exp(big).narrow(0, 0, m).narrow(1, m, m).to(a_in.scalar_type());
   }
 
   // ‖U X Uᵀ‖_F = sqrt(tr(G X G Xᵀ)), G = UᵀU.

@@ -43,7 +43,7 @@ class SorsaAdapter : public FrozenLinearAdapter {
   int64_t ParameterCount() const override { return r_ * (Shape().d_in + Shape().d_out + 1); }
 
   torch::Tensor RegularizationLoss() override {
-    torch::Tensor ia = torch::eye(r_, A_.options());
+    torch::Tensor ia = Eye(r_, A_.options());
     return ((torch::matmul(A_, A_.t()) - ia).norm() + (torch::matmul(B_.t(), B_) - ia).norm()) / 2.0;
   }
 
