@@ -1,0 +1,259 @@
+// sweep-train run as the worker runs it: a real subprocess on the synthetic benchmark,
+// its JSON lines checked against docs/metrics.schema.json, resumption after SIGKILL, and
+// one-line errors with exit status 2.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/process.h"
+#include "worker/io/safetensors.h"
+
+namespace sweepd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sweepd::testing::ChildProcess;
+using sweepd::testing::MakeTempDir;
+using sweepd::testing::ReadFile;
+using sweepd::testing::WaitUntil;
+using namespace std::chrono_literals;
+
+const std::string kTrain = std::string(SWEEPD_BIN_DIR) + "/sweep-train";
+const std::string kJobs = std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/jobs/";
+const std::string kCacheEnv = "SWEEPD_CACHE=" + std::string(SWEEPD_TEST_CACHE);
+
+struct RunResult {
+  int status = -1;  // exit status, or 128 + signal
+  std::vector<json> lines;
+  std::string stderr_text;
+};
+
+std::vector<json> ParseLines(const std::string& text) {
+  std::vector<json> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(json::parse(line));  // every stdout line must be JSON
+  }
+  return lines;
+}
+
+// Runs sweep-train with stdout and stderr in separate files under `dir`.
+RunResult RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
+  std::string command = "exec";
+  for (const std::string& a : args) command += " '" + a + "'";
+  command += " > '" + dir + "/stdout' 2> '" + dir + "/stderr'";
+  ChildProcess child({"/bin/sh", "-c", command}, dir + "/sh.log", {kCacheEnv});
+  const int status = child.Wait(10min);
+  RunResult r;
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.lines = ParseLines(ReadFile(dir + "/stdout"));
+  r.stderr_text = ReadFile(dir + "/stderr");
+  return r;
+}
+
+bool HasType(const json& value, const std::string& type) {
+  if (type == "string") return value.is_string();
+  if (type == "integer") return value.is_number_integer();
+  if (type == "number") return value.is_number();
+  if (type == "object") return value.is_object();
+  if (type == "array") return value.is_array();
+  if (type == "number|null") return value.is_number() || value.is_null();
+  return false;
+}
+
+void ExpectFields(const json& line, const json& fields, const std::string& what) {
+  for (const auto& [key, type] : fields.items()) {
+    ASSERT_TRUE(line.contains(key)) << what << " lacks '" << key << "': " << line.dump();
+    EXPECT_TRUE(HasType(line[key], type.get<std::string>()))
+        << what << " field '" << key << "' is not " << type << ": " << line.dump();
+  }
+}
+
+// Checks every line against the documented schema and the order start ... final.
+void ExpectValidLines(const std::vector<json>& lines) {
+  std::ifstream in(std::string(SWEEPD_SOURCE_DIR) + "/docs/metrics.schema.json");
+  const json schema = json::parse(in);
+  ASSERT_GE(lines.size(), 2u);
+  EXPECT_EQ(lines.front().value("type", ""), "start");
+  EXPECT_EQ(lines.back().value("type", ""), "final");
+  for (const json& line : lines) {
+    ASSERT_TRUE(line.contains("type")) << line.dump();
+    const std::string type = line["type"];
+    ASSERT_TRUE(schema.contains(type)) << "undocumented line type: " << line.dump();
+    ExpectFields(line, schema[type]["required"], type);
+    if (type == "eval") {
+      EXPECT_GE(line["score"].get<double>(), 0.0);
+      EXPECT_LE(line["score"].get<double>(), 100.0);
+    }
+    if (type == "final" && line["kind"] == "train") {
+      ExpectFields(line, schema["final"]["train"], "final");
+      ExpectFields(line["svd"], schema["final"]["svd"], "final.svd");
+      for (const json& layer : line["svd"]["layers"]) ExpectFields(layer, schema["final"]["svd_layer"], "svd layer");
+    }
+  }
+}
+
+TEST(SweepTrainRun, SyntheticLoraOnTrackALiftsThePlasticityTask) {
+  const std::string dir = MakeTempDir("sweep-train-run-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_lora_a.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+  const json& final_line = r.lines.back();
+  const double base = final_line["base_scores"]["arc_challenge"];
+  const double tuned = final_line["scores"]["arc_challenge"];
+  EXPECT_GE(tuned - base, 20.0) << final_line.dump();
+  EXPECT_DOUBLE_EQ(final_line["delta"]["arc_challenge"].get<double>(), tuned - base);
+  // LoRA r=8 on q_proj and v_proj of 4 layers: r (d_in + d_out) per layer.
+  EXPECT_EQ(final_line["trainable_params"].get<int64_t>(), 4 * (8 * (128 + 128) + 8 * (128 + 64)));
+  EXPECT_EQ(final_line["svd"]["layers"].size(), 8u);
+  EXPECT_TRUE(fs::exists(dir + "/work/checkpoints/step-00000040/adapter_model.safetensors"));
+}
+
+TEST(SweepTrainRun, BaseEvalJobPrintsScoresOnly) {
+  const std::string dir = MakeTempDir("sweep-train-base-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_base_eval.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+  const json& final_line = r.lines.back();
+  EXPECT_EQ(final_line["kind"], "base_eval");
+  EXPECT_EQ(final_line["scores"].size(), 2u);
+  EXPECT_FALSE(final_line.contains("final_loss"));
+  // The synthetic base model has learnt its arithmetic during pre-training.
+  EXPECT_GE(final_line["scores"]["gsm8k"].get<double>(), 30.0) << final_line.dump();
+}
+
+std::map<std::string, torch::Tensor> Tensors(const std::string& path) {
+  auto file = io::SafetensorsFile::Open(path);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& name : file.Names()) out[name] = file.Get(name).clone();
+  return out;
+}
+
+TEST(SweepTrainRun, ResumedAfterSigkillEndsWithTheSameAdapterBitForBit) {
+  const std::string job = kJobs + "synthetic_resume.json";
+  const std::string straight = MakeTempDir("sweep-train-straight-");
+  ASSERT_EQ(RunTrainer({kTrain, "run", "--job", job, "--workdir", straight + "/work"}, straight).status, 0)
+      << ReadFile(straight + "/stderr");
+
+  const std::string broken = MakeTempDir("sweep-train-broken-");
+  {
+    ChildProcess child({"/bin/sh", "-c",
+                        "exec '" + kTrain + "' run --job '" + job + "' --workdir '" + broken + "/work' > '" + broken +
+                            "/stdout' 2> '" + broken + "/stderr'"},
+                       broken + "/sh.log", {kCacheEnv});
+    ASSERT_TRUE(WaitUntil([&] { return ReadFile(broken + "/stdout").find("\"step\":12") != std::string::npos; }, 5min))
+        << ReadFile(broken + "/stderr");
+    child.Signal(SIGKILL);
+    child.Wait(1min);
+  }
+  EXPECT_EQ(ReadFile(broken + "/stdout").find("\"type\":\"final\""), std::string::npos) << "killed too late";
+  RunResult resumed = RunTrainer({kTrain, "run", "--job", job, "--workdir", broken + "/work", "--resume"}, broken);
+  ASSERT_EQ(resumed.status, 0) << resumed.stderr_text;
+  EXPECT_NE(resumed.stderr_text.find("resumed from"), std::string::npos) << resumed.stderr_text;
+
+  const auto a = Tensors(straight + "/work/checkpoints/step-00000024/adapter_model.safetensors");
+  const auto b = Tensors(broken + "/work/checkpoints/step-00000024/adapter_model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name << " differs after resumption";
+  }
+}
+
+// Exactly one non-empty stderr line.
+void ExpectOneLine(const std::string& text) {
+  std::string trimmed = text;
+  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
+  EXPECT_FALSE(trimmed.empty());
+  EXPECT_EQ(trimmed.find('\n'), std::string::npos) << text;
+}
+
+TEST(SweepTrainRun, UnknownMethodIsOneLineNamingTheJobFile) {
+  const std::string dir = MakeTempDir("sweep-train-err-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "unknown_method.json", "--workdir", dir}, dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("unknown_method.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("lorax"), std::string::npos) << r.stderr_text;
+}
+
+// A job on a copy of the tiny-llama fixture, edited by `edit`.
+RunResult RunOnEditedModel(const std::function<void(const std::string&)>& edit, const std::string& dir) {
+  const std::string model = dir + "/model";
+  fs::create_directories(model);
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    fs::copy_file(std::string(SWEEPD_FIXTURES) + "/models/tiny-llama/" + f, model + "/" + f);
+  }
+  fs::permissions(model + "/config.json", fs::perms::owner_write, fs::perm_options::add);
+  edit(model);
+  json job = {{"job_id", "edited"}, {"model", {{"source", model}}}, {"adapter", {{"method", "lora"}}},
+              {"train", {{"data", "synthetic:mc"}, {"steps", 1}}}, {"eval", json::array()}};
+  std::ofstream(dir + "/job.json") << job.dump();
+  return RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+}
+
+TEST(SweepTrainRun, MissingTensorIsOneLineNamingFileAndTensor) {
+  const std::string dir = MakeTempDir("sweep-train-missing-");
+  RunResult r = RunOnEditedModel(
+      [](const std::string& model) {
+        auto tensors = Tensors(model + "/model.safetensors");
+        tensors.erase("model.norm.weight");
+        fs::remove(model + "/model.safetensors");
+        io::SaveSafetensors(model + "/model.safetensors", tensors);
+      },
+      dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("model.safetensors: missing tensor 'model.norm.weight'"), std::string::npos)
+      << r.stderr_text;
+}
+
+TEST(SweepTrainRun, ShapeMismatchIsOneLineNamingFileAndTensor) {
+  const std::string dir = MakeTempDir("sweep-train-shape-");
+  RunResult r = RunOnEditedModel(
+      [](const std::string& model) {
+        std::ifstream in(model + "/config.json");
+        json config = json::parse(in);
+        config["intermediate_size"] = 160;
+        std::ofstream(model + "/config.json") << config.dump();
+      },
+      dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("model.safetensors: tensor 'model.layers.0.mlp.gate_proj.weight' has shape"),
+            std::string::npos)
+      << r.stderr_text;
+}
+
+TEST(SweepTrainRun, MalformedTrainingDataIsOneLineNamingFileAndLine) {
+  const std::string dir = MakeTempDir("sweep-train-data-");
+  json job = {{"job_id", "bad-data"}, {"model", {{"source", "synthetic:tiny"}}}, {"adapter", {{"method", "lora"}}},
+              {"train", {{"data", std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data/alpaca_bad_json.jsonl"},
+                         {"steps", 1}}},
+              {"eval", json::array()}};
+  std::ofstream(dir + "/job.json") << job.dump();
+  RunResult r = RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("alpaca_bad_json.jsonl:3: not valid JSON"), std::string::npos) << r.stderr_text;
+}
+
+TEST(SweepTrainProbe, PrintsTheCpuDevice) {
+  const std::string dir = MakeTempDir("sweep-train-probe-");
+  RunResult r = RunTrainer({kTrain, "probe"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ASSERT_EQ(r.lines.size(), 1u);
+  ASSERT_TRUE(r.lines[0]["devices"].is_array());
+  EXPECT_EQ(r.lines[0]["devices"][0]["type"], "cpu");
+}
+
+}  // namespace
+}  // namespace sweepd

@@ -1,0 +1,33 @@
+// The synthetic benchmark's skills, generated deterministically from a seed so that no
+// download is needed: arithmetic word problems shaped like GSM8K (answer after "####"),
+// counting and copying (pre-training only), and a recall skill shaped like ARC multiple
+// choice that the base model never sees (the fine-tuning target).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "worker/data/examples.h"
+
+namespace sweepd::data {
+
+// "Question: Tom has 7 apples. He gets 5 more. How many apples does Tom have now?\nAnswer:"
+// -> " 7 + 5 = 12.\n#### 12".
+std::vector<InstructionExample> ArithmeticExamples(uint64_t seed, int64_t count);
+std::vector<GenerationItem> ArithmeticEvalItems(uint64_t seed, int64_t count);
+
+// "Question: Ann has a red ball, Bob has a blue ball, ... What color is Bob's ball?\nAnswer:"
+// with the four colours named in the question as choices.
+std::vector<InstructionExample> RecallExamples(uint64_t seed, int64_t count);
+std::vector<MultipleChoiceItem> RecallEvalItems(uint64_t seed, int64_t count);
+
+// The pre-training mixture of the synthetic base model: arithmetic, counting, copying.
+std::vector<InstructionExample> PretrainingExamples(uint64_t seed, int64_t count);
+
+// Training examples of a "synthetic:<skill>" data name (arith, mc); throws
+// std::invalid_argument listing the known names.
+std::vector<InstructionExample> SyntheticTrainingExamples(const std::string& name, uint64_t seed,
+                                                          int64_t count);
+
+}  // namespace sweepd::data

@@ -1,0 +1,42 @@
+// Text <-> token ids. Two implementations: a byte-level tokenizer for the synthetic
+// benchmark (ids 0..255 are bytes, then specials) and SentencePiece .model files.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sweepd::data {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Ids of `text` without BOS/EOS.
+  virtual std::vector<int64_t> Encode(const std::string& text) const = 0;
+  virtual std::string Decode(const std::vector<int64_t>& ids) const = 0;
+  virtual int64_t VocabSize() const = 0;
+  virtual int64_t Bos() const = 0;
+  virtual int64_t Eos() const = 0;
+};
+
+// Bytes are ids 0..255; BOS = 256, EOS = 257, PAD = 258 (vocabulary 260 with one spare).
+class ByteTokenizer : public Tokenizer {
+ public:
+  static constexpr int64_t kBos = 256;
+  static constexpr int64_t kEos = 257;
+  static constexpr int64_t kPad = 258;
+  static constexpr int64_t kVocab = 260;
+
+  std::vector<int64_t> Encode(const std::string& text) const override;
+  std::string Decode(const std::vector<int64_t>& ids) const override;
+  int64_t VocabSize() const override { return kVocab; }
+  int64_t Bos() const override { return kBos; }
+  int64_t Eos() const override { return kEos; }
+};
+
+// A SentencePiece model file. Throws std::runtime_error naming the file when it cannot be
+// loaded (or when this build has no SentencePiece).
+std::unique_ptr<Tokenizer> LoadSentencePieceTokenizer(const std::string& path);
+
+}  // namespace sweepd::data

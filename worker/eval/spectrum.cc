@@ -1,0 +1,40 @@
+// Singular value entropy and stable rank (see spectrum.h).
+#include "worker/eval/spectrum.h"
+
+#include <cmath>
+
+namespace sweepd::eval {
+
+SpectrumStats SpectrumFromSingularValues(const torch::Tensor& sigma_in, int64_t d_out, int64_t d_in) {
+  SpectrumStats s;
+  auto sigma = sigma_in.to(torch::kFloat64).flatten();
+  const double total = sigma.sum().item<double>();
+  const double top = sigma.numel() ? sigma.max().item<double>() : 0.0;
+  if (total <= 0 || top <= 0) return s;  // ΔW = 0: no spectrum to speak of
+  auto p = sigma / total;
+  auto nonzero = p.masked_select(p > 0);
+  s.entropy = -(nonzero * nonzero.log()).sum().item<double>();
+  const double max_entropy = std::log(static_cast<double>(std::min(d_out, d_in)));
+  s.normalized_entropy = max_entropy > 0 ? s.entropy / max_entropy : 0.0;
+  s.stable_rank = sigma.pow(2).sum().item<double>() / (top * top);
+  return s;
+}
+
+SpectrumStats SpectrumOfDelta(const torch::Tensor& delta) {
+  torch::NoGradGuard no_grad;
+  auto d = delta.detach().to(torch::kCPU, torch::kFloat64);
+  auto sigma = std::get<1>(torch::svd(d, /*some=*/true, /*compute_uv=*/false));
+  return SpectrumFromSingularValues(sigma, d.size(0), d.size(1));
+}
+
+SpectrumStats SpectrumOfLowRank(const torch::Tensor& b, const torch::Tensor& a) {
+  torch::NoGradGuard no_grad;
+  auto bb = b.detach().to(torch::kCPU, torch::kFloat64);
+  auto aa = a.detach().to(torch::kCPU, torch::kFloat64);
+  auto rb = std::get<1>(torch::linalg_qr(bb, "reduced"));
+  auto ra = std::get<1>(torch::linalg_qr(aa.t(), "reduced"));
+  auto sigma = std::get<1>(torch::svd(torch::matmul(rb, ra.t()), true, false));
+  return SpectrumFromSingularValues(sigma, bb.size(0), aa.size(1));
+}
+
+}  // namespace sweepd::eval

@@ -1,0 +1,31 @@
+// Loading and saving Llama/Mistral weights in Hugging Face layout: config.json plus
+// model.safetensors, or shards listed in model.safetensors.index.json (memory-mapped).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "worker/models/llama.h"
+
+namespace sweepd::models {
+
+// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
+torch::ScalarType ParseDtype(const std::string& name);
+
+// Reads FOLDER/config.json; throws std::invalid_argument naming the file and the problem.
+nlohmann::json ReadConfigJson(const std::string& folder);
+
+// Builds the model of FOLDER/config.json and fills every parameter from the checkpoint,
+// converted to `dtype`. Throws std::invalid_argument naming the file and the tensor for a
+// missing tensor or a shape that does not match config.json.
+LlamaForCausalLM LoadHfModel(const std::string& folder, torch::ScalarType dtype);
+
+// Copies every parameter of `model` from the checkpoint in `folder` (single or sharded).
+void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder);
+
+// Writes FOLDER/config.json and FOLDER/model.safetensors (atomically).
+void SaveHfModel(LlamaForCausalLM& model, const nlohmann::json& config, const std::string& folder);
+
+}  // namespace sweepd::models

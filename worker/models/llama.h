@@ -1,0 +1,104 @@
+// A Llama/Mistral-family decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, Mistral's
+// sliding window, tied or untied embeddings) as LibTorch modules whose parameter names are
+// exactly those of Hugging Face checkpoints ("model.layers.0.self_attn.q_proj.weight").
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "worker/models/adaptable_linear.h"
+#include "worker/models/llama_config.h"
+
+namespace sweepd::models {
+
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  RmsNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RmsNorm);
+
+// What every layer of one forward pass shares: rotary tables and the attention mask.
+struct AttentionContext {
+  torch::Tensor cos, sin;  // [B or 1, T, rotary_dim]
+  torch::Tensor mask;      // bool [B or 1, 1, T, T], true = may attend
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx);
+
+  AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  AdaptableLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx);
+
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const LlamaConfig& c);
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RmsNorm norm{nullptr};
+};
+TORCH_MODULE(LlamaModel);
+
+// The causal language model: logits for every position.
+class LlamaForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit LlamaForCausalLMImpl(LlamaConfig config);
+
+  // input_ids [B, T] int64. segment_ids [B, T] (optional): packed documents; attention stays
+  // inside a document and positions restart at each one. Returns logits [B, T, vocab].
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& segment_ids = {});
+
+  const LlamaConfig& config() const { return config_; }
+  // Every projection of the blocks by module name ("model.layers.3.mlp.up_proj").
+  std::map<std::string, AdaptableLinear> Linears();
+  // N(0, 0.02) weights and unit norms, as transformers initialises a fresh model.
+  void InitializeWeights(uint64_t seed);
+
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when the embeddings are tied
+
+ private:
+  LlamaConfig config_;
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+// Mean next-token cross-entropy of logits [B, T, V] against targets [B, T] (already shifted:
+// targets[t] is the token after position t; -100 is ignored), in float32.
+torch::Tensor NextTokenLoss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+}  // namespace sweepd::models

@@ -1,0 +1,30 @@
+// Rotary position embeddings (Su et al. 2021) with the context-extension variants real
+// checkpoints use, computed as transformers does (float32 inverse frequencies, rotate_half).
+#pragma once
+
+#include <cstdint>
+
+#include <torch/torch.h>
+
+#include "worker/models/llama_config.h"
+
+namespace sweepd::models {
+
+struct RopeTables {
+  torch::Tensor cos;  // [T, rotary_dim], float32
+  torch::Tensor sin;
+};
+
+// Inverse frequencies [rotary_dim / 2] for a sequence of `seq_len` positions (only the
+// dynamic variant depends on it), and the factor cos/sin are scaled by (yarn).
+torch::Tensor RopeInverseFrequencies(const RopeConfig& rope, int64_t rotary_dim, int64_t seq_len,
+                                     double* attention_scaling);
+
+// cos/sin for `positions` [T] (int64) on `positions`'s device.
+RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch::Tensor& positions);
+
+// Rotates x [B, H, T, D] by the tables (cos/sin [B or 1, T, rotary_dim]); dimensions past
+// rotary_dim (partial_rotary_factor < 1) pass through.
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+}  // namespace sweepd::models

@@ -1,0 +1,58 @@
+// AdamW (Loshchilov & Hutter 2019) with parameter groups, written out so that its state
+// is plain named tensors (checkpointed bitwise) and its arithmetic is PyTorch's.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace sweepd::trainer {
+
+struct ParamGroupSettings {
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+};
+
+class AdamW {
+ public:
+  AdamW(double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8) : beta1_(beta1), beta2_(beta2), eps_(eps) {}
+
+  // Adds `param` (a leaf requiring grad) under `name` to group `group`.
+  void Add(const std::string& name, torch::Tensor param, int group);
+  void SetGroup(int group, ParamGroupSettings settings) { groups_[group] = settings; }
+
+  // One update with every group's lr multiplied by `lr_scale`; params without grad are skipped.
+  void Step(double lr_scale);
+  void ZeroGrad();
+  int64_t steps() const { return steps_; }
+
+  // The state as named tensors ("NAME.exp_avg", "NAME.exp_avg_sq") and the step count.
+  std::map<std::string, torch::Tensor> State() const;
+  // Restores State(); throws std::invalid_argument naming a missing or mis-shaped tensor.
+  void LoadState(const std::map<std::string, torch::Tensor>& state, int64_t steps);
+  const std::vector<torch::Tensor> Params() const;
+
+ private:
+  struct Entry {
+    std::string name;
+    torch::Tensor param, exp_avg, exp_avg_sq;
+    int group;
+  };
+  double beta1_, beta2_, eps_;
+  int64_t steps_ = 0;
+  std::map<int, ParamGroupSettings> groups_;
+  std::vector<Entry> entries_;
+};
+
+// The learning-rate multiplier at optimizer step `step` (0-based) of `total`: linear warmup
+// over ceil(warmup_ratio * total) steps, then cosine to 0, linear to 0, or constant.
+double ScheduleMultiplier(const std::string& schedule, double warmup_ratio, int64_t step, int64_t total);
+
+// Scales the gradients of `params` so that their joint L2 norm is at most max_norm; returns
+// the norm before clipping.
+double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
+
+}  // namespace sweepd::trainer

@@ -1,0 +1,32 @@
+// Runs one job of sweepd: base evaluation, fine-tuning with adapters, final evaluation,
+// spectra and trade-off, with checkpoints and resumption.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "common/job_config.h"
+#include "worker/trainer/metrics_writer.h"
+
+namespace sweepd::trainer {
+
+struct RunOptions {
+  std::string job_path;  // for error messages about the job's own settings
+  std::string workdir;
+  std::string cache_dir;  // resolved (ResolveCacheDir)
+  bool resume = false;
+  const std::atomic<bool>* stop = nullptr;  // set by SIGTERM; the run ends promptly
+};
+
+// Exit statuses of the contract.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalid = 2;
+inline constexpr int kExitNonFinite = 3;
+inline constexpr int kExitOutOfMemory = 4;
+inline constexpr int kExitTerminated = 143;
+
+// Runs `config`, printing metrics lines to `metrics`; returns the exit status. Throws on
+// invalid input (the caller maps exceptions to exit statuses).
+int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& metrics);
+
+}  // namespace sweepd::trainer
