@@ -22,7 +22,8 @@ Query& Query::Bind(int index, int64_t value) {
 }
 
 Query& Query::Bind(int index, const std::string& value) {
-  if (stmt_) sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  if (stmt_)
+    sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
   return *this;
 }
 
@@ -42,7 +43,7 @@ bool Query::Step() {
   if (rc == SQLITE_ROW) return true;
   if (rc != SQLITE_DONE) {
     const StatusCode code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? StatusCode::kUnavailable
-                                                                        : StatusCode::kInternal;
+                                                                       : StatusCode::kInternal;
     status_ = Status(code, std::string("SQLite: ") + db_.ErrorMessage());
   }
   return false;
@@ -66,8 +67,8 @@ std::string Query::Text(int column) const {
 
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -77,8 +78,13 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   std::unique_ptr<Database> out(new Database(db));
   // Several connections (one per thread) write the same file: wait rather than fail.
   sqlite3_busy_timeout(db, 30000);
+  // synchronous = NORMAL in WAL mode: a COMMIT has reached the operating system when it
+  // returns, so a killed sweepd loses nothing it answered (a power cut may lose the last
+  // transactions). Reads map the file instead of copying pages (mmap_size), and the
+  // savepoints of group commit keep their journal in memory (temp_store).
   SWEEPD_RETURN_IF_ERROR(out->ExecScript(
-      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"));
+      "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
+      "PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 1073741824;"));
   return out;
 }
 
@@ -108,12 +114,28 @@ Status Database::ExecScript(const std::string& sql) {
   return Status::Ok();
 }
 
+void Database::SetRowChangeHook(RowChangeHook hook) {
+  row_change_hook_ = std::move(hook);
+  if (row_change_hook_) {
+    sqlite3_update_hook(
+        db_,
+        [](void* self, int op, const char* database, const char* table, sqlite3_int64 rowid) {
+          OnRowChange(self, op, database, table, rowid);
+        },
+        this);
+  } else {
+    sqlite3_update_hook(db_, nullptr, nullptr);
+  }
+}
+
+void Database::OnRowChange(void* self, int, const char*, const char* table, int64_t rowid) {
+  static_cast<Database*>(self)->row_change_hook_(table, rowid);
+}
+
 int64_t Database::Changes() const { return sqlite3_changes(db_); }
 std::string Database::ErrorMessage() const { return sqlite3_errmsg(db_); }
 
-Transaction::Transaction(Database& db) : db_(db) {
-  status_ = db_.Prepare("BEGIN IMMEDIATE").Run();
-}
+Transaction::Transaction(Database& db) : db_(db) { status_ = db_.Prepare("BEGIN IMMEDIATE").Run(); }
 
 Transaction::~Transaction() {
   if (status_.ok() && !done_) db_.Prepare("ROLLBACK").Run();

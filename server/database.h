@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,11 +65,19 @@ class Database {
   Status ExecScript(const std::string& sql);
   int64_t Changes() const;
   std::string ErrorMessage() const;
+  // Calls `hook(table, rowid)` for every row this connection inserts, updates or deletes in a
+  // rowid table (SQLite's update hook; not for WITHOUT ROWID tables). The hook must not use
+  // the connection. An empty function removes it.
+  using RowChangeHook = std::function<void(const char* table, int64_t rowid)>;
+  void SetRowChangeHook(RowChangeHook hook);
 
  private:
   explicit Database(sqlite3* db) : db_(db) {}
+  static void OnRowChange(void* self, int op, const char* database, const char* table,
+                          int64_t rowid);
 
   sqlite3* db_;
+  RowChangeHook row_change_hook_;
   std::map<const char*, sqlite3_stmt*> statements_;
   Status prepare_error_;
 };

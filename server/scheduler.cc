@@ -1,12 +1,11 @@
 // Scheduling policy and lease housekeeping; state changes themselves are the store's.
 #include "server/scheduler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
-
 #include <nlohmann/json.hpp>
-
-#include <spdlog/spdlog.h>
 
 namespace sweepd::server {
 
@@ -18,7 +17,8 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-Scheduler::Scheduler(Store& store, SchedulerOptions options, Clock clock, CoordinatorMetrics* metrics)
+Scheduler::Scheduler(Store& store, SchedulerOptions options, Clock clock,
+                     CoordinatorMetrics* metrics)
     : store_(store), options_(options), clock_(std::move(clock)), metrics_(metrics) {}
 
 std::optional<JobLabels> Scheduler::LabelsOf(const std::string& job_id) {
@@ -35,14 +35,14 @@ std::optional<JobLabels> Scheduler::LabelsOf(const std::string& job_id) {
   return labels;
 }
 
-void Scheduler::RecordAttemptEnd(const std::string& job_id, const std::string& outcome_name) {
+void Scheduler::RecordAttemptEnd(const std::string& job_id, JobState job_state,
+                                 const std::string& outcome_name) {
   if (!metrics_) return;
-  Result<JobRecord> job = store_.GetJob(job_id);
   if (outcome_name != outcome::kSucceeded && outcome_name != outcome::kHandedBack) {
     metrics_->CountFailure(outcome_name);
-    if (job.ok() && job->state == JobState::kQueued) metrics_->CountRetry(outcome_name);
+    if (job_state == JobState::kQueued) metrics_->CountRetry(outcome_name);
   }
-  if (job.ok() && IsTerminal(job->state) && job->state != JobState::kSucceeded) metrics_->EndJob(job_id);
+  if (IsTerminal(job_state) && job_state != JobState::kSucceeded) metrics_->EndJob(job_id);
 }
 
 CoordinatorSnapshot Scheduler::Snapshot() {
@@ -56,7 +56,8 @@ CoordinatorSnapshot Scheduler::Snapshot() {
   if (Result<int64_t> depth = store_.QueueDepth(now); depth.ok()) snap.queue_depth = *depth;
   if (Result<std::vector<WorkerRecord>> workers = store_.ListWorkers(); workers.ok()) {
     for (const WorkerRecord& w : *workers) {
-      snap.workers.push_back({w.worker_id, w.hostname, w.state, static_cast<int64_t>(w.slots.size()),
+      snap.workers.push_back({w.worker_id, w.hostname, w.state,
+                              static_cast<int64_t>(w.slots.size()),
                               static_cast<int64_t>(w.running_jobs.size()),
                               static_cast<double>(now - w.last_heartbeat_ms) / 1000.0});
     }
@@ -96,8 +97,10 @@ Result<std::vector<std::string>> Scheduler::Housekeep() {
   if (metrics_) {
     metrics_->ObserveSqliteWrite(SecondsSince(start));
     for (const std::string& attempt : *expired) {
-      if (Result<std::string> job = store_.JobOfAttempt(attempt); job.ok()) {
-        RecordAttemptEnd(*job, outcome::kLeaseExpired);
+      if (Result<std::string> job_id = store_.JobOfAttempt(attempt); job_id.ok()) {
+        if (Result<JobRecord> job = store_.GetJob(*job_id); job.ok()) {
+          RecordAttemptEnd(*job_id, job->state, outcome::kLeaseExpired);
+        }
       }
     }
     metrics_->ExpireFinishedJobs();
@@ -115,10 +118,12 @@ void Scheduler::HousekeepingLoop() {
     if (!expired.ok()) {
       spdlog::warn("lease housekeeping failed: {}", expired.status().message());
     } else {
-      for (const std::string& a : *expired) spdlog::info("lease of attempt {} expired; job requeued", a);
+      for (const std::string& a : *expired)
+        spdlog::info("lease of attempt {} expired; job requeued", a);
     }
     lock.lock();
-    cv_.wait_for(lock, std::chrono::milliseconds(options_.housekeeping_ms), [this] { return stopping_; });
+    cv_.wait_for(lock, std::chrono::milliseconds(options_.housekeeping_ms),
+                 [this] { return stopping_; });
   }
 }
 
@@ -142,9 +147,14 @@ Result<LeaseDecision> Scheduler::LeaseJob(const LeaseRequest& request) {
   if (!lease.ok()) return lease.status();
   LeaseDecision decision;
   if (lease->has_value()) {
+    const JobRecord& job = (*lease)->job;
+    {
+      std::lock_guard<std::mutex> lock(labels_mu_);
+      labels_.try_emplace(job.job_id, JobLabels{job.sweep, job.method, job.track, job.job_id});
+    }
     if (metrics_) {
-      metrics_->ObserveDispatchLatency(static_cast<double>(std::max<int64_t>(0, now - (*lease)->queued_since_ms)) /
-                                       1000.0);
+      metrics_->ObserveDispatchLatency(
+          static_cast<double>(std::max<int64_t>(0, now - (*lease)->queued_since_ms)) / 1000.0);
     }
     decision.lease = std::move(*lease);
     return decision;
@@ -152,7 +162,8 @@ Result<LeaseDecision> Scheduler::LeaseJob(const LeaseRequest& request) {
   decision.retry_after_ms = options_.idle_retry_ms;
   // A job backing off becomes eligible sooner than the idle wait: come back for it then.
   Result<int64_t> next = store_.NextEligibleMs(request);
-  if (next.ok() && *next > now) decision.retry_after_ms = std::min(decision.retry_after_ms, *next - now);
+  if (next.ok() && *next > now)
+    decision.retry_after_ms = std::min(decision.retry_after_ms, *next - now);
   return decision;
 }
 
@@ -169,13 +180,16 @@ Result<int64_t> Scheduler::StoreMetrics(const std::string& attempt_id, int64_t f
     metrics_->ObserveSqliteWrite(SecondsSince(start));
     metrics_->CountMetricPoints(static_cast<int64_t>(points.size()));
     if (std::optional<JobLabels> labels = LabelsOf(stored->job_id)) {
+      // The running job's gauges show its latest step line; earlier ones would be overwritten.
+      std::optional<nlohmann::json> last_step;
       for (const MetricPointIn& p : points) {
-        const nlohmann::json line = nlohmann::json::parse(p.json, nullptr, false);
+        nlohmann::json line = nlohmann::json::parse(p.json, nullptr, false);
         if (!line.is_object()) continue;
         const std::string type = line.value("type", "");
-        if (type == "step") metrics_->UpdateRunningJob(*labels, line);
+        if (type == "step") last_step = std::move(line);
         if (type == "final") metrics_->FinishJob(*labels, line);
       }
+      if (last_step) metrics_->UpdateRunningJob(*labels, *last_step);
     }
   }
   return stored->stored_through;
@@ -183,17 +197,17 @@ Result<int64_t> Scheduler::StoreMetrics(const std::string& attempt_id, int64_t f
 
 Status Scheduler::Finish(const FinishReport& report) {
   const auto start = std::chrono::steady_clock::now();
-  Status s = store_.FinishAttempt(report, options_.backoff, clock_());
+  AttemptEnd ended;
+  Status s = store_.FinishAttempt(report, options_.backoff, clock_(), &ended);
   if (!s.ok() || !metrics_) return s;
   metrics_->ObserveSqliteWrite(SecondsSince(start));
-  if (Result<std::string> job = store_.JobOfAttempt(report.attempt_id); job.ok()) {
-    if (report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
-      const nlohmann::json final_line = nlohmann::json::parse(report.result_json, nullptr, false);
-      std::optional<JobLabels> labels = LabelsOf(*job);
-      if (labels && final_line.is_object()) metrics_->FinishJob(*labels, final_line);
-    }
-    RecordAttemptEnd(*job, report.outcome);
+  if (ended.job_id.empty()) return s;  // a repeated finish, already counted
+  if (report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
+    const nlohmann::json final_line = nlohmann::json::parse(report.result_json, nullptr, false);
+    std::optional<JobLabels> labels = LabelsOf(ended.job_id);
+    if (labels && final_line.is_object()) metrics_->FinishJob(*labels, final_line);
   }
+  RecordAttemptEnd(ended.job_id, ended.job_state, report.outcome);
   return s;
 }
 

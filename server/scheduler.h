@@ -23,10 +23,10 @@
 namespace sweepd::server {
 
 struct SchedulerOptions {
-  int64_t lease_ms = 60000;             // a lease lives this long without a heartbeat
+  int64_t lease_ms = 60000;              // a lease lives this long without a heartbeat
   int64_t heartbeat_interval_ms = 5000;  // what workers are told to use
-  int64_t idle_retry_ms = 2000;         // a worker with nothing to do asks again after this
-  int64_t housekeeping_ms = 1000;       // how often leases are checked for expiry
+  int64_t idle_retry_ms = 2000;          // a worker with nothing to do asks again after this
+  int64_t housekeeping_ms = 1000;        // how often leases are checked for expiry
   BackoffPolicy backoff;
 };
 
@@ -69,7 +69,8 @@ class Scheduler {
   // Labels of a job's metric series (cached: they never change).
   std::optional<JobLabels> LabelsOf(const std::string& job_id);
   // Counts the failure (and the retry, if the job was requeued) of an ended attempt.
-  void RecordAttemptEnd(const std::string& job_id, const std::string& outcome_name);
+  void RecordAttemptEnd(const std::string& job_id, JobState job_state,
+                        const std::string& outcome_name);
 
   Store& store_;
   SchedulerOptions options_;

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <tuple>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
-
-#include <nlohmann/json.hpp>
+#include <string_view>
+#include <tuple>
 
 #include "server/migrations.h"
 
@@ -17,9 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-#define SWEEPD_JOB_COLUMNS                                                                    \
-  "j.job_id, j.kind, j.config_json, j.method, j.track, j.seed, j.trainable_params, "         \
-  "j.device_kind, j.memory_bytes, j.priority, j.state, j.attempts, j.max_attempts, "         \
+#define SWEEPD_JOB_COLUMNS                                                           \
+  "j.job_id, j.kind, j.config_json, j.method, j.track, j.seed, j.trainable_params, " \
+  "j.device_kind, j.memory_bytes, j.priority, j.state, j.attempts, j.max_attempts, " \
   "j.not_before_ms, j.last_outcome, j.last_error, j.created_ms, j.updated_ms"
 
 JobRecord ReadJob(const Query& q) {
@@ -80,7 +80,8 @@ Status SetJobState(Database& db, const std::string& job_id, JobState state, int6
 // failed when one failed for good, else blocked.
 Result<JobState> ReadinessOf(Database& db, const std::string& job_id) {
   Query q = db.Prepare(
-      "SELECT d.state FROM job_deps jd JOIN jobs d ON d.job_id = jd.depends_on WHERE jd.job_id = ?");
+      "SELECT d.state FROM job_deps jd JOIN jobs d ON d.job_id = jd.depends_on WHERE jd.job_id = "
+      "?");
   q.Bind(1, job_id);
   JobState result = JobState::kQueued;
   while (q.Step()) {
@@ -100,7 +101,8 @@ Status MakeReady(Database& db, const std::string& job_id, int64_t now_ms) {
     return db
         .Prepare(
             "UPDATE jobs SET state = 'failed', last_outcome = 'dependency_failed', last_error = "
-            "'its base-model evaluation failed; retry the sweep with sweepctl retry', updated_ms = ? "
+            "'its base-model evaluation failed; retry the sweep with sweepctl retry', updated_ms = "
+            "? "
             "WHERE job_id = ?")
         .Bind(1, now_ms)
         .Bind(2, job_id)
@@ -170,8 +172,10 @@ bool CountsAsFailure(const std::string& o) {
 
 std::string ErrorText(const FinishReport& r) {
   std::string text = r.outcome;
-  if (r.signal != 0) text += " (signal " + std::to_string(r.signal) + ")";
-  else if (r.exit_code != 0) text += " (exit " + std::to_string(r.exit_code) + ")";
+  if (r.signal != 0)
+    text += " (signal " + std::to_string(r.signal) + ")";
+  else if (r.exit_code != 0)
+    text += " (exit " + std::to_string(r.exit_code) + ")";
   // The last non-empty line of stderr is usually the trainer's one-line reason.
   std::string tail = r.stderr_tail;
   while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
@@ -213,8 +217,10 @@ Status SettleJob(Database& db, const std::string& job_id, const std::string& out
   int64_t failures = 0, max_attempts = 0;
   {
     Query q = db.Prepare(
-        "SELECT (SELECT COUNT(*) FROM attempts a WHERE a.job_id = j.job_id AND a.number > j.attempts_base "
-        "        AND a.outcome NOT IN ('', 'succeeded', 'cancelled', 'handed_back')), j.max_attempts "
+        "SELECT (SELECT COUNT(*) FROM attempts a WHERE a.job_id = j.job_id AND a.number > "
+        "j.attempts_base "
+        "        AND a.outcome NOT IN ('', 'succeeded', 'cancelled', 'handed_back')), "
+        "j.max_attempts "
         "FROM jobs j WHERE j.job_id = ?");
     q.Bind(1, job_id);
     if (q.Step()) failures = q.Int(0), max_attempts = q.Int(1);
@@ -271,13 +277,20 @@ std::string RandomHex(int n) {
 
 const char* JobStateName(JobState state) {
   switch (state) {
-    case JobState::kBlocked: return "blocked";
-    case JobState::kQueued: return "queued";
-    case JobState::kLeased: return "leased";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
+    case JobState::kBlocked:
+      return "blocked";
+    case JobState::kQueued:
+      return "queued";
+    case JobState::kLeased:
+      return "leased";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kSucceeded:
+      return "succeeded";
+    case JobState::kFailed:
+      return "failed";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "failed";
 }
@@ -310,13 +323,22 @@ int64_t BackoffPolicy::DelayAfter(int failures) const {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path, int64_t now_ms) {
   std::unique_ptr<Store> store(new Store(path));
-  Result<Database*> db = store->Connection();
-  if (!db.ok()) return db.status();
-  SWEEPD_RETURN_IF_ERROR(ApplyMigrations(**db, EmbeddedMigrations(), now_ms));
+  Result<std::unique_ptr<Database>> writer = Database::Open(path);
+  if (!writer.ok()) return writer.status();
+  Database& db = **writer;
+  SWEEPD_RETURN_IF_ERROR(ApplyMigrations(db, EmbeddedMigrations(), now_ms));
+  // The writer re-reads the pages it just wrote: keep them (64 MiB).
+  SWEEPD_RETURN_IF_ERROR(db.ExecScript("PRAGMA cache_size = -65536;"));
+  SWEEPD_RETURN_IF_ERROR(store->RebuildIndex(db, store->index_));
+  Store* self = store.get();
+  db.SetRowChangeHook(
+      [self](const char* table, int64_t rowid) { self->NoteRowChange(table, rowid); });
+  store->writer_ =
+      std::make_unique<CommitQueue>(std::move(*writer), static_cast<CommitQueue::Observer*>(self));
   return store;
 }
 
-Store::~Store() = default;
+Store::~Store() { writer_.reset(); }
 
 Result<Database*> Store::Connection() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -329,109 +351,274 @@ Result<Database*> Store::Connection() {
   return slot.get();
 }
 
-#define SWEEPD_CONNECT(db)                    \
-  Result<Database*> db##_conn = Connection(); \
+template <typename T>
+Result<T> Store::Write(const std::function<Result<T>(Database&)>& body) {
+  std::optional<T> out;
+  Status s = writer_->Run([&](Database& db) -> Status {
+    Result<T> r = body(db);
+    if (!r.ok()) return r.status();
+    out = std::move(*r);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return std::move(*out);
+}
+
+Status Store::WriteStatus(const CommitQueue::Work& body) { return writer_->Run(body); }
+
+// --- The queue index (writer thread) ---
+
+void Store::NoteRowChange(const char* table, int64_t rowid) {
+  const std::string_view name(table);
+  if (name == "jobs")
+    changed_jobs_.push_back(rowid);
+  else if (name == "sweeps")
+    changed_sweeps_.push_back(rowid);
+  else if (name == "sweep_jobs")
+    changed_sweep_jobs_.push_back(rowid);
+}
+
+namespace {
+
+void SortUnique(std::vector<int64_t>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+IndexedSweep ReadIndexedSweep(const Query& q) {
+  return {q.Text(0), q.Int(1), q.Int(2), q.Int(3) != 0};
+}
+
+#define SWEEPD_INDEXED_JOB_COLUMNS                                                         \
+  "j.rowid, j.job_id, j.state, j.priority, j.created_ms, j.not_before_ms, j.device_kind, " \
+  "j.memory_bytes"
+
+IndexedJob ReadIndexedJob(const Query& q) {
+  IndexedJob job;
+  job.rowid = q.Int(0);
+  job.job_id = q.Text(1);
+  job.state = q.Text(2);
+  job.priority = q.Int(3);
+  job.created_ms = q.Int(4);
+  job.not_before_ms = q.Int(5);
+  job.device_kind = q.Text(6);
+  job.memory_bytes = q.Int(7);
+  return job;
+}
+
+bool IndexedState(const std::string& state) {
+  return state == "queued" || state == "leased" || state == "running";
+}
+
+}  // namespace
+
+Status Store::RefreshIndex(Database& db) {
+  for (int64_t rowid : changed_sweep_jobs_) {
+    Query q = db.Prepare(
+        "SELECT j.rowid FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id WHERE sj.rowid = ?");
+    q.Bind(1, rowid);
+    if (q.Step()) changed_jobs_.push_back(q.Int(0));
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  changed_sweep_jobs_.clear();
+  SortUnique(changed_sweeps_);
+  for (int64_t rowid : changed_sweeps_) {
+    Query q =
+        db.Prepare("SELECT name, priority, submitted_ms, cancelled FROM sweeps WHERE rowid = ?");
+    q.Bind(1, rowid);
+    if (q.Step()) index_.PutSweep(ReadIndexedSweep(q));
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  changed_sweeps_.clear();
+  SortUnique(changed_jobs_);
+  for (int64_t rowid : changed_jobs_) {
+    Query q = db.Prepare("SELECT " SWEEPD_INDEXED_JOB_COLUMNS " FROM jobs j WHERE j.rowid = ?");
+    q.Bind(1, rowid);
+    if (!q.Step()) {
+      SWEEPD_RETURN_IF_ERROR(q.status());
+      index_.RemoveJob(rowid);
+      continue;
+    }
+    IndexedJob job = ReadIndexedJob(q);
+    if (IndexedState(job.state)) {
+      Query sweeps = db.Prepare("SELECT sweep FROM sweep_jobs WHERE job_id = ?");
+      sweeps.Bind(1, job.job_id);
+      while (sweeps.Step()) job.sweeps.push_back(sweeps.Text(0));
+      SWEEPD_RETURN_IF_ERROR(sweeps.status());
+    }
+    index_.PutJob(std::move(job));
+  }
+  changed_jobs_.clear();
+  return Status::Ok();
+}
+
+Status Store::RebuildIndex(Database& db, JobQueueIndex& index) {
+  index.Clear();
+  {
+    Query q = db.Prepare("SELECT name, priority, submitted_ms, cancelled FROM sweeps");
+    while (q.Step()) index.PutSweep(ReadIndexedSweep(q));
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  std::map<std::string, std::vector<std::string>> sweeps_of;
+  {
+    Query q = db.Prepare(
+        "SELECT sj.job_id, sj.sweep FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
+        "WHERE j.state IN ('queued', 'leased', 'running')");
+    while (q.Step()) sweeps_of[q.Text(0)].push_back(q.Text(1));
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  Query q = db.Prepare("SELECT " SWEEPD_INDEXED_JOB_COLUMNS
+                       " FROM jobs j WHERE j.state IN ('queued', 'leased', 'running')");
+  while (q.Step()) {
+    IndexedJob job = ReadIndexedJob(q);
+    job.sweeps = sweeps_of[job.job_id];
+    index.PutJob(std::move(job));
+  }
+  return q.status();
+}
+
+Result<JobQueueIndex*> Store::Index(Database& db) {
+  if (index_stale_) {
+    changed_jobs_.clear();
+    changed_sweeps_.clear();
+    changed_sweep_jobs_.clear();
+    SWEEPD_RETURN_IF_ERROR(RebuildIndex(db, index_));
+    index_stale_ = false;
+  }
+  return &index_;
+}
+
+void Store::WorkEnded(Database& db) {
+  if (!RefreshIndex(db).ok()) index_stale_ = true;  // rebuilt before its next use
+}
+
+void Store::BatchEnded(Database&, bool committed) {
+  // After a failed COMMIT the rows are back to what they were before the batch.
+  if (!committed) index_stale_ = true;
+}
+
+Status Store::CheckQueueIndex() {
+  return WriteStatus([this](Database& db) -> Status {
+    Result<JobQueueIndex*> live = Index(db);
+    if (!live.ok()) return live.status();
+    JobQueueIndex fresh;
+    SWEEPD_RETURN_IF_ERROR(RebuildIndex(db, fresh));
+    if ((*live)->Sweeps() != fresh.Sweeps()) return Status::Internal("queue index: sweeps differ");
+    const std::vector<IndexedJob> a = (*live)->Jobs(), b = fresh.Jobs();
+    for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+      if (i >= a.size() || i >= b.size() || !(a[i] == b[i])) {
+        return Status::Internal("queue index: job " + (i < b.size() ? b[i].job_id : a[i].job_id) +
+                                " differs from the database");
+      }
+    }
+    return Status::Ok();
+  });
+}
+
+#define SWEEPD_CONNECT(db)                        \
+  Result<Database*> db##_conn = Connection();     \
   if (!db##_conn.ok()) return db##_conn.status(); \
   Database& db = **db##_conn
 
-#define SWEEPD_BEGIN(txn, db)      \
-  Transaction txn(db);             \
-  SWEEPD_RETURN_IF_ERROR(txn.status())
-
 Result<AddSweepResult> Store::AddSweep(const spec::ExpandedSweep& sweep, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  AddSweepResult result;
-  result.jobs_total = static_cast<int64_t>(sweep.jobs.size());
-  {
-    Query q = db.Prepare("SELECT spec_yaml FROM sweeps WHERE name = ?");
-    q.Bind(1, sweep.name);
-    if (q.Step()) {
-      if (q.Text(0) != sweep.spec_yaml) {
-        return Status::AlreadyExists("a sweep named '" + sweep.name +
-                                     "' exists with a different spec; rename the sweep (name:) to "
-                                     "submit this one");
+  return Write<AddSweepResult>([&](Database& db) -> Result<AddSweepResult> {
+    AddSweepResult result;
+    result.jobs_total = static_cast<int64_t>(sweep.jobs.size());
+    {
+      Query q = db.Prepare("SELECT spec_yaml FROM sweeps WHERE name = ?");
+      q.Bind(1, sweep.name);
+      if (q.Step()) {
+        if (q.Text(0) != sweep.spec_yaml) {
+          return Status::AlreadyExists(
+              "a sweep named '" + sweep.name +
+              "' exists with a different spec; rename the sweep (name:) to "
+              "submit this one");
+        }
+        result.jobs_reused = result.jobs_total;
+        return result;  // the same spec again: nothing to do
       }
-      result.jobs_reused = result.jobs_total;
-      return result;  // the same spec again: nothing to do
+      SWEEPD_RETURN_IF_ERROR(q.status());
     }
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  SWEEPD_RETURN_IF_ERROR(db.Prepare(
-                               "INSERT INTO sweeps (name, spec_yaml, spec_path, priority, cancelled, "
-                               "submitted_ms) VALUES (?, ?, ?, ?, 0, ?)")
-                             .Bind(1, sweep.name)
-                             .Bind(2, sweep.spec_yaml)
-                             .Bind(3, sweep.spec_path)
-                             .Bind(4, static_cast<int64_t>(sweep.priority))
-                             .Bind(5, now_ms)
-                             .Run());
-  std::vector<std::string> to_ready;
-  int64_t ordinal = 0;
-  for (const spec::ExpandedJob& job : sweep.jobs) {
-    const JobConfig& c = job.config;
-    const std::string method = c.kind == "base_eval" ? "base" : c.adapter.value("method", "");
     SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("INSERT OR IGNORE INTO jobs (job_id, kind, config_json, method, track, seed, "
-                   "trainable_params, device_kind, memory_bytes, priority, state, attempts, max_attempts, "
-                   "created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'blocked', 0, ?, ?, ?)")
-            .Bind(1, c.job_id)
-            .Bind(2, c.kind)
-            .Bind(3, ToJson(c).dump())
-            .Bind(4, method)
-            .Bind(5, c.track.name)
-            .Bind(6, c.seed)
-            .Bind(7, job.trainable_params)
-            .Bind(8, c.device)
-            .Bind(9, job.memory_bytes)
-            .Bind(10, static_cast<int64_t>(sweep.priority))
-            .Bind(11, static_cast<int64_t>(sweep.max_attempts))
-            .Bind(12, now_ms)
-            .Bind(13, now_ms)
+        db.Prepare("INSERT INTO sweeps (name, spec_yaml, spec_path, priority, cancelled, "
+                   "submitted_ms) VALUES (?, ?, ?, ?, 0, ?)")
+            .Bind(1, sweep.name)
+            .Bind(2, sweep.spec_yaml)
+            .Bind(3, sweep.spec_path)
+            .Bind(4, static_cast<int64_t>(sweep.priority))
+            .Bind(5, now_ms)
             .Run());
-    if (db.Changes() == 1) {
-      ++result.jobs_new;
-      to_ready.push_back(c.job_id);
-    } else {
-      ++result.jobs_reused;
-      // A job an earlier sweep cancelled is wanted again; one that is still waiting takes
-      // the higher of the two priorities.
-      bool cancelled = false;
-      {
-        Query q = db.Prepare("SELECT state FROM jobs WHERE job_id = ?");
-        q.Bind(1, c.job_id);
-        cancelled = q.Step() && q.Text(0) == "cancelled";
-        SWEEPD_RETURN_IF_ERROR(q.status());
-      }
-      if (cancelled) {
+    std::vector<std::string> to_ready;
+    int64_t ordinal = 0;
+    for (const spec::ExpandedJob& job : sweep.jobs) {
+      const JobConfig& c = job.config;
+      const std::string method = c.kind == "base_eval" ? "base" : c.adapter.value("method", "");
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare("INSERT OR IGNORE INTO jobs (job_id, kind, config_json, method, track, seed, "
+                     "trainable_params, device_kind, memory_bytes, priority, state, attempts, "
+                     "max_attempts, "
+                     "created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'blocked', 0, "
+                     "?, ?, ?)")
+              .Bind(1, c.job_id)
+              .Bind(2, c.kind)
+              .Bind(3, ToJson(c).dump())
+              .Bind(4, method)
+              .Bind(5, c.track.name)
+              .Bind(6, c.seed)
+              .Bind(7, job.trainable_params)
+              .Bind(8, c.device)
+              .Bind(9, job.memory_bytes)
+              .Bind(10, static_cast<int64_t>(sweep.priority))
+              .Bind(11, static_cast<int64_t>(sweep.max_attempts))
+              .Bind(12, now_ms)
+              .Bind(13, now_ms)
+              .Run());
+      if (db.Changes() == 1) {
+        ++result.jobs_new;
         to_ready.push_back(c.job_id);
-        SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE jobs SET attempts_base = attempts WHERE job_id = ?")
-                                   .Bind(1, c.job_id)
-                                   .Run());
+      } else {
+        ++result.jobs_reused;
+        // A job an earlier sweep cancelled is wanted again; one that is still waiting takes
+        // the higher of the two priorities.
+        bool cancelled = false;
+        {
+          Query q = db.Prepare("SELECT state FROM jobs WHERE job_id = ?");
+          q.Bind(1, c.job_id);
+          cancelled = q.Step() && q.Text(0) == "cancelled";
+          SWEEPD_RETURN_IF_ERROR(q.status());
+        }
+        if (cancelled) {
+          to_ready.push_back(c.job_id);
+          SWEEPD_RETURN_IF_ERROR(
+              db.Prepare("UPDATE jobs SET attempts_base = attempts WHERE job_id = ?")
+                  .Bind(1, c.job_id)
+                  .Run());
+        }
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("UPDATE jobs SET priority = MAX(priority, ?) WHERE job_id = ? "
+                       "AND state IN ('blocked', 'queued', 'cancelled')")
+                .Bind(1, static_cast<int64_t>(sweep.priority))
+                .Bind(2, c.job_id)
+                .Run());
       }
       SWEEPD_RETURN_IF_ERROR(
-          db.Prepare("UPDATE jobs SET priority = MAX(priority, ?) WHERE job_id = ? "
-                     "AND state IN ('blocked', 'queued', 'cancelled')")
-              .Bind(1, static_cast<int64_t>(sweep.priority))
+          db.Prepare("INSERT OR IGNORE INTO sweep_jobs (sweep, job_id, ordinal) VALUES (?, ?, ?)")
+              .Bind(1, sweep.name)
               .Bind(2, c.job_id)
+              .Bind(3, ordinal++)
               .Run());
+      for (const std::string& dep : job.depends_on) {
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("INSERT OR IGNORE INTO job_deps (job_id, depends_on) VALUES (?, ?)")
+                .Bind(1, c.job_id)
+                .Bind(2, dep)
+                .Run());
+      }
     }
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT OR IGNORE INTO sweep_jobs (sweep, job_id, ordinal) VALUES (?, ?, ?)")
-                               .Bind(1, sweep.name)
-                               .Bind(2, c.job_id)
-                               .Bind(3, ordinal++)
-                               .Run());
-    for (const std::string& dep : job.depends_on) {
-      SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT OR IGNORE INTO job_deps (job_id, depends_on) VALUES (?, ?)")
-                                 .Bind(1, c.job_id)
-                                 .Bind(2, dep)
-                                 .Run());
-    }
-  }
-  // Dependencies come first in the grid, so each job sees its dependency's final state.
-  for (const std::string& id : to_ready) SWEEPD_RETURN_IF_ERROR(MakeReady(db, id, now_ms));
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return result;
+    // Dependencies come first in the grid, so each job sees its dependency's final state.
+    for (const std::string& id : to_ready) SWEEPD_RETURN_IF_ERROR(MakeReady(db, id, now_ms));
+    return result;
+  });
 }
 
 Result<std::vector<SweepRecord>> Store::ListSweeps() {
@@ -453,7 +640,8 @@ Result<SweepRecord> Store::GetSweep(const std::string& name) {
   SweepRecord s;
   {
     Query q = db.Prepare(
-        "SELECT name, spec_yaml, spec_path, priority, cancelled, submitted_ms FROM sweeps WHERE name = ?");
+        "SELECT name, spec_yaml, spec_path, priority, cancelled, submitted_ms FROM sweeps WHERE "
+        "name = ?");
     q.Bind(1, name);
     if (!q.Step()) {
       SWEEPD_RETURN_IF_ERROR(q.status());
@@ -469,7 +657,8 @@ Result<std::vector<JobRecord>> Store::SweepJobs(const std::string& name) {
   return SweepJobsChangedSince(name, -1);
 }
 
-Result<std::vector<JobRecord>> Store::SweepJobsChangedSince(const std::string& name, int64_t since_ms) {
+Result<std::vector<JobRecord>> Store::SweepJobsChangedSince(const std::string& name,
+                                                            int64_t since_ms) {
   SWEEPD_CONNECT(db);
   SWEEPD_RETURN_IF_ERROR(SweepExists(db, name));
   std::vector<JobRecord> jobs;
@@ -503,77 +692,81 @@ Result<JobRecord> Store::GetJob(const std::string& job_id) {
 }
 
 Result<int64_t> Store::CancelSweep(const std::string& name, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  SWEEPD_RETURN_IF_ERROR(SweepExists(db, name));
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE sweeps SET cancelled = 1 WHERE name = ?").Bind(1, name).Run());
-  // Jobs that another live sweep still includes keep going.
-  std::vector<std::pair<std::string, std::string>> jobs;
-  {
-    Query q = db.Prepare(
-        "SELECT j.job_id, j.state FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
-        "WHERE sj.sweep = ? AND j.state NOT IN ('succeeded', 'failed', 'cancelled') "
-        "AND NOT EXISTS (SELECT 1 FROM sweep_jobs o JOIN sweeps s ON s.name = o.sweep "
-        "                WHERE o.job_id = j.job_id AND o.sweep != sj.sweep AND s.cancelled = 0)");
-    q.Bind(1, name);
-    while (q.Step()) jobs.emplace_back(q.Text(0), q.Text(1));
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  for (const auto& [job_id, state] : jobs) {
-    if (state == "blocked" || state == "queued") {
-      SWEEPD_RETURN_IF_ERROR(
-          db.Prepare("UPDATE jobs SET state = 'cancelled', last_outcome = 'cancelled', updated_ms = ? "
-                     "WHERE job_id = ?")
-              .Bind(1, now_ms)
-              .Bind(2, job_id)
-              .Run());
-    } else {
-      SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE attempts SET cancel_requested = 1 WHERE job_id = ? AND "
-                                        "state IN ('leased', 'running')")
-                                 .Bind(1, job_id)
-                                 .Run());
+  return Write<int64_t>([&](Database& db) -> Result<int64_t> {
+    SWEEPD_RETURN_IF_ERROR(SweepExists(db, name));
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("UPDATE sweeps SET cancelled = 1 WHERE name = ?").Bind(1, name).Run());
+    // Jobs that another live sweep still includes keep going.
+    std::vector<std::pair<std::string, std::string>> jobs;
+    {
+      Query q = db.Prepare(
+          "SELECT j.job_id, j.state FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
+          "WHERE sj.sweep = ? AND j.state NOT IN ('succeeded', 'failed', 'cancelled') "
+          "AND NOT EXISTS (SELECT 1 FROM sweep_jobs o JOIN sweeps s ON s.name = o.sweep "
+          "                WHERE o.job_id = j.job_id AND o.sweep != sj.sweep AND s.cancelled = 0)");
+      q.Bind(1, name);
+      while (q.Step()) jobs.emplace_back(q.Text(0), q.Text(1));
+      SWEEPD_RETURN_IF_ERROR(q.status());
     }
-  }
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return static_cast<int64_t>(jobs.size());
+    for (const auto& [job_id, state] : jobs) {
+      if (state == "blocked" || state == "queued") {
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare(
+                  "UPDATE jobs SET state = 'cancelled', last_outcome = 'cancelled', updated_ms = ? "
+                  "WHERE job_id = ?")
+                .Bind(1, now_ms)
+                .Bind(2, job_id)
+                .Run());
+      } else {
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("UPDATE attempts SET cancel_requested = 1 WHERE job_id = ? AND "
+                       "state IN ('leased', 'running')")
+                .Bind(1, job_id)
+                .Run());
+      }
+    }
+    return static_cast<int64_t>(jobs.size());
+  });
 }
 
 Result<int64_t> Store::RetryJobs(const std::string& name, const std::vector<std::string>& job_ids,
                                  int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  SWEEPD_RETURN_IF_ERROR(SweepExists(db, name));
-  const std::set<std::string> wanted(job_ids.begin(), job_ids.end());
-  std::vector<std::string> jobs;
-  std::set<std::string> in_sweep;
-  {
-    Query q = db.Prepare(
-        "SELECT j.job_id, j.state FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
-        "WHERE sj.sweep = ? ORDER BY sj.ordinal");
-    q.Bind(1, name);
-    while (q.Step()) {
-      const std::string id = q.Text(0);
-      in_sweep.insert(id);
-      const std::string state = q.Text(1);
-      if ((state == "failed" || state == "cancelled") && (wanted.empty() || wanted.count(id))) {
-        jobs.push_back(id);
+  return Write<int64_t>([&](Database& db) -> Result<int64_t> {
+    SWEEPD_RETURN_IF_ERROR(SweepExists(db, name));
+    const std::set<std::string> wanted(job_ids.begin(), job_ids.end());
+    std::vector<std::string> jobs;
+    std::set<std::string> in_sweep;
+    {
+      Query q = db.Prepare(
+          "SELECT j.job_id, j.state FROM sweep_jobs sj JOIN jobs j ON j.job_id = sj.job_id "
+          "WHERE sj.sweep = ? ORDER BY sj.ordinal");
+      q.Bind(1, name);
+      while (q.Step()) {
+        const std::string id = q.Text(0);
+        in_sweep.insert(id);
+        const std::string state = q.Text(1);
+        if ((state == "failed" || state == "cancelled") && (wanted.empty() || wanted.count(id))) {
+          jobs.push_back(id);
+        }
       }
+      SWEEPD_RETURN_IF_ERROR(q.status());
     }
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  for (const std::string& id : wanted) {
-    if (!in_sweep.count(id)) return Status::NotFound("job '" + id + "' is not part of sweep '" + name + "'");
-  }
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE sweeps SET cancelled = 0 WHERE name = ?").Bind(1, name).Run());
-  for (const std::string& id : jobs) {
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE jobs SET attempts_base = attempts, state = 'blocked' WHERE job_id = ?")
-                               .Bind(1, id)
-                               .Run());
-  }
-  // In grid order, so a retried base evaluation is waiting before its dependents look at it.
-  for (const std::string& id : jobs) SWEEPD_RETURN_IF_ERROR(MakeReady(db, id, now_ms));
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return static_cast<int64_t>(jobs.size());
+    for (const std::string& id : wanted) {
+      if (!in_sweep.count(id))
+        return Status::NotFound("job '" + id + "' is not part of sweep '" + name + "'");
+    }
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("UPDATE sweeps SET cancelled = 0 WHERE name = ?").Bind(1, name).Run());
+    for (const std::string& id : jobs) {
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare("UPDATE jobs SET attempts_base = attempts, state = 'blocked' WHERE job_id = ?")
+              .Bind(1, id)
+              .Run());
+    }
+    // In grid order, so a retried base evaluation is waiting before its dependents look at it.
+    for (const std::string& id : jobs) SWEEPD_RETURN_IF_ERROR(MakeReady(db, id, now_ms));
+    return static_cast<int64_t>(jobs.size());
+  });
 }
 
 Result<std::vector<ResultRecord>> Store::QueryResults(const std::string& sweep) {
@@ -599,13 +792,15 @@ Result<JobLog> Store::GetJobLog(const std::string& job_id, int64_t after_seq) {
   std::string attempt_id;
   {
     Query q = db.Prepare(
-        "SELECT attempt_id, stderr_tail FROM attempts WHERE job_id = ? ORDER BY number DESC LIMIT 1");
+        "SELECT attempt_id, stderr_tail FROM attempts WHERE job_id = ? ORDER BY number DESC LIMIT "
+        "1");
     q.Bind(1, job_id);
     if (q.Step()) attempt_id = q.Text(0), log.stderr_tail = q.Text(1);
     SWEEPD_RETURN_IF_ERROR(q.status());
   }
   if (attempt_id.empty()) return log;
-  Query q = db.Prepare("SELECT seq, json FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
+  Query q = db.Prepare(
+      "SELECT seq, json FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
   q.Bind(1, attempt_id).Bind(2, after_seq);
   while (q.Step()) log.points.push_back({q.Int(0), q.Text(1)});
   SWEEPD_RETURN_IF_ERROR(q.status());
@@ -617,7 +812,8 @@ Result<std::vector<RunningProgress>> Store::RunningProgressOf(const std::string&
   std::vector<std::tuple<std::string, std::string, std::string>> live;  // job, attempt, worker
   {
     Query q = db.Prepare(
-        "SELECT a.job_id, a.attempt_id, a.worker_id FROM sweep_jobs sj JOIN attempts a ON a.job_id = sj.job_id "
+        "SELECT a.job_id, a.attempt_id, a.worker_id FROM sweep_jobs sj JOIN attempts a ON a.job_id "
+        "= sj.job_id "
         "WHERE sj.sweep = ? AND a.state IN ('leased', 'running') ORDER BY sj.ordinal");
     q.Bind(1, sweep);
     while (q.Step()) live.emplace_back(q.Text(0), q.Text(1), q.Text(2));
@@ -626,7 +822,8 @@ Result<std::vector<RunningProgress>> Store::RunningProgressOf(const std::string&
   std::vector<RunningProgress> out;
   for (const auto& [job, attempt, worker] : live) {
     Query q = db.Prepare(
-        "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'step' ORDER BY seq DESC LIMIT 1");
+        "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'step' ORDER BY seq DESC "
+        "LIMIT 1");
     q.Bind(1, attempt);
     out.push_back({job, worker, q.Step() ? q.Text(0) : ""});
     SWEEPD_RETURN_IF_ERROR(q.status());
@@ -635,368 +832,350 @@ Result<std::vector<RunningProgress>> Store::RunningProgressOf(const std::string&
 }
 
 Result<std::string> Store::RegisterWorker(const WorkerRecord& w, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  std::string id = w.worker_id;
-  if (id.empty()) {
-    std::string host;
-    for (char c : w.hostname) host += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
-    id = "w-" + (host.empty() ? std::string("host") : host) + "-" + RandomHex(8);
-  }
-  json slots = json::array();
-  for (const SlotInfo& s : w.slots) {
-    slots.push_back({{"index", s.index},
-                     {"device_kind", s.device_kind},
-                     {"device_name", s.device_name},
-                     {"memory_bytes", s.memory_bytes},
-                     {"compute_capability", s.compute_capability}});
-  }
-  SWEEPD_RETURN_IF_ERROR(
-      db.Prepare("INSERT INTO workers (worker_id, hostname, version, slots_json, labels_json, state, "
-                 "registered_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?) "
-                 "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
-                 "version = excluded.version, slots_json = excluded.slots_json, "
-                 "labels_json = excluded.labels_json, state = 'alive', "
-                 "last_heartbeat_ms = excluded.last_heartbeat_ms")
-          .Bind(1, id)
-          .Bind(2, w.hostname)
-          .Bind(3, w.version)
-          .Bind(4, slots.dump())
-          .Bind(5, json(w.labels).dump())
-          .Bind(6, now_ms)
-          .Bind(7, now_ms)
-          .Run());
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return id;
+  return Write<std::string>([&](Database& db) -> Result<std::string> {
+    std::string id = w.worker_id;
+    if (id.empty()) {
+      std::string host;
+      for (char c : w.hostname)
+        host += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
+      id = "w-" + (host.empty() ? std::string("host") : host) + "-" + RandomHex(8);
+    }
+    json slots = json::array();
+    for (const SlotInfo& s : w.slots) {
+      slots.push_back({{"index", s.index},
+                       {"device_kind", s.device_kind},
+                       {"device_name", s.device_name},
+                       {"memory_bytes", s.memory_bytes},
+                       {"compute_capability", s.compute_capability}});
+    }
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare(
+              "INSERT INTO workers (worker_id, hostname, version, slots_json, labels_json, state, "
+              "registered_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?) "
+              "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
+              "version = excluded.version, slots_json = excluded.slots_json, "
+              "labels_json = excluded.labels_json, state = 'alive', "
+              "last_heartbeat_ms = excluded.last_heartbeat_ms")
+            .Bind(1, id)
+            .Bind(2, w.hostname)
+            .Bind(3, w.version)
+            .Bind(4, slots.dump())
+            .Bind(5, json(w.labels).dump())
+            .Bind(6, now_ms)
+            .Bind(7, now_ms)
+            .Run());
+    return id;
+  });
 }
 
-Result<HeartbeatResult> Store::Heartbeat(const HeartbeatReport& report, int64_t now_ms, int64_t lease_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  HeartbeatResult result;
-  result.lease_expires_ms = now_ms + lease_ms;
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = ? WHERE worker_id = ?")
-                             .Bind(1, now_ms)
-                             .Bind(2, std::string(report.draining ? "draining" : "alive"))
-                             .Bind(3, report.worker_id)
-                             .Run());
-  if (db.Changes() == 0) {
-    result.known_worker = false;
-    for (const auto& [attempt, _] : report.running) result.lost_attempts.push_back(attempt);
+Result<HeartbeatResult> Store::Heartbeat(const HeartbeatReport& report, int64_t now_ms,
+                                         int64_t lease_ms) {
+  return Write<HeartbeatResult>([&](Database& db) -> Result<HeartbeatResult> {
+    HeartbeatResult result;
+    result.lease_expires_ms = now_ms + lease_ms;
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = ? WHERE worker_id = ?")
+            .Bind(1, now_ms)
+            .Bind(2, std::string(report.draining ? "draining" : "alive"))
+            .Bind(3, report.worker_id)
+            .Run());
+    if (db.Changes() == 0) {
+      result.known_worker = false;
+      for (const auto& [attempt, _] : report.running) result.lost_attempts.push_back(attempt);
+      return result;
+    }
+    for (const auto& [attempt_id, token] : report.running) {
+      Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+      if (!a.ok()) {
+        if (a.status().code() == StatusCode::kNotFound ||
+            a.status().code() == StatusCode::kFailedPrecondition) {
+          result.lost_attempts.push_back(attempt_id);
+          continue;
+        }
+        return a.status();
+      }
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare("UPDATE attempts SET lease_expires_ms = ? WHERE attempt_id = ?")
+              .Bind(1, result.lease_expires_ms)
+              .Bind(2, attempt_id)
+              .Run());
+      if (a->cancel_requested) result.cancel_attempts.push_back(attempt_id);
+    }
     return result;
-  }
-  for (const auto& [attempt_id, token] : report.running) {
-    Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-    if (!a.ok()) {
-      if (a.status().code() == StatusCode::kNotFound || a.status().code() == StatusCode::kFailedPrecondition) {
-        result.lost_attempts.push_back(attempt_id);
-        continue;
+  });
+}
+
+Result<std::optional<Lease>> Store::LeaseJob(const LeaseRequest& r, int64_t now_ms,
+                                             int64_t lease_ms) {
+  return Write<std::optional<Lease>>([&](Database& db) -> Result<std::optional<Lease>> {
+    {
+      Query q = db.Prepare("SELECT state FROM workers WHERE worker_id = ?");
+      q.Bind(1, r.worker_id);
+      if (!q.Step()) {
+        SWEEPD_RETURN_IF_ERROR(q.status());
+        return Status::NotFound("unknown worker '" + r.worker_id + "'; register again");
       }
-      return a.status();
+      if (q.Text(0) == "draining") return std::optional<Lease>();
     }
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE attempts SET lease_expires_ms = ? WHERE attempt_id = ?")
-                               .Bind(1, result.lease_expires_ms)
-                               .Bind(2, attempt_id)
-                               .Run());
-    if (a->cancel_requested) result.cancel_attempts.push_back(attempt_id);
-  }
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return result;
-}
-
-namespace {
-
-// The sweep a slot should serve next: highest priority first, then the sweep with the
-// fewest jobs running (fair share), then the oldest.
-Result<std::string> PickSweep(Database& db, const LeaseRequest& r, int64_t now_ms) {
-  struct Candidate {
-    std::string sweep;
-    int64_t priority = 0;
-    int64_t submitted = 0;
-    int64_t active = 0;
-  };
-  std::map<std::string, Candidate> candidates;
-  {
-    Query q = db.Prepare(
-        "SELECT sj.sweep, s.priority, s.submitted_ms FROM jobs j "
-        "JOIN sweep_jobs sj ON sj.job_id = j.job_id JOIN sweeps s ON s.name = sj.sweep "
-        "WHERE j.state = 'queued' AND j.not_before_ms <= ?1 AND j.device_kind = ?2 "
-        "AND (j.memory_bytes = 0 OR ?3 = 0 OR j.memory_bytes <= ?3) AND s.cancelled = 0 "
-        "GROUP BY sj.sweep");
-    q.Bind(1, now_ms).Bind(2, r.device_kind).Bind(3, r.free_memory_bytes);
-    while (q.Step()) candidates[q.Text(0)] = {q.Text(0), q.Int(1), q.Int(2), 0};
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  if (candidates.empty()) return std::string();
-  if (candidates.size() > 1) {
-    Query q = db.Prepare(
-        "SELECT sj.sweep, COUNT(*) FROM jobs j JOIN sweep_jobs sj ON sj.job_id = j.job_id "
-        "WHERE j.state IN ('leased', 'running') GROUP BY sj.sweep");
-    while (q.Step()) {
-      auto it = candidates.find(q.Text(0));
-      if (it != candidates.end()) it->second.active = q.Int(1);
-    }
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  const Candidate* best = nullptr;
-  for (const auto& [_, c] : candidates) {
-    if (!best || std::tie(c.priority, best->active, best->submitted) >
-                     std::tie(best->priority, c.active, c.submitted)) {
-      best = &c;
-    }
-  }
-  return best->sweep;
-}
-
-}  // namespace
-
-Result<std::optional<Lease>> Store::LeaseJob(const LeaseRequest& r, int64_t now_ms, int64_t lease_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  {
-    Query q = db.Prepare("SELECT state FROM workers WHERE worker_id = ?");
-    q.Bind(1, r.worker_id);
-    if (!q.Step()) {
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = 'alive' WHERE worker_id = ?")
+            .Bind(1, now_ms)
+            .Bind(2, r.worker_id)
+            .Run());
+    // The index follows every committed and in-batch change of jobs and sweeps, so its
+    // pick is what the rows say (docs/coordinator.md, "Leasing").
+    Result<JobQueueIndex*> index = Index(db);
+    if (!index.ok()) return index.status();
+    const std::optional<int64_t> picked =
+        (*index)->Pick(r.device_kind, r.free_memory_bytes, now_ms);
+    if (!picked) return std::optional<Lease>();
+    const std::string job_id = (*index)->Find(*picked)->job_id;
+    Result<JobRecord> job = LoadJob(db, job_id);
+    if (!job.ok()) return job.status();
+    Lease lease;
+    lease.queued_since_ms = std::max(job->updated_ms, job->not_before_ms);
+    lease.attempt_number = job->attempts + 1;
+    lease.attempt_id = job_id + ".a" + std::to_string(lease.attempt_number);
+    lease.expires_ms = now_ms + lease_ms;
+    {
+      Query q = db.Prepare("SELECT COALESCE(MAX(fencing_token), 0) + 1 FROM attempts");
+      if (q.Step()) lease.fencing_token = q.Int(0);
       SWEEPD_RETURN_IF_ERROR(q.status());
-      return Status::NotFound("unknown worker '" + r.worker_id + "'; register again");
     }
-    if (q.Text(0) == "draining") return std::optional<Lease>();
-  }
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = 'alive' WHERE worker_id = ?")
-                             .Bind(1, now_ms)
-                             .Bind(2, r.worker_id)
-                             .Run());
-  Result<std::string> sweep = PickSweep(db, r, now_ms);
-  if (!sweep.ok()) return sweep.status();
-  if (sweep->empty()) {
-    SWEEPD_RETURN_IF_ERROR(txn.Commit());
-    return std::optional<Lease>();
-  }
-  std::string job_id;
-  {
-    // Walks jobs_by_state in (priority, age, insertion) order, which is grid order within a
-    // sweep, and stops at the first eligible job: constant time however long the queue.
-    Query q = db.Prepare(
-        "SELECT j.job_id FROM jobs j WHERE j.state = 'queued' AND j.not_before_ms <= ?1 "
-        "AND j.device_kind = ?2 AND (j.memory_bytes = 0 OR ?3 = 0 OR j.memory_bytes <= ?3) "
-        "AND EXISTS (SELECT 1 FROM sweep_jobs sj WHERE sj.job_id = j.job_id AND sj.sweep = ?4) "
-        "ORDER BY j.priority DESC, j.created_ms, j.rowid LIMIT 1");
-    q.Bind(1, now_ms).Bind(2, r.device_kind).Bind(3, r.free_memory_bytes).Bind(4, *sweep);
-    if (q.Step()) job_id = q.Text(0);
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  Result<JobRecord> job = LoadJob(db, job_id);
-  if (!job.ok()) return job.status();
-  Lease lease;
-  lease.queued_since_ms = std::max(job->updated_ms, job->not_before_ms);
-  lease.attempt_number = job->attempts + 1;
-  lease.attempt_id = job_id + ".a" + std::to_string(lease.attempt_number);
-  lease.expires_ms = now_ms + lease_ms;
-  {
-    Query q = db.Prepare("SELECT COALESCE(MAX(fencing_token), 0) + 1 FROM attempts");
-    if (q.Step()) lease.fencing_token = q.Int(0);
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  SWEEPD_RETURN_IF_ERROR(
-      db.Prepare("INSERT INTO attempts (attempt_id, job_id, number, worker_id, slot_index, fencing_token, "
-                 "state, leased_ms, lease_expires_ms) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?)")
-          .Bind(1, lease.attempt_id)
-          .Bind(2, job_id)
-          .Bind(3, static_cast<int64_t>(lease.attempt_number))
-          .Bind(4, r.worker_id)
-          .Bind(5, static_cast<int64_t>(r.slot_index))
-          .Bind(6, lease.fencing_token)
-          .Bind(7, now_ms)
-          .Bind(8, lease.expires_ms)
-          .Run());
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE jobs SET state = 'leased', attempts = ?, updated_ms = ? WHERE job_id = ?")
-                             .Bind(1, static_cast<int64_t>(lease.attempt_number))
-                             .Bind(2, now_ms)
-                             .Bind(3, job_id)
-                             .Run());
-  // The base model's scores, from the job's base_eval dependency, travel with the job.
-  json config = json::parse(job->config_json, nullptr, false);
-  if (config.is_object() && config.value("base_eval_job", "") != "") {
-    Query q = db.Prepare("SELECT result_json FROM results WHERE job_id = ?");
-    q.Bind(1, config["base_eval_job"].get<std::string>());
-    if (q.Step()) {
-      json result = json::parse(q.Text(0), nullptr, false);
-      if (result.is_object() && result.contains("scores") && result["scores"].is_object()) {
-        config["base_scores"] = result["scores"];
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("INSERT INTO attempts (attempt_id, job_id, number, worker_id, slot_index, "
+                   "fencing_token, "
+                   "state, leased_ms, lease_expires_ms) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?)")
+            .Bind(1, lease.attempt_id)
+            .Bind(2, job_id)
+            .Bind(3, static_cast<int64_t>(lease.attempt_number))
+            .Bind(4, r.worker_id)
+            .Bind(5, static_cast<int64_t>(r.slot_index))
+            .Bind(6, lease.fencing_token)
+            .Bind(7, now_ms)
+            .Bind(8, lease.expires_ms)
+            .Run());
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare(
+              "UPDATE jobs SET state = 'leased', attempts = ?, updated_ms = ? WHERE job_id = ?")
+            .Bind(1, static_cast<int64_t>(lease.attempt_number))
+            .Bind(2, now_ms)
+            .Bind(3, job_id)
+            .Run());
+    // The base model's scores, from the job's base_eval dependency, travel with the job.
+    json config = json::parse(job->config_json, nullptr, false);
+    if (config.is_object() && config.value("base_eval_job", "") != "") {
+      Query q = db.Prepare("SELECT result_json FROM results WHERE job_id = ?");
+      q.Bind(1, config["base_eval_job"].get<std::string>());
+      if (q.Step()) {
+        json result = json::parse(q.Text(0), nullptr, false);
+        if (result.is_object() && result.contains("scores") && result["scores"].is_object()) {
+          config["base_scores"] = result["scores"];
+        }
       }
+      SWEEPD_RETURN_IF_ERROR(q.status());
     }
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  if (config.is_object()) job->config_json = config.dump();
-  job->state = JobState::kLeased;
-  job->attempts = lease.attempt_number;
-  job->updated_ms = now_ms;
-  lease.job = std::move(*job);
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return std::optional<Lease>(std::move(lease));
+    if (config.is_object()) job->config_json = config.dump();
+    job->state = JobState::kLeased;
+    job->attempts = lease.attempt_number;
+    job->updated_ms = now_ms;
+    lease.job = std::move(*job);
+    return std::optional<Lease>(std::move(lease));
+  });
 }
 
 Result<int64_t> Store::NextEligibleMs(const LeaseRequest& r) {
-  SWEEPD_CONNECT(db);
-  Query q = db.Prepare(
-      "SELECT COALESCE(MIN(j.not_before_ms), 0) FROM jobs j WHERE j.state = 'queued' AND j.device_kind = ?1 "
-      "AND (j.memory_bytes = 0 OR ?2 = 0 OR j.memory_bytes <= ?2)");
-  q.Bind(1, r.device_kind).Bind(2, r.free_memory_bytes);
-  int64_t next = 0;
-  if (q.Step()) next = q.Int(0);
-  SWEEPD_RETURN_IF_ERROR(q.status());
-  return next;
+  // Asked of the writer, which holds the index; the work writes nothing.
+  return Write<int64_t>([&](Database& db) -> Result<int64_t> {
+    Result<JobQueueIndex*> index = Index(db);
+    if (!index.ok()) return index.status();
+    return (*index)->NextEligibleMs(r.device_kind, r.free_memory_bytes, 0);
+  });
 }
 
 Status Store::MarkStarted(const std::string& attempt_id, int64_t token, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-  if (!a.ok()) return a.status();
-  if (a->state == "leased") {
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
-                               .Bind(1, now_ms)
-                               .Bind(2, attempt_id)
-                               .Run());
-    SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
-  }
-  return txn.Commit();
+  return WriteStatus([&](Database& db) -> Status {
+    Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+    if (!a.ok()) return a.status();
+    if (a->state == "leased") {
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
+              .Bind(1, now_ms)
+              .Bind(2, attempt_id)
+              .Run());
+      SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
+    }
+    return Status::Ok();
+  });
 }
 
 Result<MetricsStored> Store::StoreMetrics(const std::string& attempt_id, int64_t token,
-                                          const std::vector<MetricPointIn>& points, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-  if (!a.ok()) return a.status();
-  for (const MetricPointIn& p : points) {
-    if (p.seq <= 0) return Status::InvalidArgument("metric seq must start at 1, got " + std::to_string(p.seq));
-    const json line = json::parse(p.json, nullptr, false);
+                                          const std::vector<MetricPointIn>& points,
+                                          int64_t now_ms) {
+  // The lines are read here, on the caller's thread, so the writer only inserts.
+  struct Parsed {
     std::string type;
-    if (line.is_object() && line.contains("type") && line["type"].is_string()) type = line["type"];
-    Query q = db.Prepare(
-        "INSERT OR IGNORE INTO metric_points (attempt_id, seq, job_id, type, step, json, stored_ms) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)");
-    q.Bind(1, attempt_id).Bind(2, p.seq).Bind(3, a->job_id).Bind(4, type);
-    if (line.is_object() && line.contains("step") && line["step"].is_number_integer()) {
-      q.Bind(5, line["step"].get<int64_t>());
-    } else {
-      q.BindNull(5);
+    std::optional<int64_t> step;
+  };
+  std::vector<Parsed> parsed;
+  parsed.reserve(points.size());
+  for (const MetricPointIn& p : points) {
+    if (p.seq <= 0)
+      return Status::InvalidArgument("metric seq must start at 1, got " + std::to_string(p.seq));
+    const json line = json::parse(p.json, nullptr, false);
+    Parsed out;
+    if (line.is_object()) {
+      auto type = line.find("type");
+      if (type != line.end() && type->is_string()) out.type = type->get<std::string>();
+      auto step = line.find("step");
+      if (step != line.end() && step->is_number_integer()) out.step = step->get<int64_t>();
     }
-    q.Bind(6, p.json).Bind(7, now_ms);
-    SWEEPD_RETURN_IF_ERROR(q.Run());
+    parsed.push_back(std::move(out));
   }
-  int64_t through = a->metrics_through;
-  {
-    Query q = db.Prepare("SELECT seq FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
-    q.Bind(1, attempt_id).Bind(2, through);
-    while (q.Step() && q.Int(0) == through + 1) ++through;
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE attempts SET metrics_through = ? WHERE attempt_id = ?")
-                             .Bind(1, through)
-                             .Bind(2, attempt_id)
-                             .Run());
-  // Metrics prove the trainer runs, even if AttemptStarted was lost.
-  if (a->state == "leased" && !points.empty()) {
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
-                               .Bind(1, now_ms)
-                               .Bind(2, attempt_id)
-                               .Run());
-    SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
-  }
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return MetricsStored{through, a->job_id};
+  return Write<MetricsStored>([&](Database& db) -> Result<MetricsStored> {
+    Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+    if (!a.ok()) return a.status();
+    for (size_t i = 0; i < points.size(); ++i) {
+      Query q = db.Prepare(
+          "INSERT OR IGNORE INTO metric_points (attempt_id, seq, job_id, type, step, json, "
+          "stored_ms) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)");
+      q.Bind(1, attempt_id).Bind(2, points[i].seq).Bind(3, a->job_id).Bind(4, parsed[i].type);
+      if (parsed[i].step) {
+        q.Bind(5, *parsed[i].step);
+      } else {
+        q.BindNull(5);
+      }
+      q.Bind(6, points[i].json).Bind(7, now_ms);
+      SWEEPD_RETURN_IF_ERROR(q.Run());
+    }
+    int64_t through = a->metrics_through;
+    {
+      Query q =
+          db.Prepare("SELECT seq FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
+      q.Bind(1, attempt_id).Bind(2, through);
+      while (q.Step() && q.Int(0) == through + 1) ++through;
+      SWEEPD_RETURN_IF_ERROR(q.status());
+    }
+    SWEEPD_RETURN_IF_ERROR(
+        db.Prepare("UPDATE attempts SET metrics_through = ? WHERE attempt_id = ?")
+            .Bind(1, through)
+            .Bind(2, attempt_id)
+            .Run());
+    // Metrics prove the trainer runs, even if AttemptStarted was lost.
+    if (a->state == "leased" && !points.empty()) {
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
+              .Bind(1, now_ms)
+              .Bind(2, attempt_id)
+              .Run());
+      SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
+    }
+    return MetricsStored{through, a->job_id};
+  });
 }
 
-Status Store::FinishAttempt(const FinishReport& r, const BackoffPolicy& backoff, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  Result<AttemptRow> found = LoadAttempt(db, r.attempt_id);
-  if (!found.ok()) return found.status();
-  // A repeated finish (its response was lost) is answered as the first one was.
-  if (found->state == "finished" && found->fencing_token == r.fencing_token && found->outcome == r.outcome) {
-    return Status::Ok();
-  }
-  Result<AttemptRow> a = LoadLiveAttempt(db, r.attempt_id, r.fencing_token);
-  if (!a.ok()) return a.status();
-  if (a->metrics_through < r.last_metric_seq) {
-    // Retryable: the worker's metric stream is still delivering them.
-    return Status::Unavailable("metrics of " + r.attempt_id + " are stored through seq " +
-                                      std::to_string(a->metrics_through) + " of " +
-                                      std::to_string(r.last_metric_seq) + "; send the rest first");
-  }
-  std::string outcome_name = r.outcome;
-  std::string error = outcome_name == outcome::kSucceeded ? "" : ErrorText(r);
-  std::string result_json = r.result_json;
-  if (outcome_name == outcome::kSucceeded && result_json.empty()) {
-    Query q = db.Prepare(
-        "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'final' ORDER BY seq DESC LIMIT 1");
-    q.Bind(1, r.attempt_id);
-    if (q.Step()) result_json = q.Text(0);
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  if (outcome_name == outcome::kSucceeded && !json::parse(result_json, nullptr, false).is_object()) {
-    outcome_name = outcome::kCrashed;
-    error = "the trainer exited 0 without a final metrics line (docs/metrics.md)";
-  }
-  {
-    Query q = db.Prepare(
-        "UPDATE attempts SET state = 'finished', finished_ms = ?, outcome = ?, exit_code = ?, signal = ?, "
-        "stderr_tail = ? WHERE attempt_id = ?");
-    q.Bind(1, now_ms).Bind(2, outcome_name).Bind(3, static_cast<int64_t>(r.exit_code));
-    q.Bind(4, static_cast<int64_t>(r.signal)).Bind(5, r.stderr_tail).Bind(6, r.attempt_id);
-    SWEEPD_RETURN_IF_ERROR(q.Run());
-  }
-  if (outcome_name == outcome::kSucceeded) {
+Status Store::FinishAttempt(const FinishReport& r, const BackoffPolicy& backoff, int64_t now_ms,
+                            AttemptEnd* ended) {
+  return WriteStatus([&](Database& db) -> Status {
+    Result<AttemptRow> found = LoadAttempt(db, r.attempt_id);
+    if (!found.ok()) return found.status();
+    // A repeated finish (its response was lost) is answered as the first one was.
+    if (found->state == "finished" && found->fencing_token == r.fencing_token &&
+        found->outcome == r.outcome) {
+      return Status::Ok();
+    }
+    Result<AttemptRow> a = LoadLiveAttempt(db, r.attempt_id, r.fencing_token);
+    if (!a.ok()) return a.status();
+    if (a->metrics_through < r.last_metric_seq) {
+      // Retryable: the worker's metric stream is still delivering them.
+      return Status::Unavailable("metrics of " + r.attempt_id + " are stored through seq " +
+                                 std::to_string(a->metrics_through) + " of " +
+                                 std::to_string(r.last_metric_seq) + "; send the rest first");
+    }
+    std::string outcome_name = r.outcome;
+    std::string error = outcome_name == outcome::kSucceeded ? "" : ErrorText(r);
+    std::string result_json = r.result_json;
+    if (outcome_name == outcome::kSucceeded && result_json.empty()) {
+      Query q = db.Prepare(
+          "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'final' ORDER BY seq "
+          "DESC LIMIT 1");
+      q.Bind(1, r.attempt_id);
+      if (q.Step()) result_json = q.Text(0);
+      SWEEPD_RETURN_IF_ERROR(q.status());
+    }
+    if (outcome_name == outcome::kSucceeded &&
+        !json::parse(result_json, nullptr, false).is_object()) {
+      outcome_name = outcome::kCrashed;
+      error = "the trainer exited 0 without a final metrics line (docs/metrics.md)";
+    }
+    {
+      Query q = db.Prepare(
+          "UPDATE attempts SET state = 'finished', finished_ms = ?, outcome = ?, exit_code = ?, "
+          "signal = ?, "
+          "stderr_tail = ? WHERE attempt_id = ?");
+      q.Bind(1, now_ms).Bind(2, outcome_name).Bind(3, static_cast<int64_t>(r.exit_code));
+      q.Bind(4, static_cast<int64_t>(r.signal)).Bind(5, r.stderr_tail).Bind(6, r.attempt_id);
+      SWEEPD_RETURN_IF_ERROR(q.Run());
+    }
+    if (outcome_name == outcome::kSucceeded) {
+      SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT OR REPLACE INTO results (job_id, attempt_id, "
+                                        "result_json, finished_ms) VALUES (?, ?, ?, ?)")
+                                 .Bind(1, a->job_id)
+                                 .Bind(2, r.attempt_id)
+                                 .Bind(3, result_json)
+                                 .Bind(4, now_ms)
+                                 .Run());
+    }
     SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("INSERT OR REPLACE INTO results (job_id, attempt_id, result_json, finished_ms) VALUES (?, ?, ?, ?)")
-            .Bind(1, a->job_id)
-            .Bind(2, r.attempt_id)
-            .Bind(3, result_json)
-            .Bind(4, now_ms)
-            .Run());
-  }
-  SWEEPD_RETURN_IF_ERROR(SettleJob(db, a->job_id, outcome_name, a->cancel_requested, error, backoff, now_ms));
-  return txn.Commit();
+        SettleJob(db, a->job_id, outcome_name, a->cancel_requested, error, backoff, now_ms));
+    if (ended != nullptr) {
+      Query q = db.Prepare("SELECT state FROM jobs WHERE job_id = ?");
+      q.Bind(1, a->job_id);
+      if (q.Step()) *ended = {a->job_id, ParseJobState(q.Text(0)).value_or(JobState::kFailed)};
+      SWEEPD_RETURN_IF_ERROR(q.status());
+    }
+    return Status::Ok();
+  });
 }
 
 Result<std::vector<std::string>> Store::ExpireLeases(const BackoffPolicy& backoff, int64_t now_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  std::vector<std::tuple<std::string, std::string, bool>> expired;
-  {
-    Query q = db.Prepare(
-        "SELECT attempt_id, job_id, cancel_requested FROM attempts "
-        "WHERE state IN ('leased', 'running') AND lease_expires_ms < ?");
-    q.Bind(1, now_ms);
-    while (q.Step()) expired.emplace_back(q.Text(0), q.Text(1), q.Int(2) != 0);
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
-  std::vector<std::string> ids;
-  for (const auto& [attempt_id, job_id, cancel] : expired) {
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("UPDATE attempts SET state = 'expired', outcome = 'lease_expired', finished_ms = ? "
-                   "WHERE attempt_id = ?")
-            .Bind(1, now_ms)
-            .Bind(2, attempt_id)
-            .Run());
-    SWEEPD_RETURN_IF_ERROR(SettleJob(db, job_id, outcome::kLeaseExpired, cancel,
-                                     "lease expired: the worker stopped heartbeating", backoff, now_ms));
-    ids.push_back(attempt_id);
-  }
-  SWEEPD_RETURN_IF_ERROR(txn.Commit());
-  return ids;
+  return Write<std::vector<std::string>>([&](Database& db) -> Result<std::vector<std::string>> {
+    std::vector<std::tuple<std::string, std::string, bool>> expired;
+    {
+      Query q = db.Prepare(
+          "SELECT attempt_id, job_id, cancel_requested FROM attempts "
+          "WHERE state IN ('leased', 'running') AND lease_expires_ms < ?");
+      q.Bind(1, now_ms);
+      while (q.Step()) expired.emplace_back(q.Text(0), q.Text(1), q.Int(2) != 0);
+      SWEEPD_RETURN_IF_ERROR(q.status());
+    }
+    std::vector<std::string> ids;
+    for (const auto& [attempt_id, job_id, cancel] : expired) {
+      SWEEPD_RETURN_IF_ERROR(
+          db.Prepare(
+                "UPDATE attempts SET state = 'expired', outcome = 'lease_expired', finished_ms = ? "
+                "WHERE attempt_id = ?")
+              .Bind(1, now_ms)
+              .Bind(2, attempt_id)
+              .Run());
+      SWEEPD_RETURN_IF_ERROR(SettleJob(db, job_id, outcome::kLeaseExpired, cancel,
+                                       "lease expired: the worker stopped heartbeating", backoff,
+                                       now_ms));
+      ids.push_back(attempt_id);
+    }
+    return ids;
+  });
 }
 
 Status Store::MarkLostWorkers(int64_t now_ms, int64_t silence_ms) {
-  SWEEPD_CONNECT(db);
-  SWEEPD_BEGIN(txn, db);
-  SWEEPD_RETURN_IF_ERROR(
-      db.Prepare("UPDATE workers SET state = 'lost' WHERE state IN ('alive', 'draining') AND last_heartbeat_ms < ?")
-          .Bind(1, now_ms - silence_ms)
-          .Run());
-  return txn.Commit();
+  return WriteStatus([&](Database& db) -> Status {
+    SWEEPD_RETURN_IF_ERROR(db.Prepare("UPDATE workers SET state = 'lost' WHERE state IN ('alive', "
+                                      "'draining') AND last_heartbeat_ms < ?")
+                               .Bind(1, now_ms - silence_ms)
+                               .Run());
+    return Status::Ok();
+  });
 }
 
 Result<int64_t> Store::QueueDepth(int64_t now_ms) {
@@ -1021,7 +1200,8 @@ Result<std::vector<WorkerRecord>> Store::ListWorkers() {
   std::vector<WorkerRecord> out;
   {
     Query q = db.Prepare(
-        "SELECT worker_id, hostname, version, slots_json, labels_json, state, registered_ms, last_heartbeat_ms "
+        "SELECT worker_id, hostname, version, slots_json, labels_json, state, registered_ms, "
+        "last_heartbeat_ms "
         "FROM workers ORDER BY registered_ms, worker_id");
     while (q.Step()) {
       WorkerRecord w;
@@ -1031,8 +1211,9 @@ Result<std::vector<WorkerRecord>> Store::ListWorkers() {
       const json slots = json::parse(q.Text(3), nullptr, false);
       if (slots.is_array()) {
         for (const json& s : slots) {
-          w.slots.push_back({s.value("index", 0), s.value("device_kind", ""), s.value("device_name", ""),
-                             s.value("memory_bytes", int64_t{0}), s.value("compute_capability", "")});
+          w.slots.push_back({s.value("index", 0), s.value("device_kind", ""),
+                             s.value("device_name", ""), s.value("memory_bytes", int64_t{0}),
+                             s.value("compute_capability", "")});
         }
       }
       const json labels = json::parse(q.Text(4), nullptr, false);
@@ -1049,7 +1230,8 @@ Result<std::vector<WorkerRecord>> Store::ListWorkers() {
     SWEEPD_RETURN_IF_ERROR(q.status());
   }
   for (WorkerRecord& w : out) {
-    Query q = db.Prepare("SELECT job_id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running')");
+    Query q = db.Prepare(
+        "SELECT job_id FROM attempts WHERE worker_id = ? AND state IN ('leased', 'running')");
     q.Bind(1, w.worker_id);
     while (q.Step()) w.running_jobs.push_back(q.Text(0));
     SWEEPD_RETURN_IF_ERROR(q.status());

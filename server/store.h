@@ -2,11 +2,19 @@
 // (style rule 2). Every state change -- blocked -> queued when dependencies succeed,
 // queued -> leased -> running -> succeeded | failed | cancelled, retries with backoff,
 // expired leases -- happens inside one BEGIN IMMEDIATE transaction of a method here.
-// Times are passed in (Unix ms) so tests drive the clock. Thread-safe: each calling
-// thread gets its own SQLite connection.
+// Times are passed in (Unix ms) so tests drive the clock.
+//
+// Threads: every method may be called from any thread. Writing methods hand their work to
+// the CommitQueue: one writer thread and connection runs them, many per transaction (group
+// commit), and the method returns once its writes are committed. The writer keeps a
+// JobQueueIndex of the leasable jobs in step with the rows it writes (SQLite's update hook
+// names every changed jobs/sweeps/sweep_jobs row; each is re-read after its work), so a
+// lease does not scan the jobs table. Reading methods use a connection of the calling
+// thread and see what was committed.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,7 +24,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/commit_queue.h"
 #include "server/database.h"
+#include "server/job_queue_index.h"
 #include "spec/sweep_spec.h"
 
 namespace sweepd::server {
@@ -112,7 +122,7 @@ struct LeaseRequest {
 };
 
 struct Lease {
-  JobRecord job;            // config_json carries base_scores filled from the dependency
+  JobRecord job;  // config_json carries base_scores filled from the dependency
   std::string attempt_id;
   int64_t fencing_token = 0;
   int attempt_number = 0;
@@ -128,7 +138,7 @@ struct HeartbeatReport {
 };
 
 struct HeartbeatResult {
-  bool known_worker = true;             // false: the worker must register again
+  bool known_worker = true;  // false: the worker must register again
   std::vector<std::string> cancel_attempts;
   std::vector<std::string> lost_attempts;
   int64_t lease_expires_ms = 0;
@@ -153,6 +163,12 @@ struct FinishReport {
   std::string stderr_tail;
   std::string result_json;
   int64_t last_metric_seq = 0;
+};
+
+// How FinishAttempt left the job.
+struct AttemptEnd {
+  std::string job_id;
+  JobState job_state = JobState::kQueued;
 };
 
 struct ResultRecord {
@@ -189,7 +205,7 @@ struct BackoffPolicy {
   int64_t DelayAfter(int failures) const;
 };
 
-class Store {
+class Store : private CommitQueue::Observer {
  public:
   // Opens the database at `path` and applies the embedded migrations.
   static Result<std::unique_ptr<Store>> Open(const std::string& path, int64_t now_ms);
@@ -221,10 +237,12 @@ class Store {
   // Registers a worker; `worker_id` non-empty re-registers a known id (after a restart of
   // either side). Returns the worker's id.
   Result<std::string> RegisterWorker(const WorkerRecord& worker, int64_t now_ms);
-  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report, int64_t now_ms, int64_t lease_ms);
+  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report, int64_t now_ms,
+                                    int64_t lease_ms);
   // The best queued job the slot can run, leased to it; nullopt when none fits now.
   // NotFound when the worker is unknown (it must register again).
-  Result<std::optional<Lease>> LeaseJob(const LeaseRequest& request, int64_t now_ms, int64_t lease_ms);
+  Result<std::optional<Lease>> LeaseJob(const LeaseRequest& request, int64_t now_ms,
+                                        int64_t lease_ms);
   // When the earliest backed-off job that could fit becomes eligible; 0 when none waits.
   Result<int64_t> NextEligibleMs(const LeaseRequest& request);
   Status MarkStarted(const std::string& attempt_id, int64_t fencing_token, int64_t now_ms);
@@ -235,7 +253,9 @@ class Store {
   // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
   // FailedPrecondition for a stale token; Unavailable while metrics up to
   // report.last_metric_seq are not all stored (send them, then finish again).
-  Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms);
+  // `ended` (optional) receives the job and the state it was left in.
+  Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms,
+                       AttemptEnd* ended = nullptr);
   // Ends attempts whose lease ran out before `now_ms`; their jobs are retried like a
   // crash. Returns the expired attempt ids.
   Result<std::vector<std::string>> ExpireLeases(const BackoffPolicy& backoff, int64_t now_ms);
@@ -247,14 +267,38 @@ class Store {
   // The attempt's job id; NotFound for an unknown attempt.
   Result<std::string> JobOfAttempt(const std::string& attempt_id);
 
+  // Compares the writer's in-memory queue index with one rebuilt from the database now;
+  // Internal, naming the first difference, when they disagree (tests and diagnostics).
+  Status CheckQueueIndex();
+
  private:
   explicit Store(std::string path) : path_(std::move(path)) {}
   // This thread's connection, opened on first use.
   Result<Database*> Connection();
+  // Runs `body` on the writer inside a group-committed transaction; returns after COMMIT.
+  template <typename T>
+  Result<T> Write(const std::function<Result<T>(Database&)>& body);
+  Status WriteStatus(const CommitQueue::Work& body);
+
+  // Writer thread only: the queue index and the rows changed since it was last refreshed.
+  void NoteRowChange(const char* table, int64_t rowid);
+  Status RefreshIndex(Database& db);
+  Status RebuildIndex(Database& db, JobQueueIndex& index);
+  // The index, rebuilt first if a refresh failed.
+  Result<JobQueueIndex*> Index(Database& db);
+  void WorkEnded(Database& db) override;
+  void BatchEnded(Database& db, bool committed) override;
 
   std::string path_;
   std::mutex mu_;  // guards connections_
   std::map<std::thread::id, std::unique_ptr<Database>> connections_;
+
+  JobQueueIndex index_;                // writer thread only
+  bool index_stale_ = false;           // writer thread only
+  std::vector<int64_t> changed_jobs_;  // jobs rowids; writer thread only
+  std::vector<int64_t> changed_sweeps_;
+  std::vector<int64_t> changed_sweep_jobs_;
+  std::unique_ptr<CommitQueue> writer_;  // last: stopped before the members it uses go
 };
 
 }  // namespace sweepd::server

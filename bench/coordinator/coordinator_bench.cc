@@ -3,25 +3,25 @@
 // metric points, and finish until every job is done. Reports leases per second, lease
 // latency percentiles, metric points per second and sweepd's peak resident memory.
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
@@ -48,6 +48,7 @@ struct RunResult {
   int64_t points = 0;
   double p50_ms = 0, p99_ms = 0;
   int64_t peak_rss_kib = 0;
+  double sweepd_cpu_s = 0;  // user + system CPU of sweepd while the workers ran
   int failed_calls = 0;
 };
 
@@ -56,7 +57,8 @@ std::string GenerateSpec(const std::string& name, int jobs) {
   const int ranks = std::min(jobs, 100);
   const int seeds = (jobs + ranks - 1) / ranks;
   std::ostringstream s;
-  s << "name: " << name << "\nbase: {model: \"synthetic:tiny\"}\ntracks: [A]\ntrain: {steps: 1}\nseeds: [";
+  s << "name: " << name
+    << "\nbase: {model: \"synthetic:tiny\"}\ntracks: [A]\ntrain: {steps: 1}\nseeds: [";
   for (int i = 0; i < seeds; ++i) s << (i ? ", " : "") << i;
   s << "]\nmethods:\n  - {method: lora, r: [";
   for (int r = 1; r <= ranks; ++r) s << (r > 1 ? ", " : "") << r;
@@ -73,6 +75,21 @@ int64_t PeakRssKib(pid_t pid) {
   return 0;
 }
 
+// User + system CPU seconds the process has used (/proc/PID/stat fields 14 and 15).
+double CpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t end_of_name = stat.rfind(')');
+  if (end_of_name == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(end_of_name + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 std::string ReadAddress(const std::string& file, std::chrono::seconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
@@ -86,8 +103,10 @@ std::string ReadAddress(const std::string& file, std::chrono::seconds timeout) {
 
 // One simulated worker: runs jobs until the sweep has none left.
 void WorkerLoop(const std::string& address, const Options& opt, std::atomic<int>& done, int total,
-                std::vector<double>& latencies_ms, std::atomic<int64_t>& points, std::atomic<int>& failures) {
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), grpc::ChannelArguments());
+                std::vector<double>& latencies_ms, std::atomic<int64_t>& points,
+                std::atomic<int>& failures) {
+  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                           grpc::ChannelArguments());
   auto stub = v1::WorkerService::NewStub(channel);
   grpc::ClientContext reg_ctx;
   v1::RegisterRequest reg;
@@ -113,7 +132,8 @@ void WorkerLoop(const std::string& address, const Options& opt, std::atomic<int>
       continue;
     }
     if (!lease.granted()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(lease.retry_after_ms(), 200)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min<int64_t>(lease.retry_after_ms(), 200)));
       continue;
     }
     {
@@ -133,9 +153,10 @@ void WorkerLoop(const std::string& address, const Options& opt, std::atomic<int>
       for (int i = 1; i <= opt.points; ++i) {
         v1::MetricPoint* p = batch.add_points();
         p->set_seq(i);
-        p->set_json(i == opt.points ? R"({"type":"final","kind":"train","final_loss":1.0,"scores":{}})"
-                                    : R"({"type":"step","step":)" + std::to_string(i) +
-                                          R"(,"total_steps":100,"loss":1.5,"tokens_per_s":1000.0})");
+        p->set_json(i == opt.points
+                        ? R"({"type":"final","kind":"train","final_loss":1.0,"scores":{}})"
+                        : R"({"type":"step","step":)" + std::to_string(i) +
+                              R"(,"total_steps":100,"loss":1.5,"tokens_per_s":1000.0})");
       }
       stream->Write(batch);
       stream->WritesDone();
@@ -152,8 +173,10 @@ void WorkerLoop(const std::string& address, const Options& opt, std::atomic<int>
     finish.set_outcome(v1::OUTCOME_SUCCEEDED);
     finish.set_last_metric_seq(opt.points);
     v1::FinishAttemptResponse finished;
-    if (stub->FinishAttempt(&fctx, finish, &finished).ok() && finished.accepted()) ++done;
-    else ++failures;
+    if (stub->FinishAttempt(&fctx, finish, &finished).ok() && finished.accepted())
+      ++done;
+    else
+      ++failures;
   }
 }
 
@@ -164,14 +187,15 @@ RunResult RunOnce(const Options& opt, int workers) {
   char tmpl[] = "/tmp/sweepd-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
   const std::string port_file = dir + "/addr";
-  std::vector<std::string> args = {opt.sweepd, "--db", dir + "/sweepd.db", "--listen", "127.0.0.1:0",
-                                   "--port-file", port_file};
+  std::vector<std::string> args = {opt.sweepd,    "--db",        dir + "/sweepd.db", "--listen",
+                                   "127.0.0.1:0", "--port-file", port_file};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, (dir + "/sweepd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, (dir + "/sweepd.log").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = 0;
   if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
@@ -181,12 +205,14 @@ RunResult RunOnce(const Options& opt, int workers) {
   posix_spawn_file_actions_destroy(&actions);
   const std::string address = ReadAddress(port_file, std::chrono::seconds(30));
   if (address.empty()) {
-    std::fprintf(stderr, "coordinator_bench: sweepd did not start; see %s/sweepd.log\n", dir.c_str());
+    std::fprintf(stderr, "coordinator_bench: sweepd did not start; see %s/sweepd.log\n",
+                 dir.c_str());
     kill(pid, SIGKILL);
     std::exit(1);
   }
 
-  auto sweeps = v1::SweepService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto sweeps =
+      v1::SweepService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   v1::SubmitSweepRequest submit;
   submit.set_spec_yaml(GenerateSpec("bench", opt.jobs));
@@ -195,8 +221,8 @@ RunResult RunOnce(const Options& opt, int workers) {
   grpc::Status s = sweeps->SubmitSweep(&ctx, submit, &submitted);
   r.submit_s = std::chrono::duration<double>(Clock::now() - submit_start).count();
   if (!s.ok() || !submitted.accepted() || submitted.jobs_total() != opt.jobs) {
-    std::fprintf(stderr, "coordinator_bench: submit failed: %s (%lld jobs)\n", s.error_message().c_str(),
-                 static_cast<long long>(submitted.jobs_total()));
+    std::fprintf(stderr, "coordinator_bench: submit failed: %s (%lld jobs)\n",
+                 s.error_message().c_str(), static_cast<long long>(submitted.jobs_total()));
     kill(pid, SIGKILL);
     std::exit(1);
   }
@@ -206,12 +232,15 @@ RunResult RunOnce(const Options& opt, int workers) {
   std::atomic<int> failures{0};
   std::vector<std::vector<double>> latencies(workers);
   std::vector<std::thread> threads;
+  const double cpu_before = CpuSeconds(pid);
   const auto start = Clock::now();
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { WorkerLoop(address, opt, done, opt.jobs, latencies[w], points, failures); });
+    threads.emplace_back(
+        [&, w] { WorkerLoop(address, opt, done, opt.jobs, latencies[w], points, failures); });
   }
   for (auto& t : threads) t.join();
   r.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+  r.sweepd_cpu_s = CpuSeconds(pid) - cpu_before;
   std::vector<double> all;
   for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
   std::sort(all.begin(), all.end());
@@ -237,16 +266,25 @@ int main(int argc, char** argv) {
   Options opt;
   app.add_option("--sweepd", opt.sweepd, "sweepd binary")->capture_default_str();
   app.add_option("--workers", opt.workers, "worker counts to run, one run each")->delimiter(',');
-  app.add_option("--jobs", opt.jobs, "jobs in the sweep")->check(CLI::Range(1, 1000000))->capture_default_str();
-  app.add_option("--points", opt.points, "metric lines per job")->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--jobs", opt.jobs, "jobs in the sweep")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--points", opt.points, "metric lines per job")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  std::printf("| workers | jobs | submit s | wall s | leases/s | lease p50 ms | lease p99 ms | metric points/s | sweepd peak RSS MiB | failed calls |\n");
-  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  std::printf(
+      "| workers | jobs | points/job | submit s | wall s | leases/s | lease p50 ms | lease p99 ms "
+      "| "
+      "metric points/s | sweepd CPU ms/job | sweepd peak RSS MiB | failed calls |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (int w : opt.workers) {
     RunResult r = RunOnce(opt, w);
-    std::printf("| %d | %d | %.2f | %.1f | %.1f | %.2f | %.2f | %.0f | %.1f | %d |\n", r.workers, r.jobs, r.submit_s,
-                r.wall_s, r.leases / r.wall_s, r.p50_ms, r.p99_ms, r.points / r.wall_s, r.peak_rss_kib / 1024.0,
+    std::printf("| %d | %d | %d | %.2f | %.1f | %.1f | %.2f | %.2f | %.0f | %.3f | %.1f | %d |\n",
+                r.workers, r.jobs, opt.points, r.submit_s, r.wall_s, r.leases / r.wall_s, r.p50_ms,
+                r.p99_ms, r.points / r.wall_s,
+                1000.0 * r.sweepd_cpu_s / std::max<int64_t>(1, r.leases), r.peak_rss_kib / 1024.0,
                 r.failed_calls);
     std::fflush(stdout);
   }
