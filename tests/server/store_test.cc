@@ -4,6 +4,8 @@
 #include "server/store.h"
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -442,6 +444,96 @@ TEST_F(StoreTest, MigrationsAreRecordedOnce) {
   Reopen();
   auto sweeps = store_->ListSweeps();
   EXPECT_TRUE(sweeps.ok());
+}
+
+TEST_F(StoreTest, QueueIndexAgreesWithTheDatabaseThroughEveryTransitionAndRestart) {
+  ASSERT_TRUE(store_->AddSweep(Demo(), kT0).ok());
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0 + 1).ok());
+  ASSERT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+  const std::string worker = AddWorker();
+  auto a = LeaseAt(worker, kT0 + 2);
+  auto b = LeaseAt(worker, kT0 + 3);
+  auto c = LeaseAt(worker, kT0 + 4);
+  ASSERT_TRUE(a && b && c);
+  ASSERT_TRUE(store_->MarkStarted(b->attempt_id, b->fencing_token, kT0 + 5).ok());
+  ASSERT_TRUE(Fail(*b, outcome::kOutOfMemory, kT0 + 6).ok());  // requeued with backoff
+  Succeed(*a, {{"type", "final"}, {"kind", "base_eval"}, {"scores", {{"synthetic", 0.5}}}}, kT0 + 7);
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+  ASSERT_TRUE(store_->CancelSweep("two-jobs", kT0 + 8).ok());
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+  ASSERT_TRUE(store_->RetryJobs("two-jobs", {}, kT0 + 9).ok());
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+  // A refused write (stale token) changes nothing, in the rows or the index.
+  EXPECT_FALSE(store_->MarkStarted(b->attempt_id, b->fencing_token, kT0 + 10).ok());
+  auto expired = store_->ExpireLeases(backoff_, kT0 + 10 * kLease);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_FALSE(expired->empty());
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+
+  // What the running store would lease next is what a restarted one leases.
+  const int64_t later = kT0 + 100 * kLease;
+  std::vector<std::string> before;
+  {
+    auto probe = LeaseAt(worker, later);
+    ASSERT_TRUE(probe.has_value());
+    before.push_back(probe->job.job_id);
+  }
+  Reopen();
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+  std::vector<std::string> after;
+  while (auto lease = LeaseAt(worker, later + 1)) after.push_back(lease->job.job_id);
+  ASSERT_FALSE(after.empty());
+  EXPECT_NE(after[0], before[0]);  // the lease taken before the restart is kept
+  EXPECT_EQ(std::set<std::string>(after.begin(), after.end()).count(before[0]), 0u);
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+}
+
+TEST_F(StoreTest, ConcurrentLeasesGetDistinctJobsAndIncreasingTokens) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-more.yaml"), kT0).ok());
+  ASSERT_TRUE(store_->AddSweep(Demo(), kT0).ok());
+  std::vector<std::string> workers;
+  for (int i = 0; i < 16; ++i) workers.push_back(AddWorker("node" + std::to_string(i)));
+  std::vector<std::optional<Lease>> leases(workers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < workers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto lease = store_->LeaseJob({workers[i], 0, "cpu", 0}, kT0 + 1, kLease);
+      if (lease.ok()) leases[i] = *lease;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> jobs;
+  std::set<int64_t> tokens;
+  for (const auto& lease : leases) {
+    if (!lease) continue;
+    EXPECT_TRUE(jobs.insert(lease->job.job_id).second) << "leased twice: " << lease->job.job_id;
+    EXPECT_TRUE(tokens.insert(lease->fencing_token).second);
+    EXPECT_EQ(StateOf(lease->job.job_id), JobState::kLeased);
+  }
+  // Every queued job that a cpu slot can run was handed out once (two-jobs, two-more, and
+  // the demo's base evaluation; the demo's train jobs wait for it).
+  EXPECT_EQ(jobs.size(), 5u);
+  EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
+}
+
+TEST_F(StoreTest, AnsweredWritesSurviveAReopenWithoutAClose) {
+  // Each write is committed before its call returns: a second store on the same file
+  // (as after a SIGKILL and restart) sees all of them.
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease = LeaseAt(worker, kT0 + 1);
+  ASSERT_TRUE(lease.has_value());
+  auto stored = store_->StoreMetrics(lease->attempt_id, lease->fencing_token,
+                                     {{1, R"({"type":"step","step":1})"}}, kT0 + 2);
+  ASSERT_TRUE(stored.ok());
+  auto second = Store::Open(path_, kT0 + 3);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ((*second)->GetJob(lease->job.job_id)->state, JobState::kRunning);
+  auto log = (*second)->GetJobLog(lease->job.job_id, 0);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->points.size(), 1u);
+  EXPECT_TRUE((*second)->CheckQueueIndex().ok());
 }
 
 }  // namespace
