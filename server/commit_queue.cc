@@ -3,6 +3,7 @@
 #include "server/commit_queue.h"
 
 #include <exception>
+#include <future>
 #include <utility>
 #include <vector>
 
@@ -23,15 +24,28 @@ CommitQueue::~CommitQueue() {
 }
 
 Status CommitQueue::Run(Work work) {
-  std::future<Status> done;
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  Submit(std::move(work), [&done](Status s) { done.set_value(std::move(s)); });
+  return result.get();
+}
+
+void CommitQueue::Submit(Work work, std::function<void(Status)> done) {
+  bool queued = false, first = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return Status::Unavailable("sweepd is shutting down; try again after restart");
-    queue_.push_back(Pending{std::move(work), {}});
-    done = queue_.back().done.get_future();
+    if (!stopping_) {
+      queue_.push_back(Pending{std::move(work), std::move(done)});
+      queued = true;
+      first = queue_.size() == 1;
+    }
   }
-  wake_.notify_one();
-  return done.get();
+  if (!queued) {
+    done(Status::Unavailable("sweepd is shutting down; try again once it is back"));
+    return;
+  }
+  // The writer waits only on an empty queue, and whoever made it non-empty wakes it.
+  if (first) wake_.notify_one();
 }
 
 void CommitQueue::WriterLoop() {
@@ -55,7 +69,7 @@ void CommitQueue::RunBatch(std::deque<Pending>& batch) {
   std::vector<Status> results(batch.size());
   Status begun = db_->Prepare("BEGIN IMMEDIATE").Run();
   if (!begun.ok()) {
-    for (Pending& p : batch) p.done.set_value(begun);
+    for (Pending& p : batch) p.done(begun);
     return;
   }
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -83,7 +97,7 @@ void CommitQueue::RunBatch(std::deque<Pending>& batch) {
     }
   }
   if (observer_) observer_->BatchEnded(*db_, committed.ok());
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].done.set_value(std::move(results[i]));
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
 }  // namespace sweepd::server

@@ -11,7 +11,6 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -50,11 +49,14 @@ class CommitQueue {
   // Returns the work's status, or the commit's error (then nothing of it was kept).
   // Must not be called from inside a work.
   Status Run(Work work);
+  // Queues `work` and returns at once; `done` gets what Run would return, on the writer
+  // thread, after the COMMIT. `done` must not call Run (it would wait for itself).
+  void Submit(Work work, std::function<void(Status)> done);
 
  private:
   struct Pending {
     Work work;
-    std::promise<Status> done;
+    std::function<void(Status)> done;
   };
 
   void WriterLoop();

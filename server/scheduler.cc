@@ -105,6 +105,9 @@ Result<std::vector<std::string>> Scheduler::Housekeep() {
     }
     metrics_->ExpireFinishedJobs();
   }
+  if (Status checkpoint = store_.CheckpointWal(); !checkpoint.ok()) {
+    spdlog::warn("WAL checkpoint failed: {}", checkpoint.message());
+  }
   // A worker silent for three leases' worth of heartbeats is lost; its leases expired long ago.
   SWEEPD_RETURN_IF_ERROR(store_.MarkLostWorkers(now, 3 * options_.lease_ms));
   return expired;
@@ -127,88 +130,111 @@ void Scheduler::HousekeepingLoop() {
   }
 }
 
-Result<std::string> Scheduler::Register(const WorkerRecord& worker) {
-  return store_.RegisterWorker(worker, clock_());
+void Scheduler::RegisterAsync(WorkerRecord worker, Reply<std::string> reply) {
+  store_.RegisterWorkerAsync(std::move(worker), clock_(), std::move(reply));
 }
 
-Result<HeartbeatResult> Scheduler::Heartbeat(const HeartbeatReport& report) {
-  return store_.Heartbeat(report, clock_(), options_.lease_ms);
+void Scheduler::HeartbeatAsync(HeartbeatReport report, Reply<HeartbeatResult> reply) {
+  store_.HeartbeatAsync(std::move(report), clock_(), options_.lease_ms, std::move(reply));
 }
 
-Result<LeaseDecision> Scheduler::LeaseJob(const LeaseRequest& request) {
+void Scheduler::LeaseJobAsync(LeaseRequest request, Reply<LeaseDecision> reply) {
   const int64_t now = clock_();
   const auto start = std::chrono::steady_clock::now();
-  Result<std::optional<Lease>> lease = store_.LeaseJob(request, now, options_.lease_ms);
-  if (metrics_) {
-    const double seconds = SecondsSince(start);
-    metrics_->ObserveLeaseLatency(seconds);
-    metrics_->ObserveSqliteWrite(seconds);
-  }
-  if (!lease.ok()) return lease.status();
-  LeaseDecision decision;
-  if (lease->has_value()) {
-    const JobRecord& job = (*lease)->job;
-    {
-      std::lock_guard<std::mutex> lock(labels_mu_);
-      labels_.try_emplace(job.job_id, JobLabels{job.sweep, job.method, job.track, job.job_id});
-    }
-    if (metrics_) {
-      metrics_->ObserveDispatchLatency(
-          static_cast<double>(std::max<int64_t>(0, now - (*lease)->queued_since_ms)) / 1000.0);
-    }
-    decision.lease = std::move(*lease);
-    return decision;
-  }
-  decision.retry_after_ms = options_.idle_retry_ms;
-  // A job backing off becomes eligible sooner than the idle wait: come back for it then.
-  Result<int64_t> next = store_.NextEligibleMs(request);
-  if (next.ok() && *next > now)
-    decision.retry_after_ms = std::min(decision.retry_after_ms, *next - now);
-  return decision;
+  store_.LeaseJobAsync(
+      std::move(request), now, options_.lease_ms,
+      [this, now, start, reply = std::move(reply)](Result<LeaseOutcome> out) {
+        if (metrics_) {
+          const double seconds = SecondsSince(start);
+          metrics_->ObserveLeaseLatency(seconds);
+          metrics_->ObserveSqliteWrite(seconds);
+        }
+        if (!out.ok()) return reply(out.status());
+        LeaseDecision decision;
+        if (out->lease) {
+          const JobRecord& job = out->lease->job;
+          {
+            std::lock_guard<std::mutex> lock(labels_mu_);
+            labels_.try_emplace(job.job_id,
+                                JobLabels{job.sweep, job.method, job.track, job.job_id});
+          }
+          if (metrics_) {
+            metrics_->ObserveDispatchLatency(
+                static_cast<double>(std::max<int64_t>(0, now - out->lease->queued_since_ms)) /
+                1000.0);
+          }
+          decision.lease = std::move(out->lease);
+          return reply(std::move(decision));
+        }
+        decision.retry_after_ms = options_.idle_retry_ms;
+        // A job backing off becomes eligible sooner than the idle wait: come back for it then.
+        if (out->next_eligible_ms > now) {
+          decision.retry_after_ms = std::min(decision.retry_after_ms, out->next_eligible_ms - now);
+        }
+        reply(std::move(decision));
+      });
 }
 
-Status Scheduler::Started(const std::string& attempt_id, int64_t fencing_token) {
-  return store_.MarkStarted(attempt_id, fencing_token, clock_());
+void Scheduler::StartedAsync(std::string attempt_id, int64_t fencing_token, StatusReply reply) {
+  store_.MarkStartedAsync(std::move(attempt_id), fencing_token, clock_(), std::move(reply));
 }
 
-Result<int64_t> Scheduler::StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
-                                        const std::vector<MetricPointIn>& points) {
+void Scheduler::StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
+                                  std::vector<MetricPointIn> points, Reply<int64_t> reply) {
   const auto start = std::chrono::steady_clock::now();
-  Result<MetricsStored> stored = store_.StoreMetrics(attempt_id, fencing_token, points, clock_());
-  if (!stored.ok()) return stored.status();
+  const int64_t count = static_cast<int64_t>(points.size());
+  // The lines for /metrics are read here, on the caller's thread: the reply runs on the
+  // store's writer. Only the latest step line matters (each overwrites the gauges).
+  std::optional<nlohmann::json> last_step;
+  std::vector<nlohmann::json> finals;
   if (metrics_) {
-    metrics_->ObserveSqliteWrite(SecondsSince(start));
-    metrics_->CountMetricPoints(static_cast<int64_t>(points.size()));
-    if (std::optional<JobLabels> labels = LabelsOf(stored->job_id)) {
-      // The running job's gauges show its latest step line; earlier ones would be overwritten.
-      std::optional<nlohmann::json> last_step;
-      for (const MetricPointIn& p : points) {
-        nlohmann::json line = nlohmann::json::parse(p.json, nullptr, false);
-        if (!line.is_object()) continue;
-        const std::string type = line.value("type", "");
-        if (type == "step") last_step = std::move(line);
-        if (type == "final") metrics_->FinishJob(*labels, line);
-      }
-      if (last_step) metrics_->UpdateRunningJob(*labels, *last_step);
+    for (MetricPointIn& p : points) {
+      nlohmann::json line = ReadMetricLine(p);  // the store uses what this reads
+      if (p.type == "step") last_step = std::move(line);
+      if (p.type == "final") finals.push_back(std::move(line));
     }
   }
-  return stored->stored_through;
+  store_.StoreMetricsAsync(
+      std::move(attempt_id), fencing_token, std::move(points), clock_(),
+      [this, start, count, last_step = std::move(last_step), finals = std::move(finals),
+       reply = std::move(reply)](Result<MetricsStored> stored) {
+        if (!stored.ok()) return reply(stored.status());
+        if (metrics_) {
+          metrics_->ObserveSqliteWrite(SecondsSince(start));
+          metrics_->CountMetricPoints(count);
+          if (std::optional<JobLabels> labels = LabelsOf(stored->job_id)) {
+            for (const nlohmann::json& line : finals) metrics_->FinishJob(*labels, line);
+            if (last_step) metrics_->UpdateRunningJob(*labels, *last_step);
+          }
+        }
+        reply(stored->stored_through);
+      });
 }
 
-Status Scheduler::Finish(const FinishReport& report) {
+void Scheduler::FinishAsync(FinishReport report, StatusReply reply) {
   const auto start = std::chrono::steady_clock::now();
-  AttemptEnd ended;
-  Status s = store_.FinishAttempt(report, options_.backoff, clock_(), &ended);
-  if (!s.ok() || !metrics_) return s;
-  metrics_->ObserveSqliteWrite(SecondsSince(start));
-  if (ended.job_id.empty()) return s;  // a repeated finish, already counted
-  if (report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
-    const nlohmann::json final_line = nlohmann::json::parse(report.result_json, nullptr, false);
-    std::optional<JobLabels> labels = LabelsOf(ended.job_id);
-    if (labels && final_line.is_object()) metrics_->FinishJob(*labels, final_line);
+  std::optional<nlohmann::json> final_line;
+  if (metrics_ && report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
+    nlohmann::json line = nlohmann::json::parse(report.result_json, nullptr, false);
+    if (line.is_object()) final_line = std::move(line);
   }
-  RecordAttemptEnd(ended.job_id, ended.job_state, report.outcome);
-  return s;
+  const std::string outcome_name = report.outcome;
+  store_.FinishAttemptAsync(std::move(report), options_.backoff, clock_(),
+                            [this, start, outcome_name, final_line = std::move(final_line),
+                             reply = std::move(reply)](Result<AttemptEnd> ended) {
+                              if (!ended.ok()) return reply(ended.status());
+                              // An empty job id: a repeated finish, already counted.
+                              if (metrics_ && !ended->job_id.empty()) {
+                                metrics_->ObserveSqliteWrite(SecondsSince(start));
+                                if (final_line) {
+                                  if (std::optional<JobLabels> labels = LabelsOf(ended->job_id)) {
+                                    metrics_->FinishJob(*labels, *final_line);
+                                  }
+                                }
+                                RecordAttemptEnd(ended->job_id, ended->job_state, outcome_name);
+                              }
+                              reply(Status::Ok());
+                            });
 }
 
 }  // namespace sweepd::server

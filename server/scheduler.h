@@ -54,15 +54,18 @@ class Scheduler {
   const SchedulerOptions& options() const { return options_; }
   int64_t Now() const { return clock_(); }
 
-  Result<std::string> Register(const WorkerRecord& worker);
-  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report);
-  Result<LeaseDecision> LeaseJob(const LeaseRequest& request);
-  Status Started(const std::string& attempt_id, int64_t fencing_token);
-  Result<int64_t> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
-                               const std::vector<MetricPointIn>& points);
+  // The workers' calls. Each answers through `reply`, on the store's writer thread, once
+  // its writes are committed (see Store's Reply): the caller does not wait.
+  void RegisterAsync(WorkerRecord worker, Reply<std::string> reply);
+  void HeartbeatAsync(HeartbeatReport report, Reply<HeartbeatResult> reply);
+  void LeaseJobAsync(LeaseRequest request, Reply<LeaseDecision> reply);
+  void StartedAsync(std::string attempt_id, int64_t fencing_token, StatusReply reply);
+  // Replies with the highest seq up to which every point of the attempt is stored.
+  void StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
+                         std::vector<MetricPointIn> points, Reply<int64_t> reply);
   // What the store holds now, for the scrape-time gauges.
   CoordinatorSnapshot Snapshot();
-  Status Finish(const FinishReport& report);
+  void FinishAsync(FinishReport report, StatusReply reply);
 
  private:
   void HousekeepingLoop();

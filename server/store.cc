@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -16,6 +17,15 @@ namespace sweepd::server {
 namespace {
 
 using nlohmann::json;
+
+// Waits for an asynchronous write's reply (the synchronous methods are these waits).
+template <typename T>
+Result<T> Await(const std::function<void(Reply<T>)>& start) {
+  std::promise<Result<T>> done;
+  std::future<Result<T>> result = done.get_future();
+  start([&done](Result<T> r) { done.set_value(std::move(r)); });
+  return result.get();
+}
 
 #define SWEEPD_JOB_COLUMNS                                                           \
   "j.job_id, j.kind, j.config_json, j.method, j.track, j.seed, j.trainable_params, " \
@@ -315,6 +325,17 @@ bool SweepRecord::finished() const {
   return terminal == total_jobs;
 }
 
+json ReadMetricLine(MetricPointIn& point) {
+  json line = json::parse(point.json, nullptr, false);
+  point.read = true;
+  if (!line.is_object()) return json();
+  auto type = line.find("type");
+  if (type != line.end() && type->is_string()) point.type = type->get<std::string>();
+  auto step = line.find("step");
+  if (step != line.end() && step->is_number_integer()) point.step = step->get<int64_t>();
+  return line;
+}
+
 int64_t BackoffPolicy::DelayAfter(int failures) const {
   int64_t delay = base_ms;
   for (int i = 1; i < failures && delay < max_ms; ++i) delay *= 2;
@@ -327,8 +348,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, int64_t now_
   if (!writer.ok()) return writer.status();
   Database& db = **writer;
   SWEEPD_RETURN_IF_ERROR(ApplyMigrations(db, EmbeddedMigrations(), now_ms));
-  // The writer re-reads the pages it just wrote: keep them (64 MiB).
-  SWEEPD_RETURN_IF_ERROR(db.ExecScript("PRAGMA cache_size = -65536;"));
+  // The writer re-reads the pages it just wrote: keep them (64 MiB). Checkpoints run off the
+  // writer (CheckpointWal, from housekeeping); its own only once the WAL passes 64 MiB (then
+  // little is left to copy), which also lets the WAL start over.
+  SWEEPD_RETURN_IF_ERROR(
+      db.ExecScript("PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 16384;"));
   SWEEPD_RETURN_IF_ERROR(store->RebuildIndex(db, store->index_));
   Store* self = store.get();
   db.SetRowChangeHook(
@@ -365,6 +389,25 @@ Result<T> Store::Write(const std::function<Result<T>(Database&)>& body) {
 }
 
 Status Store::WriteStatus(const CommitQueue::Work& body) { return writer_->Run(body); }
+
+template <typename T>
+void Store::WriteAsync(std::function<Result<T>(Database&)> body, Reply<T> reply) {
+  auto out = std::make_shared<std::optional<T>>();
+  writer_->Submit(
+      [body = std::move(body), out](Database& db) -> Status {
+        Result<T> r = body(db);
+        if (!r.ok()) return r.status();
+        *out = std::move(*r);
+        return Status::Ok();
+      },
+      [out, reply = std::move(reply)](Status s) {
+        if (s.ok()) {
+          reply(std::move(**out));
+        } else {
+          reply(std::move(s));
+        }
+      });
+}
 
 // --- The queue index (writer thread) ---
 
@@ -832,156 +875,197 @@ Result<std::vector<RunningProgress>> Store::RunningProgressOf(const std::string&
 }
 
 Result<std::string> Store::RegisterWorker(const WorkerRecord& w, int64_t now_ms) {
-  return Write<std::string>([&](Database& db) -> Result<std::string> {
-    std::string id = w.worker_id;
-    if (id.empty()) {
-      std::string host;
-      for (char c : w.hostname)
-        host += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
-      id = "w-" + (host.empty() ? std::string("host") : host) + "-" + RandomHex(8);
-    }
-    json slots = json::array();
-    for (const SlotInfo& s : w.slots) {
-      slots.push_back({{"index", s.index},
-                       {"device_kind", s.device_kind},
-                       {"device_name", s.device_name},
-                       {"memory_bytes", s.memory_bytes},
-                       {"compute_capability", s.compute_capability}});
-    }
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare(
-              "INSERT INTO workers (worker_id, hostname, version, slots_json, labels_json, state, "
-              "registered_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?) "
-              "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
-              "version = excluded.version, slots_json = excluded.slots_json, "
-              "labels_json = excluded.labels_json, state = 'alive', "
-              "last_heartbeat_ms = excluded.last_heartbeat_ms")
-            .Bind(1, id)
-            .Bind(2, w.hostname)
-            .Bind(3, w.version)
-            .Bind(4, slots.dump())
-            .Bind(5, json(w.labels).dump())
-            .Bind(6, now_ms)
-            .Bind(7, now_ms)
-            .Run());
-    return id;
-  });
+  return Await<std::string>(
+      [&](Reply<std::string> reply) { RegisterWorkerAsync(w, now_ms, std::move(reply)); });
+}
+
+void Store::RegisterWorkerAsync(WorkerRecord w, int64_t now_ms, Reply<std::string> reply) {
+  WriteAsync<std::string>(
+      [this, w = std::move(w), now_ms](Database& db) -> Result<std::string> {
+        std::string id = w.worker_id;
+        if (id.empty()) {
+          std::string host;
+          for (char c : w.hostname)
+            host += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '-';
+          id = "w-" + (host.empty() ? std::string("host") : host) + "-" + RandomHex(8);
+        }
+        json slots = json::array();
+        for (const SlotInfo& s : w.slots) {
+          slots.push_back({{"index", s.index},
+                           {"device_kind", s.device_kind},
+                           {"device_name", s.device_name},
+                           {"memory_bytes", s.memory_bytes},
+                           {"compute_capability", s.compute_capability}});
+        }
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("INSERT INTO workers (worker_id, hostname, version, slots_json, "
+                       "labels_json, state, "
+                       "registered_ms, last_heartbeat_ms) VALUES (?, ?, ?, ?, ?, 'alive', ?, ?) "
+                       "ON CONFLICT (worker_id) DO UPDATE SET hostname = excluded.hostname, "
+                       "version = excluded.version, slots_json = excluded.slots_json, "
+                       "labels_json = excluded.labels_json, state = 'alive', "
+                       "last_heartbeat_ms = excluded.last_heartbeat_ms")
+                .Bind(1, id)
+                .Bind(2, w.hostname)
+                .Bind(3, w.version)
+                .Bind(4, slots.dump())
+                .Bind(5, json(w.labels).dump())
+                .Bind(6, now_ms)
+                .Bind(7, now_ms)
+                .Run());
+        return id;
+      },
+      std::move(reply));
 }
 
 Result<HeartbeatResult> Store::Heartbeat(const HeartbeatReport& report, int64_t now_ms,
                                          int64_t lease_ms) {
-  return Write<HeartbeatResult>([&](Database& db) -> Result<HeartbeatResult> {
-    HeartbeatResult result;
-    result.lease_expires_ms = now_ms + lease_ms;
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = ? WHERE worker_id = ?")
-            .Bind(1, now_ms)
-            .Bind(2, std::string(report.draining ? "draining" : "alive"))
-            .Bind(3, report.worker_id)
-            .Run());
-    if (db.Changes() == 0) {
-      result.known_worker = false;
-      for (const auto& [attempt, _] : report.running) result.lost_attempts.push_back(attempt);
-      return result;
-    }
-    for (const auto& [attempt_id, token] : report.running) {
-      Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-      if (!a.ok()) {
-        if (a.status().code() == StatusCode::kNotFound ||
-            a.status().code() == StatusCode::kFailedPrecondition) {
-          result.lost_attempts.push_back(attempt_id);
-          continue;
-        }
-        return a.status();
-      }
-      SWEEPD_RETURN_IF_ERROR(
-          db.Prepare("UPDATE attempts SET lease_expires_ms = ? WHERE attempt_id = ?")
-              .Bind(1, result.lease_expires_ms)
-              .Bind(2, attempt_id)
-              .Run());
-      if (a->cancel_requested) result.cancel_attempts.push_back(attempt_id);
-    }
-    return result;
+  return Await<HeartbeatResult>([&](Reply<HeartbeatResult> reply) {
+    HeartbeatAsync(report, now_ms, lease_ms, std::move(reply));
   });
+}
+
+void Store::HeartbeatAsync(HeartbeatReport report, int64_t now_ms, int64_t lease_ms,
+                           Reply<HeartbeatResult> reply) {
+  WriteAsync<HeartbeatResult>(
+      [this, report = std::move(report), now_ms,
+       lease_ms](Database& db) -> Result<HeartbeatResult> {
+        HeartbeatResult result;
+        result.lease_expires_ms = now_ms + lease_ms;
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = ? WHERE worker_id = ?")
+                .Bind(1, now_ms)
+                .Bind(2, std::string(report.draining ? "draining" : "alive"))
+                .Bind(3, report.worker_id)
+                .Run());
+        if (db.Changes() == 0) {
+          result.known_worker = false;
+          for (const auto& [attempt, _] : report.running) result.lost_attempts.push_back(attempt);
+          return result;
+        }
+        for (const auto& [attempt_id, token] : report.running) {
+          Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+          if (!a.ok()) {
+            if (a.status().code() == StatusCode::kNotFound ||
+                a.status().code() == StatusCode::kFailedPrecondition) {
+              result.lost_attempts.push_back(attempt_id);
+              continue;
+            }
+            return a.status();
+          }
+          SWEEPD_RETURN_IF_ERROR(
+              db.Prepare("UPDATE attempts SET lease_expires_ms = ? WHERE attempt_id = ?")
+                  .Bind(1, result.lease_expires_ms)
+                  .Bind(2, attempt_id)
+                  .Run());
+          if (a->cancel_requested) result.cancel_attempts.push_back(attempt_id);
+        }
+        return result;
+      },
+      std::move(reply));
 }
 
 Result<std::optional<Lease>> Store::LeaseJob(const LeaseRequest& r, int64_t now_ms,
                                              int64_t lease_ms) {
-  return Write<std::optional<Lease>>([&](Database& db) -> Result<std::optional<Lease>> {
-    {
-      Query q = db.Prepare("SELECT state FROM workers WHERE worker_id = ?");
-      q.Bind(1, r.worker_id);
-      if (!q.Step()) {
-        SWEEPD_RETURN_IF_ERROR(q.status());
-        return Status::NotFound("unknown worker '" + r.worker_id + "'; register again");
-      }
-      if (q.Text(0) == "draining") return std::optional<Lease>();
-    }
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = 'alive' WHERE worker_id = ?")
-            .Bind(1, now_ms)
-            .Bind(2, r.worker_id)
-            .Run());
-    // The index follows every committed and in-batch change of jobs and sweeps, so its
-    // pick is what the rows say (docs/coordinator.md, "Leasing").
-    Result<JobQueueIndex*> index = Index(db);
-    if (!index.ok()) return index.status();
-    const std::optional<int64_t> picked =
-        (*index)->Pick(r.device_kind, r.free_memory_bytes, now_ms);
-    if (!picked) return std::optional<Lease>();
-    const std::string job_id = (*index)->Find(*picked)->job_id;
-    Result<JobRecord> job = LoadJob(db, job_id);
-    if (!job.ok()) return job.status();
-    Lease lease;
-    lease.queued_since_ms = std::max(job->updated_ms, job->not_before_ms);
-    lease.attempt_number = job->attempts + 1;
-    lease.attempt_id = job_id + ".a" + std::to_string(lease.attempt_number);
-    lease.expires_ms = now_ms + lease_ms;
-    {
-      Query q = db.Prepare("SELECT COALESCE(MAX(fencing_token), 0) + 1 FROM attempts");
-      if (q.Step()) lease.fencing_token = q.Int(0);
-      SWEEPD_RETURN_IF_ERROR(q.status());
-    }
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("INSERT INTO attempts (attempt_id, job_id, number, worker_id, slot_index, "
-                   "fencing_token, "
-                   "state, leased_ms, lease_expires_ms) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?)")
-            .Bind(1, lease.attempt_id)
-            .Bind(2, job_id)
-            .Bind(3, static_cast<int64_t>(lease.attempt_number))
-            .Bind(4, r.worker_id)
-            .Bind(5, static_cast<int64_t>(r.slot_index))
-            .Bind(6, lease.fencing_token)
-            .Bind(7, now_ms)
-            .Bind(8, lease.expires_ms)
-            .Run());
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare(
-              "UPDATE jobs SET state = 'leased', attempts = ?, updated_ms = ? WHERE job_id = ?")
-            .Bind(1, static_cast<int64_t>(lease.attempt_number))
-            .Bind(2, now_ms)
-            .Bind(3, job_id)
-            .Run());
-    // The base model's scores, from the job's base_eval dependency, travel with the job.
-    json config = json::parse(job->config_json, nullptr, false);
-    if (config.is_object() && config.value("base_eval_job", "") != "") {
-      Query q = db.Prepare("SELECT result_json FROM results WHERE job_id = ?");
-      q.Bind(1, config["base_eval_job"].get<std::string>());
-      if (q.Step()) {
-        json result = json::parse(q.Text(0), nullptr, false);
-        if (result.is_object() && result.contains("scores") && result["scores"].is_object()) {
-          config["base_scores"] = result["scores"];
+  Result<LeaseOutcome> out = Await<LeaseOutcome>(
+      [&](Reply<LeaseOutcome> reply) { LeaseJobAsync(r, now_ms, lease_ms, std::move(reply)); });
+  if (!out.ok()) return out.status();
+  return std::move(out->lease);
+}
+
+void Store::LeaseJobAsync(LeaseRequest r, int64_t now_ms, int64_t lease_ms,
+                          Reply<LeaseOutcome> reply) {
+  WriteAsync<LeaseOutcome>(
+      [this, r = std::move(r), now_ms, lease_ms](Database& db) -> Result<LeaseOutcome> {
+        Result<std::optional<Lease>> lease = LeaseIn(db, r, now_ms, lease_ms);
+        if (!lease.ok()) return lease.status();
+        LeaseOutcome out;
+        out.lease = std::move(*lease);
+        if (!out.lease) {
+          // Read in the same work: the index is the writer's.
+          Result<JobQueueIndex*> index = Index(db);
+          if (!index.ok()) return index.status();
+          out.next_eligible_ms =
+              (*index)->NextEligibleMs(r.device_kind, r.free_memory_bytes, now_ms);
         }
-      }
+        return out;
+      },
+      std::move(reply));
+}
+
+Result<std::optional<Lease>> Store::LeaseIn(Database& db, const LeaseRequest& r, int64_t now_ms,
+                                            int64_t lease_ms) {
+  {
+    Query q = db.Prepare("SELECT state FROM workers WHERE worker_id = ?");
+    q.Bind(1, r.worker_id);
+    if (!q.Step()) {
       SWEEPD_RETURN_IF_ERROR(q.status());
+      return Status::NotFound("unknown worker '" + r.worker_id + "'; register again");
     }
-    if (config.is_object()) job->config_json = config.dump();
-    job->state = JobState::kLeased;
-    job->attempts = lease.attempt_number;
-    job->updated_ms = now_ms;
-    lease.job = std::move(*job);
-    return std::optional<Lease>(std::move(lease));
-  });
+    if (q.Text(0) == "draining") return std::optional<Lease>();
+  }
+  SWEEPD_RETURN_IF_ERROR(
+      db.Prepare("UPDATE workers SET last_heartbeat_ms = ?, state = 'alive' WHERE worker_id = ?")
+          .Bind(1, now_ms)
+          .Bind(2, r.worker_id)
+          .Run());
+  // The index follows every committed and in-batch change of jobs and sweeps, so its
+  // pick is what the rows say (docs/coordinator.md, "Leasing").
+  Result<JobQueueIndex*> index = Index(db);
+  if (!index.ok()) return index.status();
+  const std::optional<int64_t> picked = (*index)->Pick(r.device_kind, r.free_memory_bytes, now_ms);
+  if (!picked) return std::optional<Lease>();
+  const std::string job_id = (*index)->Find(*picked)->job_id;
+  Result<JobRecord> job = LoadJob(db, job_id);
+  if (!job.ok()) return job.status();
+  Lease lease;
+  lease.queued_since_ms = std::max(job->updated_ms, job->not_before_ms);
+  lease.attempt_number = job->attempts + 1;
+  lease.attempt_id = job_id + ".a" + std::to_string(lease.attempt_number);
+  lease.expires_ms = now_ms + lease_ms;
+  {
+    Query q = db.Prepare("SELECT COALESCE(MAX(fencing_token), 0) + 1 FROM attempts");
+    if (q.Step()) lease.fencing_token = q.Int(0);
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  SWEEPD_RETURN_IF_ERROR(
+      db.Prepare("INSERT INTO attempts (attempt_id, job_id, number, worker_id, slot_index, "
+                 "fencing_token, "
+                 "state, leased_ms, lease_expires_ms) VALUES (?, ?, ?, ?, ?, ?, 'leased', ?, ?)")
+          .Bind(1, lease.attempt_id)
+          .Bind(2, job_id)
+          .Bind(3, static_cast<int64_t>(lease.attempt_number))
+          .Bind(4, r.worker_id)
+          .Bind(5, static_cast<int64_t>(r.slot_index))
+          .Bind(6, lease.fencing_token)
+          .Bind(7, now_ms)
+          .Bind(8, lease.expires_ms)
+          .Run());
+  SWEEPD_RETURN_IF_ERROR(
+      db.Prepare("UPDATE jobs SET state = 'leased', attempts = ?, updated_ms = ? WHERE job_id = ?")
+          .Bind(1, static_cast<int64_t>(lease.attempt_number))
+          .Bind(2, now_ms)
+          .Bind(3, job_id)
+          .Run());
+  // The base model's scores, from the job's base_eval dependency, travel with the job.
+  json config = json::parse(job->config_json, nullptr, false);
+  if (config.is_object() && config.value("base_eval_job", "") != "") {
+    Query q = db.Prepare("SELECT result_json FROM results WHERE job_id = ?");
+    q.Bind(1, config["base_eval_job"].get<std::string>());
+    if (q.Step()) {
+      json result = json::parse(q.Text(0), nullptr, false);
+      if (result.is_object() && result.contains("scores") && result["scores"].is_object()) {
+        config["base_scores"] = result["scores"];
+      }
+    }
+    SWEEPD_RETURN_IF_ERROR(q.status());
+  }
+  if (config.is_object()) job->config_json = config.dump();
+  job->state = JobState::kLeased;
+  job->attempts = lease.attempt_number;
+  job->updated_ms = now_ms;
+  lease.job = std::move(*job);
+  return std::optional<Lease>(std::move(lease));
 }
 
 Result<int64_t> Store::NextEligibleMs(const LeaseRequest& r) {
@@ -994,149 +1078,170 @@ Result<int64_t> Store::NextEligibleMs(const LeaseRequest& r) {
 }
 
 Status Store::MarkStarted(const std::string& attempt_id, int64_t token, int64_t now_ms) {
-  return WriteStatus([&](Database& db) -> Status {
-    Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-    if (!a.ok()) return a.status();
-    if (a->state == "leased") {
-      SWEEPD_RETURN_IF_ERROR(
-          db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
-              .Bind(1, now_ms)
-              .Bind(2, attempt_id)
-              .Run());
-      SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
-    }
-    return Status::Ok();
-  });
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  MarkStartedAsync(attempt_id, token, now_ms, [&done](Status s) { done.set_value(std::move(s)); });
+  return result.get();
+}
+
+void Store::MarkStartedAsync(std::string attempt_id, int64_t token, int64_t now_ms,
+                             StatusReply reply) {
+  writer_->Submit(
+      [this, attempt_id = std::move(attempt_id), token, now_ms](Database& db) -> Status {
+        Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+        if (!a.ok()) return a.status();
+        if (a->state == "leased") {
+          SWEEPD_RETURN_IF_ERROR(
+              db.Prepare(
+                    "UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
+                  .Bind(1, now_ms)
+                  .Bind(2, attempt_id)
+                  .Run());
+          SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
+        }
+        return Status::Ok();
+      },
+      std::move(reply));
 }
 
 Result<MetricsStored> Store::StoreMetrics(const std::string& attempt_id, int64_t token,
                                           const std::vector<MetricPointIn>& points,
                                           int64_t now_ms) {
-  // The lines are read here, on the caller's thread, so the writer only inserts.
-  struct Parsed {
-    std::string type;
-    std::optional<int64_t> step;
-  };
-  std::vector<Parsed> parsed;
-  parsed.reserve(points.size());
-  for (const MetricPointIn& p : points) {
-    if (p.seq <= 0)
-      return Status::InvalidArgument("metric seq must start at 1, got " + std::to_string(p.seq));
-    const json line = json::parse(p.json, nullptr, false);
-    Parsed out;
-    if (line.is_object()) {
-      auto type = line.find("type");
-      if (type != line.end() && type->is_string()) out.type = type->get<std::string>();
-      auto step = line.find("step");
-      if (step != line.end() && step->is_number_integer()) out.step = step->get<int64_t>();
-    }
-    parsed.push_back(std::move(out));
-  }
-  return Write<MetricsStored>([&](Database& db) -> Result<MetricsStored> {
-    Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
-    if (!a.ok()) return a.status();
-    for (size_t i = 0; i < points.size(); ++i) {
-      Query q = db.Prepare(
-          "INSERT OR IGNORE INTO metric_points (attempt_id, seq, job_id, type, step, json, "
-          "stored_ms) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?)");
-      q.Bind(1, attempt_id).Bind(2, points[i].seq).Bind(3, a->job_id).Bind(4, parsed[i].type);
-      if (parsed[i].step) {
-        q.Bind(5, *parsed[i].step);
-      } else {
-        q.BindNull(5);
-      }
-      q.Bind(6, points[i].json).Bind(7, now_ms);
-      SWEEPD_RETURN_IF_ERROR(q.Run());
-    }
-    int64_t through = a->metrics_through;
-    {
-      Query q =
-          db.Prepare("SELECT seq FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
-      q.Bind(1, attempt_id).Bind(2, through);
-      while (q.Step() && q.Int(0) == through + 1) ++through;
-      SWEEPD_RETURN_IF_ERROR(q.status());
-    }
-    SWEEPD_RETURN_IF_ERROR(
-        db.Prepare("UPDATE attempts SET metrics_through = ? WHERE attempt_id = ?")
-            .Bind(1, through)
-            .Bind(2, attempt_id)
-            .Run());
-    // Metrics prove the trainer runs, even if AttemptStarted was lost.
-    if (a->state == "leased" && !points.empty()) {
-      SWEEPD_RETURN_IF_ERROR(
-          db.Prepare("UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
-              .Bind(1, now_ms)
-              .Bind(2, attempt_id)
-              .Run());
-      SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
-    }
-    return MetricsStored{through, a->job_id};
+  return Await<MetricsStored>([&](Reply<MetricsStored> reply) {
+    StoreMetricsAsync(attempt_id, token, points, now_ms, std::move(reply));
   });
+}
+
+void Store::StoreMetricsAsync(std::string attempt_id, int64_t token,
+                              std::vector<MetricPointIn> points, int64_t now_ms,
+                              Reply<MetricsStored> reply) {
+  // The lines are read here, on the caller's thread, so the writer only inserts.
+  for (MetricPointIn& p : points) {
+    if (p.seq <= 0) {
+      reply(Status::InvalidArgument("metric seq must start at 1, got " + std::to_string(p.seq)));
+      return;
+    }
+    if (!p.read) ReadMetricLine(p);
+  }
+  WriteAsync<MetricsStored>(
+      [this, attempt_id = std::move(attempt_id), token, points = std::move(points),
+       now_ms](Database& db) -> Result<MetricsStored> {
+        Result<AttemptRow> a = LoadLiveAttempt(db, attempt_id, token);
+        if (!a.ok()) return a.status();
+        for (size_t i = 0; i < points.size(); ++i) {
+          Query q = db.Prepare(
+              "INSERT OR IGNORE INTO metric_points (attempt_id, seq, job_id, type, step, json, "
+              "stored_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+          q.Bind(1, attempt_id).Bind(2, points[i].seq).Bind(3, a->job_id).Bind(4, points[i].type);
+          if (points[i].step) {
+            q.Bind(5, *points[i].step);
+          } else {
+            q.BindNull(5);
+          }
+          q.Bind(6, points[i].json).Bind(7, now_ms);
+          SWEEPD_RETURN_IF_ERROR(q.Run());
+        }
+        int64_t through = a->metrics_through;
+        {
+          Query q = db.Prepare(
+              "SELECT seq FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
+          q.Bind(1, attempt_id).Bind(2, through);
+          while (q.Step() && q.Int(0) == through + 1) ++through;
+          SWEEPD_RETURN_IF_ERROR(q.status());
+        }
+        SWEEPD_RETURN_IF_ERROR(
+            db.Prepare("UPDATE attempts SET metrics_through = ? WHERE attempt_id = ?")
+                .Bind(1, through)
+                .Bind(2, attempt_id)
+                .Run());
+        // Metrics prove the trainer runs, even if AttemptStarted was lost.
+        if (a->state == "leased" && !points.empty()) {
+          SWEEPD_RETURN_IF_ERROR(
+              db.Prepare(
+                    "UPDATE attempts SET state = 'running', started_ms = ? WHERE attempt_id = ?")
+                  .Bind(1, now_ms)
+                  .Bind(2, attempt_id)
+                  .Run());
+          SWEEPD_RETURN_IF_ERROR(SetJobState(db, a->job_id, JobState::kRunning, now_ms));
+        }
+        return MetricsStored{through, a->job_id};
+      },
+      std::move(reply));
 }
 
 Status Store::FinishAttempt(const FinishReport& r, const BackoffPolicy& backoff, int64_t now_ms,
                             AttemptEnd* ended) {
-  return WriteStatus([&](Database& db) -> Status {
-    Result<AttemptRow> found = LoadAttempt(db, r.attempt_id);
-    if (!found.ok()) return found.status();
-    // A repeated finish (its response was lost) is answered as the first one was.
-    if (found->state == "finished" && found->fencing_token == r.fencing_token &&
-        found->outcome == r.outcome) {
-      return Status::Ok();
-    }
-    Result<AttemptRow> a = LoadLiveAttempt(db, r.attempt_id, r.fencing_token);
-    if (!a.ok()) return a.status();
-    if (a->metrics_through < r.last_metric_seq) {
-      // Retryable: the worker's metric stream is still delivering them.
-      return Status::Unavailable("metrics of " + r.attempt_id + " are stored through seq " +
-                                 std::to_string(a->metrics_through) + " of " +
-                                 std::to_string(r.last_metric_seq) + "; send the rest first");
-    }
-    std::string outcome_name = r.outcome;
-    std::string error = outcome_name == outcome::kSucceeded ? "" : ErrorText(r);
-    std::string result_json = r.result_json;
-    if (outcome_name == outcome::kSucceeded && result_json.empty()) {
-      Query q = db.Prepare(
-          "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'final' ORDER BY seq "
-          "DESC LIMIT 1");
-      q.Bind(1, r.attempt_id);
-      if (q.Step()) result_json = q.Text(0);
-      SWEEPD_RETURN_IF_ERROR(q.status());
-    }
-    if (outcome_name == outcome::kSucceeded &&
-        !json::parse(result_json, nullptr, false).is_object()) {
-      outcome_name = outcome::kCrashed;
-      error = "the trainer exited 0 without a final metrics line (docs/metrics.md)";
-    }
-    {
-      Query q = db.Prepare(
-          "UPDATE attempts SET state = 'finished', finished_ms = ?, outcome = ?, exit_code = ?, "
-          "signal = ?, "
-          "stderr_tail = ? WHERE attempt_id = ?");
-      q.Bind(1, now_ms).Bind(2, outcome_name).Bind(3, static_cast<int64_t>(r.exit_code));
-      q.Bind(4, static_cast<int64_t>(r.signal)).Bind(5, r.stderr_tail).Bind(6, r.attempt_id);
-      SWEEPD_RETURN_IF_ERROR(q.Run());
-    }
-    if (outcome_name == outcome::kSucceeded) {
-      SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT OR REPLACE INTO results (job_id, attempt_id, "
-                                        "result_json, finished_ms) VALUES (?, ?, ?, ?)")
-                                 .Bind(1, a->job_id)
-                                 .Bind(2, r.attempt_id)
-                                 .Bind(3, result_json)
-                                 .Bind(4, now_ms)
-                                 .Run());
-    }
-    SWEEPD_RETURN_IF_ERROR(
-        SettleJob(db, a->job_id, outcome_name, a->cancel_requested, error, backoff, now_ms));
-    if (ended != nullptr) {
-      Query q = db.Prepare("SELECT state FROM jobs WHERE job_id = ?");
-      q.Bind(1, a->job_id);
-      if (q.Step()) *ended = {a->job_id, ParseJobState(q.Text(0)).value_or(JobState::kFailed)};
-      SWEEPD_RETURN_IF_ERROR(q.status());
-    }
-    return Status::Ok();
-  });
+  Result<AttemptEnd> out = Await<AttemptEnd>(
+      [&](Reply<AttemptEnd> reply) { FinishAttemptAsync(r, backoff, now_ms, std::move(reply)); });
+  if (!out.ok()) return out.status();
+  if (ended != nullptr) *ended = std::move(*out);
+  return Status::Ok();
+}
+
+void Store::FinishAttemptAsync(FinishReport r, BackoffPolicy backoff, int64_t now_ms,
+                               Reply<AttemptEnd> reply) {
+  WriteAsync<AttemptEnd>(
+      [this, r = std::move(r), backoff, now_ms](Database& db) -> Result<AttemptEnd> {
+        Result<AttemptRow> found = LoadAttempt(db, r.attempt_id);
+        if (!found.ok()) return found.status();
+        // A repeated finish (its response was lost) is answered as the first one was.
+        if (found->state == "finished" && found->fencing_token == r.fencing_token &&
+            found->outcome == r.outcome) {
+          return AttemptEnd{};  // already counted
+        }
+        Result<AttemptRow> a = LoadLiveAttempt(db, r.attempt_id, r.fencing_token);
+        if (!a.ok()) return a.status();
+        if (a->metrics_through < r.last_metric_seq) {
+          // Retryable: the worker's metric stream is still delivering them.
+          return Status::Unavailable("metrics of " + r.attempt_id + " are stored through seq " +
+                                     std::to_string(a->metrics_through) + " of " +
+                                     std::to_string(r.last_metric_seq) + "; send the rest first");
+        }
+        std::string outcome_name = r.outcome;
+        std::string error = outcome_name == outcome::kSucceeded ? "" : ErrorText(r);
+        std::string result_json = r.result_json;
+        if (outcome_name == outcome::kSucceeded && result_json.empty()) {
+          Query q = db.Prepare(
+              "SELECT json FROM metric_points WHERE attempt_id = ? AND type = 'final' ORDER BY seq "
+              "DESC LIMIT 1");
+          q.Bind(1, r.attempt_id);
+          if (q.Step()) result_json = q.Text(0);
+          SWEEPD_RETURN_IF_ERROR(q.status());
+        }
+        if (outcome_name == outcome::kSucceeded &&
+            !json::parse(result_json, nullptr, false).is_object()) {
+          outcome_name = outcome::kCrashed;
+          error = "the trainer exited 0 without a final metrics line (docs/metrics.md)";
+        }
+        {
+          Query q = db.Prepare(
+              "UPDATE attempts SET state = 'finished', finished_ms = ?, outcome = ?, exit_code = "
+              "?, "
+              "signal = ?, "
+              "stderr_tail = ? WHERE attempt_id = ?");
+          q.Bind(1, now_ms).Bind(2, outcome_name).Bind(3, static_cast<int64_t>(r.exit_code));
+          q.Bind(4, static_cast<int64_t>(r.signal)).Bind(5, r.stderr_tail).Bind(6, r.attempt_id);
+          SWEEPD_RETURN_IF_ERROR(q.Run());
+        }
+        if (outcome_name == outcome::kSucceeded) {
+          SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT OR REPLACE INTO results (job_id, attempt_id, "
+                                            "result_json, finished_ms) VALUES (?, ?, ?, ?)")
+                                     .Bind(1, a->job_id)
+                                     .Bind(2, r.attempt_id)
+                                     .Bind(3, result_json)
+                                     .Bind(4, now_ms)
+                                     .Run());
+        }
+        SWEEPD_RETURN_IF_ERROR(
+            SettleJob(db, a->job_id, outcome_name, a->cancel_requested, error, backoff, now_ms));
+        AttemptEnd end{a->job_id, JobState::kFailed};
+        Query q = db.Prepare("SELECT state FROM jobs WHERE job_id = ?");
+        q.Bind(1, a->job_id);
+        if (q.Step()) end.job_state = ParseJobState(q.Text(0)).value_or(JobState::kFailed);
+        SWEEPD_RETURN_IF_ERROR(q.status());
+        return end;
+      },
+      std::move(reply));
 }
 
 Result<std::vector<std::string>> Store::ExpireLeases(const BackoffPolicy& backoff, int64_t now_ms) {
@@ -1176,6 +1281,11 @@ Status Store::MarkLostWorkers(int64_t now_ms, int64_t silence_ms) {
                                .Run());
     return Status::Ok();
   });
+}
+
+Status Store::CheckpointWal() {
+  SWEEPD_CONNECT(db);
+  return db.ExecScript("PRAGMA wal_checkpoint(PASSIVE);");
 }
 
 Result<int64_t> Store::QueueDepth(int64_t now_ms) {

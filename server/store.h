@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -147,7 +148,16 @@ struct HeartbeatResult {
 struct MetricPointIn {
   int64_t seq = 0;
   std::string json;
+  // True when the caller has already read the line's "type" and integer "step" below (the
+  // scheduler does, for /metrics); otherwise the store reads them from `json`.
+  bool read = false;
+  std::string type = {};
+  std::optional<int64_t> step = {};
 };
+
+// Reads a metric line's "type" and integer "step" into `point`; returns the parsed line
+// (null when it is not a JSON object).
+nlohmann::json ReadMetricLine(MetricPointIn& point);
 
 struct MetricsStored {
   int64_t stored_through = 0;  // every point up to this seq is stored
@@ -170,6 +180,20 @@ struct AttemptEnd {
   std::string job_id;
   JobState job_state = JobState::kQueued;
 };
+
+// What LeaseJobAsync answers.
+struct LeaseOutcome {
+  std::optional<Lease> lease;
+  // Without a lease: when the earliest backed-off job that fits becomes eligible (0: none).
+  int64_t next_eligible_ms = 0;
+};
+
+// The answer to an asynchronous write: called once, on the store's writer thread, after the
+// COMMIT that holds the write (or with the error that kept it out). It must be short and
+// must not wait for another write of the store (that write would wait for it).
+template <typename T>
+using Reply = std::function<void(Result<T>)>;
+using StatusReply = std::function<void(Status)>;
 
 struct ResultRecord {
   std::string job_id;
@@ -256,9 +280,27 @@ class Store : private CommitQueue::Observer {
   // `ended` (optional) receives the job and the state it was left in.
   Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms,
                        AttemptEnd* ended = nullptr);
+  // The same writes, answered through `reply` instead of waiting (for gRPC's callback API:
+  // no thread waits for the commit).
+  void RegisterWorkerAsync(WorkerRecord worker, int64_t now_ms, Reply<std::string> reply);
+  void HeartbeatAsync(HeartbeatReport report, int64_t now_ms, int64_t lease_ms,
+                      Reply<HeartbeatResult> reply);
+  void LeaseJobAsync(LeaseRequest request, int64_t now_ms, int64_t lease_ms,
+                     Reply<LeaseOutcome> reply);
+  void MarkStartedAsync(std::string attempt_id, int64_t fencing_token, int64_t now_ms,
+                        StatusReply reply);
+  void StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
+                         std::vector<MetricPointIn> points, int64_t now_ms,
+                         Reply<MetricsStored> reply);
+  // A repeated finish (already stored) answers an AttemptEnd with an empty job_id.
+  void FinishAttemptAsync(FinishReport report, BackoffPolicy backoff, int64_t now_ms,
+                          Reply<AttemptEnd> reply);
   // Ends attempts whose lease ran out before `now_ms`; their jobs are retried like a
   // crash. Returns the expired attempt ids.
   Result<std::vector<std::string>> ExpireLeases(const BackoffPolicy& backoff, int64_t now_ms);
+  // Copies committed WAL frames into the database file (PASSIVE: never waits for or blocks
+  // the writer), so the writer's commits do not pay for checkpoints.
+  Status CheckpointWal();
   // Marks workers silent for longer than `silence_ms` as lost.
   Status MarkLostWorkers(int64_t now_ms, int64_t silence_ms);
   Result<std::vector<WorkerRecord>> ListWorkers();
@@ -279,6 +321,10 @@ class Store : private CommitQueue::Observer {
   template <typename T>
   Result<T> Write(const std::function<Result<T>(Database&)>& body);
   Status WriteStatus(const CommitQueue::Work& body);
+  template <typename T>
+  void WriteAsync(std::function<Result<T>(Database&)> body, Reply<T> reply);
+  Result<std::optional<Lease>> LeaseIn(Database& db, const LeaseRequest& r, int64_t now_ms,
+                                       int64_t lease_ms);
 
   // Writer thread only: the queue index and the rows changed since it was last refreshed.
   void NoteRowChange(const char* table, int64_t rowid);

@@ -1,100 +1,149 @@
-// WorkerService RPCs -> Scheduler calls.
+// WorkerService RPCs -> Scheduler calls (gRPC callback API; answers come from the store's
+// writer thread after COMMIT).
 #include "server/worker_service.h"
 
 #include "server/proto_convert.h"
 
 namespace sweepd::server {
+namespace {
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* req,
-                                         v1::RegisterResponse* resp) {
+// A lost lease is an answer ("stop"), not an error of the call.
+bool IsRefusal(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound;
+}
+
+// One metric stream: read a batch, store it, write the ack, read the next. gRPC owns the
+// reactor from StreamMetrics until OnDone, which deletes it (the callback API's contract).
+class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck> {
+ public:
+  explicit MetricStream(Scheduler& scheduler) : scheduler_(scheduler) { StartRead(&batch_); }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);  // the worker closed its side
+    std::vector<MetricPointIn> points;
+    points.reserve(batch_.points_size());
+    for (const v1::MetricPoint& p : batch_.points()) points.push_back({p.seq(), p.json()});
+    scheduler_.StoreMetricsAsync(batch_.attempt_id(), batch_.fencing_token(), std::move(points),
+                                 [this](Result<int64_t> through) { Answer(through); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) return Finish(grpc::Status::OK);
+    StartRead(&batch_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Answer(const Result<int64_t>& through) {
+    ack_.Clear();
+    if (through.ok()) {
+      ack_.set_stored_through_seq(*through);
+    } else if (IsRefusal(through.status())) {
+      ack_.set_refused(true);
+      ack_.set_message(through.status().message());
+    } else {
+      // e.g. the database is unavailable: the worker reconnects and resends.
+      return Finish(ToGrpc(through.status()));
+    }
+    StartWrite(&ack_);
+  }
+
+  Scheduler& scheduler_;
+  v1::MetricBatch batch_;
+  v1::MetricAck ack_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* ctx,
+                                                      const v1::RegisterRequest* req,
+                                                      v1::RegisterResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   WorkerRecord w;
   w.worker_id = req->worker_id();
   w.hostname = req->hostname();
   w.version = req->version();
   for (const v1::Slot& s : req->slots()) {
-    w.slots.push_back({s.index(), s.device_kind(), s.device_name(), s.memory_bytes(), s.compute_capability()});
+    w.slots.push_back(
+        {s.index(), s.device_kind(), s.device_name(), s.memory_bytes(), s.compute_capability()});
   }
   for (const auto& [k, v] : req->labels()) w.labels[k] = v;
-  Result<std::string> id = scheduler_.Register(w);
-  if (!id.ok()) return ToGrpc(id.status());
-  resp->set_worker_id(*id);
-  resp->set_heartbeat_interval_ms(scheduler_.options().heartbeat_interval_ms);
-  resp->set_lease_duration_ms(scheduler_.options().lease_ms);
-  return grpc::Status::OK;
+  scheduler_.RegisterAsync(std::move(w), [this, reactor, resp](Result<std::string> id) {
+    if (!id.ok()) return reactor->Finish(ToGrpc(id.status()));
+    resp->set_worker_id(*id);
+    resp->set_heartbeat_interval_ms(scheduler_.options().heartbeat_interval_ms);
+    resp->set_lease_duration_ms(scheduler_.options().lease_ms);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
-                                          v1::HeartbeatResponse* resp) {
+grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerContext* ctx,
+                                                       const v1::HeartbeatRequest* req,
+                                                       v1::HeartbeatResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   HeartbeatReport report;
   report.worker_id = req->worker_id();
   report.draining = req->draining();
-  for (const auto& r : req->running()) report.running.emplace_back(r.attempt_id(), r.fencing_token());
-  Result<HeartbeatResult> result = scheduler_.Heartbeat(report);
-  if (!result.ok()) return ToGrpc(result.status());
-  for (const std::string& a : result->cancel_attempts) resp->add_cancel_attempts(a);
-  for (const std::string& a : result->lost_attempts) resp->add_lost_attempts(a);
-  resp->set_lease_expires_unix_ms(result->lease_expires_ms);
-  resp->set_reregister(!result->known_worker);
-  return grpc::Status::OK;
+  for (const auto& r : req->running())
+    report.running.emplace_back(r.attempt_id(), r.fencing_token());
+  scheduler_.HeartbeatAsync(std::move(report), [reactor, resp](Result<HeartbeatResult> result) {
+    if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+    for (const std::string& a : result->cancel_attempts) resp->add_cancel_attempts(a);
+    for (const std::string& a : result->lost_attempts) resp->add_lost_attempts(a);
+    resp->set_lease_expires_unix_ms(result->lease_expires_ms);
+    resp->set_reregister(!result->known_worker);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status WorkerServiceImpl::LeaseJob(grpc::ServerContext*, const v1::LeaseJobRequest* req,
-                                         v1::LeaseJobResponse* resp) {
+grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::LeaseJobRequest* req,
+                                                      v1::LeaseJobResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   LeaseRequest r{req->worker_id(), req->slot_index(), req->device_kind(), req->free_memory_bytes()};
-  Result<LeaseDecision> decision = scheduler_.LeaseJob(r);
-  if (!decision.ok()) return ToGrpc(decision.status());
-  if (!decision->lease) {
-    resp->set_granted(false);
-    resp->set_retry_after_ms(decision->retry_after_ms);
-    return grpc::Status::OK;
-  }
-  const Lease& lease = *decision->lease;
-  resp->set_granted(true);
-  ToProto(lease.job, "", resp->mutable_job());
-  resp->set_attempt_id(lease.attempt_id);
-  resp->set_fencing_token(lease.fencing_token);
-  resp->set_lease_expires_unix_ms(lease.expires_ms);
-  resp->set_attempt_number(lease.attempt_number);
-  return grpc::Status::OK;
-}
-
-grpc::Status WorkerServiceImpl::AttemptStarted(grpc::ServerContext*, const v1::StartedRequest* req,
-                                               v1::StartedResponse* resp) {
-  Status s = scheduler_.Started(req->attempt_id(), req->fencing_token());
-  if (s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound) {
-    resp->set_accepted(false);
-    return grpc::Status::OK;
-  }
-  if (!s.ok()) return ToGrpc(s);
-  resp->set_accepted(true);
-  return grpc::Status::OK;
-}
-
-grpc::Status WorkerServiceImpl::StreamMetrics(grpc::ServerContext*,
-                                              grpc::ServerReaderWriter<v1::MetricAck, v1::MetricBatch>* stream) {
-  v1::MetricBatch batch;
-  while (stream->Read(&batch)) {
-    std::vector<MetricPointIn> points;
-    points.reserve(batch.points_size());
-    for (const v1::MetricPoint& p : batch.points()) points.push_back({p.seq(), p.json()});
-    Result<int64_t> through = scheduler_.StoreMetrics(batch.attempt_id(), batch.fencing_token(), points);
-    v1::MetricAck ack;
-    if (through.ok()) {
-      ack.set_stored_through_seq(*through);
-    } else if (through.status().code() == StatusCode::kFailedPrecondition ||
-               through.status().code() == StatusCode::kNotFound) {
-      ack.set_refused(true);
-      ack.set_message(through.status().message());
-    } else {
-      return ToGrpc(through.status());  // e.g. database busy: the worker reconnects and resends
+  scheduler_.LeaseJobAsync(std::move(r), [reactor, resp](Result<LeaseDecision> decision) {
+    if (!decision.ok()) return reactor->Finish(ToGrpc(decision.status()));
+    if (!decision->lease) {
+      resp->set_granted(false);
+      resp->set_retry_after_ms(decision->retry_after_ms);
+      return reactor->Finish(grpc::Status::OK);
     }
-    if (!stream->Write(ack)) break;
-  }
-  return grpc::Status::OK;
+    const Lease& lease = *decision->lease;
+    resp->set_granted(true);
+    ToProto(lease.job, "", resp->mutable_job());
+    resp->set_attempt_id(lease.attempt_id);
+    resp->set_fencing_token(lease.fencing_token);
+    resp->set_lease_expires_unix_ms(lease.expires_ms);
+    resp->set_attempt_number(lease.attempt_number);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status WorkerServiceImpl::FinishAttempt(grpc::ServerContext*, const v1::FinishAttemptRequest* req,
-                                              v1::FinishAttemptResponse* resp) {
+grpc::ServerUnaryReactor* WorkerServiceImpl::AttemptStarted(grpc::CallbackServerContext* ctx,
+                                                            const v1::StartedRequest* req,
+                                                            v1::StartedResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  scheduler_.StartedAsync(req->attempt_id(), req->fencing_token(), [reactor, resp](Status s) {
+    if (!s.ok() && !IsRefusal(s)) return reactor->Finish(ToGrpc(s));
+    resp->set_accepted(s.ok());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck>* WorkerServiceImpl::StreamMetrics(
+    grpc::CallbackServerContext*) {
+  return new MetricStream(scheduler_);  // deleted by its OnDone
+}
+
+grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerContext* ctx,
+                                                           const v1::FinishAttemptRequest* req,
+                                                           v1::FinishAttemptResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   FinishReport r;
   r.attempt_id = req->attempt_id();
   r.fencing_token = req->fencing_token();
@@ -104,15 +153,17 @@ grpc::Status WorkerServiceImpl::FinishAttempt(grpc::ServerContext*, const v1::Fi
   r.stderr_tail = req->stderr_tail();
   r.result_json = req->result_json();
   r.last_metric_seq = req->last_metric_seq();
-  Status s = scheduler_.Finish(r);
-  if (s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound) {
-    resp->set_accepted(false);
-    resp->set_message(s.message());
-    return grpc::Status::OK;
-  }
-  if (!s.ok()) return ToGrpc(s);
-  resp->set_accepted(true);
-  return grpc::Status::OK;
+  scheduler_.FinishAsync(std::move(r), [reactor, resp](Status s) {
+    if (IsRefusal(s)) {
+      resp->set_accepted(false);
+      resp->set_message(s.message());
+      return reactor->Finish(grpc::Status::OK);
+    }
+    if (!s.ok()) return reactor->Finish(ToGrpc(s));
+    resp->set_accepted(true);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 }  // namespace sweepd::server

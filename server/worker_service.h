@@ -1,6 +1,8 @@
 // WorkerService: the gRPC face of the scheduler for sweep-worker agents. Translation
 // only (style rule 3): requests become domain calls, Status becomes grpc::Status.
-// Called from gRPC's sync-server threads.
+// gRPC's callback API: a handler hands its call to the scheduler and returns; the answer is
+// sent from the store's writer thread once the call's writes are committed, so no server
+// thread sits waiting for a commit.
 #pragma once
 
 #include "server/scheduler.h"
@@ -8,19 +10,24 @@
 
 namespace sweepd::server {
 
-class WorkerServiceImpl final : public v1::WorkerService::Service {
+class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   // `scheduler` must outlive the service.
   explicit WorkerServiceImpl(Scheduler& scheduler) : scheduler_(scheduler) {}
 
-  grpc::Status Register(grpc::ServerContext*, const v1::RegisterRequest*, v1::RegisterResponse*) override;
-  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
-  grpc::Status LeaseJob(grpc::ServerContext*, const v1::LeaseJobRequest*, v1::LeaseJobResponse*) override;
-  grpc::Status AttemptStarted(grpc::ServerContext*, const v1::StartedRequest*, v1::StartedResponse*) override;
-  grpc::Status StreamMetrics(grpc::ServerContext*,
-                             grpc::ServerReaderWriter<v1::MetricAck, v1::MetricBatch>*) override;
-  grpc::Status FinishAttempt(grpc::ServerContext*, const v1::FinishAttemptRequest*,
-                             v1::FinishAttemptResponse*) override;
+  grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext*, const v1::RegisterRequest*,
+                                     v1::RegisterResponse*) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext*, const v1::HeartbeatRequest*,
+                                      v1::HeartbeatResponse*) override;
+  grpc::ServerUnaryReactor* LeaseJob(grpc::CallbackServerContext*, const v1::LeaseJobRequest*,
+                                     v1::LeaseJobResponse*) override;
+  grpc::ServerUnaryReactor* AttemptStarted(grpc::CallbackServerContext*, const v1::StartedRequest*,
+                                           v1::StartedResponse*) override;
+  grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck>* StreamMetrics(
+      grpc::CallbackServerContext*) override;
+  grpc::ServerUnaryReactor* FinishAttempt(grpc::CallbackServerContext*,
+                                          const v1::FinishAttemptRequest*,
+                                          v1::FinishAttemptResponse*) override;
 
  private:
   Scheduler& scheduler_;
