@@ -25,7 +25,8 @@ def peft_config(settings, modules):
                                target_modules=modules, use_dora=(m == "dora"))
     if m == "oft":
         return peft.OFTConfig(r=0, oft_block_size=settings["oft_block_size"], target_modules=modules,
-                              module_dropout=0.0)
+                              module_dropout=0.0,
+                              use_cayley_neumann=settings.get("use_cayley_neumann", False))
     if m == "boft":
         return peft.BOFTConfig(boft_block_size=settings["boft_block_size"],
                                boft_n_butterfly_factor=settings["boft_n_butterfly_factor"],
@@ -37,6 +38,14 @@ def peft_config(settings, modules):
     return None  # not in PEFT (Pre-Diag, SORA, JORA)
 
 
+def boft_factors(model):
+    """The butterfly factors PEFT actually built (it drops to 1 without its CUDA extension)."""
+    for name, p in model.named_parameters():
+        if "boft_R" in name:
+            return int(p.shape[0])
+    return None
+
+
 def run(method, settings, track, args, config):
     cfg = peft_config(settings, TRACKS[track])
     if cfg is None:
@@ -44,42 +53,47 @@ def run(method, settings, track, args, config):
     torch.manual_seed(0)
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
-    with torch.device("cuda"):
-        model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
-    model.config.use_cache = False
-    model = peft.get_peft_model(model, cfg)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
-                            fused=True)
-    vocab = config.vocab_size
-    ids = torch.randint(0, vocab, (args.batch, args.seq), device="cuda")
-    model.train()
-
-    def step():
-        out = model(input_ids=ids, labels=ids)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
+    result = {"method": settings["method"], "method_name": method, "track": track, "impl": "hf_peft",
+              "config": args.config, "batch": args.batch, "seq": args.seq, "steps": args.steps,
+              "warmup": args.warmup}
     try:
+        with torch.device("cuda"):
+            model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
+        model.config.use_cache = False
+        model = peft.get_peft_model(model, cfg)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        result["trainable_params"] = trainable
+        if settings["method"] == "boft":
+            result["boft_factors"] = boft_factors(model)
+        result["adapter_dtypes"] = sorted({str(p.dtype).replace("torch.", "")
+                                           for p in model.parameters() if p.requires_grad})
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-4, fused=True)
+        ids = torch.randint(0, config.vocab_size, (args.batch, args.seq), device="cuda")
+        model.train()
+
+        def step():
+            out = model(input_ids=ids, labels=ids)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return out.loss.detach()
+
         for _ in range(args.warmup):
             step()
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         for _ in range(args.steps):
-            step()
+            loss = step()
         torch.cuda.synchronize()
         elapsed = time.perf_counter() - t0
-        result = {"method": method, "track": track, "impl": "hf_peft",
-                  "tokens_per_s": args.batch * args.seq * args.steps / elapsed,
-                  "peak_mem_bytes": torch.cuda.max_memory_allocated(),
-                  "trainable_params": trainable, "steps": args.steps}
+        result.update({"tokens_per_s": args.batch * args.seq * args.steps / elapsed,
+                       "step_time_s": elapsed / args.steps,
+                       "peak_mem_bytes": torch.cuda.max_memory_allocated(),
+                       "loss": float(loss)})
     except torch.cuda.OutOfMemoryError:
-        result = {"method": method, "track": track, "impl": "hf_peft", "oom": True,
-                  "trainable_params": trainable}
-    del model, opt
-    torch.cuda.empty_cache()
+        result.update({"oom": True, "peak_mem_bytes": torch.cuda.max_memory_allocated()})
     return result
 
 

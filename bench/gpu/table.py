@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Turns bench/gpu/run.sh's results.jsonl into the Markdown table of docs/benchmarks.md:
+sweep-train against HF PEFT per method and track, the ratios, MFU, the goals checked with
+their figures, and the Llama-2-7B DoRA memory check. Usage: table.py RESULTS.jsonl"""
+import json
+import os
+import sys
+
+GB = 1e9
+PEFT_METHODS = {"lora", "dora", "oft", "boft", "ia3"}
+METHOD_ORDER = ["lora", "dora", "pre_diag", "sora", "oft", "boft", "boft_f1", "ia3", "jora"]
+LABELS = {"lora": "LoRA", "dora": "DoRA", "pre_diag": "Pre-Diag", "sora": "SORA", "oft": "OFT",
+          "boft": "BOFT", "boft_f1": "BOFT, 1 factor", "ia3": "IA3", "jora": "JORA"}
+
+
+def load(path):
+    env, rows = {}, []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if obj.get("type") == "env":
+                env = obj
+            elif "impl" in obj:
+                rows.append(obj)
+    return env, rows
+
+
+def model_of(row):
+    return os.path.splitext(os.path.basename(row.get("config", "")))[0]
+
+
+def fmt_rate(r):
+    if r is None:
+        return "—"
+    if r.get("oom"):
+        return "OOM"
+    if "error" in r:
+        return "failed"
+    return f"{r['tokens_per_s']:,.0f}"
+
+
+def fmt_mem(r):
+    if r is None or r.get("peak_mem_bytes") is None or "error" in r:
+        return "—"
+    prefix = "> " if r.get("oom") else ""
+    return f"{prefix}{r['peak_mem_bytes'] / GB:.1f}"
+
+
+def ok(r):
+    return r is not None and "tokens_per_s" in r and not r.get("oom")
+
+
+def mfu(r, flops, peak):
+    if not ok(r) or not flops or not peak:
+        return "—"
+    return f"{100 * r['tokens_per_s'] * flops / (peak * 1e12):.1f}%"
+
+
+def main():
+    env, rows = load(sys.argv[1])
+    by = {}
+    for r in rows:
+        by[(model_of(r), r["impl"], r.get("method_name", r.get("method")), r["track"])] = r
+    ours_any = next((r for r in rows if r["impl"] == "sweep_train" and ok(r)), {})
+    peak = ours_any.get("peak_tflops")
+    out = []
+    w = out.append
+    steps = ours_any.get("steps", "?")
+    warmup = ours_any.get("warmup", "?")
+    w(f"Run of {env.get('date', '?')} on {env.get('gpu', '?')}: torch {env.get('torch', '?')} "
+      f"(CUDA {env.get('cuda', '?')}), peft {env.get('peft', '?')}, transformers "
+      f"{env.get('transformers', '?')}; sweep-train built against LibTorch "
+      f"{env.get('sweep_train_torch', '?')}. Command: `{env.get('command', 'bench/gpu/run.sh')}` "
+      f"({warmup} warm-up + {steps} timed steps per configuration, each in its own process).")
+    w("")
+    model = "llama-1.1b"
+    flops = next((r.get("flops_per_token") for r in rows
+                  if model_of(r) == model and r.get("flops_per_token")), None)
+    w(f"Llama 1.1B shape ({model}.json), random weights, batch 8 x 1024 tokens, bf16, AdamW "
+      f"(fused where available), gradient clipping 1.0. Tokens/s of training (forward, backward, "
+      f"clip, optimizer step); peak = CUDA caching allocator's peak allocated bytes (GB = 1e9); "
+      f"MFU = tokens/s x {flops / 1e9 if flops else 0:.2f} GFLOP/token / {peak} TFLOP/s "
+      f"(datasheet dense bf16 peak). Ratios: sweep-train / HF PEFT.")
+    w("")
+    w("| method | track | sweep-train tok/s | HF PEFT tok/s | speed ratio | sweep-train peak GB "
+      "| HF PEFT peak GB | memory ratio | sweep-train MFU | HF PEFT MFU | trainable params (ours / PEFT) |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    goals = []
+    for track in ["A", "B"]:
+        for m in METHOD_ORDER:
+            ours = by.get((model, "sweep_train", m, track))
+            hf = by.get((model, "hf_peft", "boft" if m == "boft_f1" else m, track))
+            if (ours is None and hf is None) or (ours is None and m == "boft_f1"):
+                continue
+            speed = mem = "—"
+            if ok(ours) and ok(hf):
+                speed = f"{ours['tokens_per_s'] / hf['tokens_per_s']:.2f}x"
+                mem = f"{ours['peak_mem_bytes'] / hf['peak_mem_bytes']:.2f}"
+            label = LABELS.get(m, m)
+            if m == "boft_f1":
+                label += " (vs PEFT's BOFT)"
+            elif hf is not None and hf.get("boft_factors") is not None:
+                label += f" (PEFT built {hf['boft_factors']} factor{'s' if hf['boft_factors'] != 1 else ''})"
+            if hf is None:
+                label += " (PEFT run missing)" if m in PEFT_METHODS else " (not in PEFT)"
+            tp = f"{ours.get('trainable_params', '—') if ours else '—'} / " \
+                 f"{hf.get('trainable_params', '—') if hf else '—'}"
+            w(f"| {label} | {track} | {fmt_rate(ours)} | {fmt_rate(hf)} | {speed} | {fmt_mem(ours)} "
+              f"| {fmt_mem(hf)} | {mem} | {mfu(ours, flops, peak)} | {mfu(hf, flops, peak)} | {tp} |")
+    w("")
+    w("Goals, checked on these figures:")
+    w("")
+
+    def check(name, passed, detail):
+        goals.append((name, passed))
+        w(f"- {'met' if passed else 'NOT met'}: {name} — {detail}")
+
+    for track in ["A", "B"]:
+        for m in ["lora", "dora", "oft", "boft", "ia3"]:
+            o = by.get((model, "sweep_train", m, track))
+            h = by.get((model, "hf_peft", m, track))
+            if not (ok(o) and ok(h)):
+                check(f"{LABELS[m]} {track} at least as fast as PEFT with no more memory", False,
+                      "not measured: a side did not run")
+                continue
+            s = o["tokens_per_s"] / h["tokens_per_s"]
+            mr = o["peak_mem_bytes"] / h["peak_mem_bytes"]
+            check(f"{LABELS[m]} {track} at least as fast as PEFT with no more memory", s >= 1 and mr <= 1,
+                  f"{s:.2f}x the tokens/s, {mr:.2f}x the memory")
+    for track in ["A", "B"]:
+        for m in ["dora", "boft"]:
+            o = by.get((model, "sweep_train", m, track))
+            h = by.get((model, "hf_peft", m, track))
+            if ok(o) and ok(h):
+                s = o["tokens_per_s"] / h["tokens_per_s"]
+                check(f"{LABELS[m]} {track} at least 1.5x PEFT's tokens/s", s >= 1.5, f"{s:.2f}x")
+        h = by.get((model, "hf_peft", "dora", track))
+        for m in ["sora", "pre_diag"]:
+            o = by.get((model, "sweep_train", m, track))
+            if ok(o) and ok(h):
+                s = o["tokens_per_s"] / h["tokens_per_s"]
+                check(f"{LABELS[m]} {track} at least 1.5x PEFT's DoRA", s >= 1.5, f"{s:.2f}x")
+
+    big = "llama-2-7b"
+    o = by.get((big, "sweep_train", "dora", "B"))
+    h = by.get((big, "hf_peft", "dora", "B"))
+    if o or h:
+        w("")
+        w("Llama-2-7B shape (32 layers, hidden 4096, MLP 11008, 32 KV heads), DoRA on track B, "
+          "batch 4 x 1024, bf16, random weights, same run:")
+        w("")
+        w("| impl | tok/s | peak GB | fits in 80 GB |")
+        w("| --- | ---: | ---: | --- |")
+        for name, r in [("sweep-train", o), ("HF PEFT", h)]:
+            if r is None:
+                continue
+            fits = "—"
+            if r.get("oom"):
+                fits = "no (out of memory on this card)"
+            elif r.get("peak_mem_bytes") is not None and "error" not in r:
+                fits = "yes" if r["peak_mem_bytes"] < 80e9 else "no"
+            w(f"| {name} | {fmt_rate(r)} | {fmt_mem(r)} | {fits} |")
+        w("")
+        if ok(o):
+            check("Llama-2-7B DoRA track B fits in 80 GB", o["peak_mem_bytes"] < 80e9,
+                  f"sweep-train peak {o['peak_mem_bytes'] / GB:.1f} GB")
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        w("")
+        w("Configurations that did not run: " + ", ".join(
+            f"{r['impl']} {r.get('method_name')} {r['track']} ({r['error']})" for r in failed))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
