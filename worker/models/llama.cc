@@ -13,11 +13,7 @@ RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  auto h = x.to(torch::kFloat32);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight_ * h.to(x.scalar_type());
-}
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) { return compat::RmsNorm(x, weight_, eps_); }
 
 AttentionImpl::AttentionImpl(const LlamaConfig& c)
     : heads_(c.num_heads), kv_heads_(c.num_kv_heads), head_dim_(c.head_dim) {
@@ -35,11 +31,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
   auto v = v_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
   q = ApplyRope(q, ctx.cos, ctx.sin);
   k = ApplyRope(k, ctx.cos, ctx.sin);
-  if (kv_heads_ != heads_) {  // grouped-query attention: query head i reads KV head i / groups
-    const int64_t groups = heads_ / kv_heads_;
-    k = k.unsqueeze(2).expand({b, kv_heads_, groups, t, head_dim_}).reshape({b, heads_, t, head_dim_});
-    v = v.unsqueeze(2).expand({b, kv_heads_, groups, t, head_dim_}).reshape({b, heads_, t, head_dim_});
-  }
+  // Grouped-query attention (kv_heads_ < heads_) is resolved inside, without copies where possible.
   auto out = compat::ScaledDotProductAttention(q, k, v, ctx.mask);
   return o_proj(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
 }
@@ -115,7 +107,8 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
     ctx.mask = mask.unsqueeze(0).logical_and(same).unsqueeze(1);
   } else {
     positions = row.unsqueeze(0);
-    ctx.mask = mask.unsqueeze(0).unsqueeze(0);
+    // Plain causal attention goes without a mask, so that CUDA can use flash attention.
+    if (config_.sliding_window > 0) ctx.mask = mask.unsqueeze(0).unsqueeze(0);
   }
   RopeTables tables = MakeRopeTables(config_.rope, config_.head_dim, positions);
   ctx.cos = tables.cos;

@@ -29,7 +29,7 @@ TORCH_MODULE(RmsNorm);
 // What every layer of one forward pass shares: rotary tables and the attention mask.
 struct AttentionContext {
   torch::Tensor cos, sin;  // [B or 1, T, rotary_dim]
-  torch::Tensor mask;      // bool [B or 1, 1, T, T], true = may attend
+  torch::Tensor mask;      // bool [B or 1, 1, T, T], true = may attend; undefined: plain causal
 };
 
 class AttentionImpl : public torch::nn::Module {

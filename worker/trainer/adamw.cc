@@ -2,7 +2,11 @@
 #include "worker/trainer/adamw.h"
 
 #include <cmath>
+#include <map>
 #include <stdexcept>
+#include <utility>
+
+#include "worker/compat.h"
 
 namespace sweepd::trainer {
 
@@ -15,11 +19,16 @@ void AdamW::Add(const std::string& name, torch::Tensor param, int group) {
 void AdamW::Step(double lr_scale) {
   torch::NoGradGuard no_grad;
   ++steps_;
+  std::vector<size_t> with_grad;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].param.grad().defined()) with_grad.push_back(i);
+  }
+  if (FusedStep(with_grad, lr_scale)) return;
   const double bias1 = 1 - std::pow(beta1_, static_cast<double>(steps_));
   const double bias2 = 1 - std::pow(beta2_, static_cast<double>(steps_));
-  for (Entry& e : entries_) {
+  for (size_t i : with_grad) {
+    Entry& e = entries_[i];
     const torch::Tensor& grad = e.param.grad();
-    if (!grad.defined()) continue;
     const ParamGroupSettings& g = groups_.at(e.group);
     const double lr = g.lr * lr_scale;
     e.param.mul_(1 - lr * g.weight_decay);
@@ -28,6 +37,39 @@ void AdamW::Step(double lr_scale) {
     auto denom = (e.exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(eps_);
     e.param.addcdiv_(e.exp_avg, denom, -lr / bias1);
   }
+}
+
+bool AdamW::FusedStep(const std::vector<size_t>& which, double lr_scale) {
+  if (which.empty()) return false;
+  const torch::Device device = entries_[which.front()].param.device();
+  for (size_t i : which) {
+    // The fused kernel wants one CUDA device and dense tensors of one layout.
+    if (entries_[i].param.device() != device || !entries_[i].param.grad().is_contiguous()) return false;
+  }
+  if (!device.is_cuda()) return false;
+  if (!device_step_.defined() || device_step_.device() != device) {
+    device_step_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  }
+  device_step_.fill_(static_cast<double>(steps_));  // a host scalar: no sync
+  // One launch per (group, dtype): the kernel takes one lr and one dtype.
+  std::map<std::pair<int, torch::ScalarType>, std::vector<size_t>> batches;
+  for (size_t i : which) batches[{entries_[i].group, entries_[i].param.scalar_type()}].push_back(i);
+  for (const auto& [key, members] : batches) {
+    const ParamGroupSettings& g = groups_.at(key.first);
+    std::vector<torch::Tensor> params, grads, avgs, sqs, steps;
+    for (size_t i : members) {
+      params.push_back(entries_[i].param);
+      grads.push_back(entries_[i].param.grad());
+      avgs.push_back(entries_[i].exp_avg);
+      sqs.push_back(entries_[i].exp_avg_sq);
+      steps.push_back(device_step_);  // read-only in the kernel: one shared count
+    }
+    if (!compat::FusedAdamW(params, grads, avgs, sqs, steps, g.lr * lr_scale, beta1_, beta2_, g.weight_decay,
+                            eps_)) {
+      return false;  // only before any launch: availability is the same for every batch
+    }
+  }
+  return true;
 }
 
 void AdamW::ZeroGrad() {
@@ -90,6 +132,22 @@ double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {
     for (const auto& p : params) {
       if (p.grad().defined()) p.grad().mul_(scale);
     }
+  }
+  return total;
+}
+
+torch::Tensor ClipGradNormOnDevice(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return {};
+  std::vector<torch::Tensor> norms = at::_foreach_norm(grads);
+  for (auto& n : norms) n = n.to(torch::kFloat32);
+  torch::Tensor total = torch::stack(norms).norm();
+  if (max_norm > 0) {
+    compat::MultiplyInPlace(grads, torch::clamp_max(max_norm / (total + 1e-6), 1.0));
   }
   return total;
 }

@@ -41,8 +41,13 @@ class AdamW {
     torch::Tensor param, exp_avg, exp_avg_sq;
     int group;
   };
+  // The update of entries_[i] for every i in `which`, one fused launch per group and dtype
+  // where LibTorch has the kernel and the tensors are on CUDA; false where it did nothing.
+  bool FusedStep(const std::vector<size_t>& which, double lr_scale);
+
   double beta1_, beta2_, eps_;
   int64_t steps_ = 0;
+  torch::Tensor device_step_;  // steps_ as a float32 scalar on the params' CUDA device (fused path)
   std::map<int, ParamGroupSettings> groups_;
   std::vector<Entry> entries_;
 };
@@ -54,5 +59,9 @@ double ScheduleMultiplier(const std::string& schedule, double warmup_ratio, int6
 // Scales the gradients of `params` so that their joint L2 norm is at most max_norm; returns
 // the norm before clipping.
 double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
+// The same clipping without reading the norm on the host (no device sync; PyTorch's
+// clip_grad_norm_ arithmetic: scale min(1, max_norm / (norm + 1e-6))); returns the norm
+// before clipping as a float32 device scalar (undefined when no param has a gradient).
+torch::Tensor ClipGradNormOnDevice(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace sweepd::trainer
