@@ -2,7 +2,8 @@
 // a product of `factors` butterfly matrices M_f = P_f B_f P_fᵀ (B_f block-diagonal Cayley
 // rotations (I − S)(I + S)⁻¹ of S = (R − Rᵀ)/2 from boft_R [factors, blocks, b, b], P_f PEFT's
 // block-butterfly permutations), and the output rows are scaled by boft_s [d_out, 1]:
-// y = ((x M_{F−1} ⋯ M_0) Wᵀ) ⊙ sᵀ + b. Permutations are index gathers, never dense matrices.
+// y = ((x M_{F−1} ⋯ M_0) Wᵀ) ⊙ sᵀ + b, computed as x ((W Mᵀ) ⊙ s)ᵀ + b (the rotation acts on
+// the weight's rows). Permutations are index gathers, never dense matrices.
 // Note: PEFT silently uses one butterfly factor when its CUDA extension is missing; we honour
 // boft_n_butterfly_factor as configured (the conformance command reads it from the file).
 #include <stdexcept>
@@ -68,15 +69,13 @@ class BoftAdapter : public FrozenLinearAdapter {
   }
 
  protected:
+  // ((x M) Wᵀ) ⊙ sᵀ = x W_effᵀ: the butterfly rotates the weight's d_out rows rather than the
+  // N ≫ d_out rows of x.
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
-    torch::Tensor y = torch::matmul(Rotate(x), weight_.t()) * s_.view({-1});
-    return bias_.defined() ? y + bias_ : y;
+    return torch::nn::functional::linear(x, ComputeWeight(), bias_);
   }
-  // W_eff = (W M_totalᵀ) ⊙ s: rows of W rotated by M_totalᵀ, i.e. Rotate applied to I.
-  torch::Tensor ComputeWeight() override {
-    torch::Tensor total = Rotate(Eye(Shape().d_in, Options()));  // M_{F−1} ⋯ M_0
-    return torch::matmul(weight_, total.t()) * s_;
-  }
+  // W_eff = (W Mᵀ) ⊙ s with Mᵀ = M_0ᵀ ⋯ M_{F−1}ᵀ, M_fᵀ = P_f B_fᵀ P_fᵀ, applied to W's rows.
+  torch::Tensor ComputeWeight() override { return RotateRowsByTranspose(weight_) * s_; }
 
  private:
   torch::Tensor Blocks() {
@@ -85,14 +84,14 @@ class BoftAdapter : public FrozenLinearAdapter {
     return Cayley(0.5 * (flat - flat.transpose(1, 2))).view({factors_, blocks_, b_, b_}).to(dtype);
   }
 
-  // x M_{F−1} ⋯ M_0 with M_f = P_f B_f P_fᵀ.
-  torch::Tensor Rotate(const torch::Tensor& x) {
+  // Rows x times Mᵀ = M_0ᵀ ⋯ M_{F−1}ᵀ, M_fᵀ = P_f B_fᵀ P_fᵀ (M = M_{F−1} ⋯ M_0 rotates inputs).
+  torch::Tensor RotateRowsByTranspose(const torch::Tensor& x) {
     torch::Tensor blocks = Blocks();
     const int64_t last = x.dim() - 1;
     torch::Tensor y = x;
-    for (int64_t f = factors_ - 1; f >= 0; --f) {
+    for (int64_t f = 0; f < factors_; ++f) {
       y = y.index_select(last, inverse_[f]);
-      y = ApplyBlockDiagonal(y, blocks[f]);
+      y = ApplyBlockDiagonal(y, blocks[f].transpose(1, 2));
       y = y.index_select(last, perm_[f]);
     }
     return y;

@@ -29,7 +29,7 @@ class DoraAdapter : public LoraAdapter {
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
     torch::Tensor g = RowScale();
     if (conditioning_) {
-      torch::Tensor y = (torch::matmul(x, weight_.t()) + LowRank(x)) * g;
+      torch::Tensor y = AddLowRank(torch::matmul(x, weight_.t()), x) * g;
       return bias_.defined() ? y + bias_ : y;
     }
     // PEFT: base(x) + (m/n − 1) ⊙ x Wᵀ + (m/n) ⊙ lora(x).

@@ -211,7 +211,7 @@ class JoraAdapter : public FrozenLinearAdapter {
     } else if (scope_output_) {
       y = (base + Delta(x)) * Scale().to(x.scalar_type());
     } else {
-      y = base + Delta(x) * Scale().to(x.scalar_type());
+      y = torch::addcmul(base, Delta(x), Scale().to(x.scalar_type()));
     }
     if (is_training() && selection_ == "topk_ema" && y.requires_grad()) {
       torch::Tensor ema = row_ema_;

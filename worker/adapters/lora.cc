@@ -37,10 +37,18 @@ torch::Tensor LoraAdapter::LowRank(const torch::Tensor& x) {
   return torch::matmul(torch::matmul(in, A_.t()), B_.t()) * scale_;
 }
 
+torch::Tensor LoraAdapter::AddLowRank(const torch::Tensor& base, const torch::Tensor& x) {
+  torch::Tensor in = x;
+  if (dropout_ > 0.0 && is_training()) in = torch::dropout(x, dropout_, /*train=*/true);
+  torch::Tensor xa = torch::matmul(in.reshape({-1, Shape().d_in}), A_.t());  // [N, r]
+  return torch::addmm(base.reshape({-1, Shape().d_out}), xa, B_.t(), /*beta=*/1, /*alpha=*/scale_)
+      .view(base.sizes());
+}
+
 torch::Tensor LoraAdapter::LowRankWeight() const { return torch::matmul(B_, A_) * scale_; }
 
 torch::Tensor LoraAdapter::AdaptedForward(const torch::Tensor& x) {
-  return torch::nn::functional::linear(x, weight_, bias_) + LowRank(x);
+  return AddLowRank(torch::nn::functional::linear(x, weight_, bias_), x);
 }
 
 torch::Tensor LoraAdapter::ComputeWeight() { return weight_ + LowRankWeight(); }

@@ -21,6 +21,9 @@ class LoraAdapter : public FrozenLinearAdapter {
   torch::Tensor ComputeWeight() override;
   // s · x Aᵀ Bᵀ (with dropout on x while training).
   torch::Tensor LowRank(const torch::Tensor& x);
+  // base + s · x Aᵀ Bᵀ for base [..., d_out], as one GEMM that accumulates into base (no
+  // separate scale and add passes over the [N, d_out] output).
+  torch::Tensor AddLowRank(const torch::Tensor& base, const torch::Tensor& x);
   // s · B A.
   torch::Tensor LowRankWeight() const;
 

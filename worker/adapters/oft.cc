@@ -5,7 +5,7 @@
 // use_cayley_neumann; the oft_* reference files were made with it). PEFT's own exact branch is
 // (I − Q)(I + Q)⁻¹, the transpose, which disagrees with its series; we keep the series' sign. COFT first
 // projects each Q into the Frobenius ball of radius eps/√blocks, in place and outside autograd,
-// as PEFT does. Merge: W ← W Rᵀ (block-wise).
+// as PEFT does. Merge: W ← W Rᵀ (block-wise); training uses the same rotated weight.
 #include <cmath>
 #include <stdexcept>
 
@@ -41,8 +41,10 @@ class OftAdapter : public FrozenLinearAdapter {
   }
 
  protected:
+  // (x R) Wᵀ = x (W Rᵀ)ᵀ: the blocks rotate the weight's d_out rows rather than the N ≫ d_out
+  // rows of x, one batched GEMM over the blocks per step.
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
-    return torch::nn::functional::linear(ApplyBlockDiagonal(x, Rotation()), weight_, bias_);
+    return torch::nn::functional::linear(x, ComputeWeight(), bias_);
   }
   torch::Tensor ComputeWeight() override { return ApplyBlockDiagonal(weight_, Rotation().transpose(1, 2)); }
 

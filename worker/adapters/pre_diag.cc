@@ -13,7 +13,7 @@ PreDiagAdapter::PreDiagAdapter(std::string method, const AdapterOptions& options
 }
 
 torch::Tensor PreDiagAdapter::Conditioned(const torch::Tensor& x) {
-  return torch::nn::functional::linear(x, weight_, bias_) * diag_.view({-1}) + LowRank(x);
+  return AddLowRank(torch::nn::functional::linear(x, weight_, bias_) * diag_.view({-1}), x);
 }
 
 torch::Tensor PreDiagAdapter::ComputeWeight() { return weight_ * diag_ + LowRankWeight(); }

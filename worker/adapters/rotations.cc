@@ -23,7 +23,10 @@ torch::Tensor Cayley(const torch::Tensor& skew) {
   const int64_t n = skew.size(-1);
   torch::Tensor eye = torch::eye(n, skew.options()).expand_as(skew);
   // X (I + Q) = I − Q  ⇔  (I + Q)ᵀ Xᵀ = (I − Q)ᵀ.
-  return torch::linalg_solve((eye + skew).transpose(-2, -1), (eye - skew).transpose(-2, -1)).transpose(-2, -1);
+  // linalg_solve_ex: I + Q is invertible for any skew Q, and the error check of linalg_solve
+  // would read its info on the host (a device sync per layer and step).
+  return std::get<0>(torch::linalg_solve_ex((eye + skew).transpose(-2, -1), (eye - skew).transpose(-2, -1)))
+      .transpose(-2, -1);
 }
 
 torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms) {
@@ -39,7 +42,8 @@ torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms) {
 
 torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& blocks) {
   const int64_t b = blocks.size(0), n = blocks.size(1);
-  // [N, B, n] → [B, N, n] · [B, n, n]: one batched GEMM per block, no block-diagonal matrix.
+  // [N, B, n] → [B, N, n] · [B, n, n]: one batched GEMM over the blocks, no block-diagonal
+  // matrix (the strided view goes to the batched GEMM without a copy).
   torch::Tensor rows = x.reshape({-1, b, n}).transpose(0, 1);
   return torch::bmm(rows, blocks).transpose(0, 1).reshape(x.sizes());
 }
@@ -51,7 +55,8 @@ torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, co
   torch::Tensor i = pairs.select(1, 0), j = pairs.select(1, 1);
   torch::Tensor xi = x.index_select(last, i), xj = x.index_select(last, j);
   torch::Tensor ci = c.to(x.scalar_type()), si = s.to(x.scalar_type());
-  return x.index_copy(last, i, ci * xi + si * xj).index_copy(last, j, ci * xj - si * xi);
+  // One out-of-place index_copy (one copy of x) for both coordinates of every pair.
+  return x.index_copy(last, torch::cat({i, j}), torch::cat({ci * xi + si * xj, ci * xj - si * xi}, last));
 }
 
 torch::ScalarType RotationType(torch::ScalarType t) {

@@ -1,7 +1,9 @@
 // SORA (Chang et al. 2025), checked against the authors' layer (MaeChd/SORA
 // peft/tuners/sora/layer.py): R = (x Wᵀ + b) ⊙ Diag + s · x Aᵀ Bᵀ, then y = R (I + s_p K) with
 // K = C Dᵀ − D Cᵀ (skew), C, D [d_out, r_p], s_p = min(1, initial_s_p / (‖C‖_F + ‖D‖_F + 1e-6)).
-// R K is computed as (R C) Dᵀ − (R D) Cᵀ: no d_out×d_out matrix (cost O(N d_out r_p)).
+// R K is computed as (R C) Dᵀ − (R D) Cᵀ: no d_out×d_out matrix (cost O(N d_out r_p)), in one
+// GEMM pair of width 2r_p that accumulates into R. (Folding R C = x (W'ᵀ C) + b' C into LoRA's
+// branch avoids the [N, d_out] passes but measured slower on an H200; see docs/benchmarks.md.)
 // Option rotation=exact uses exp(s_p K) instead of its first-order Taylor form, still without a
 // d_out×d_out matrix: with U = [C D], J = [[0, I], [−I, 0]], K = U J Uᵀ and
 // exp(s_p K) = I + U φ(s_p J UᵀU) s_p J Uᵀ, φ(z) = (eᶻ − 1)/z taken from the matrix exponential
@@ -58,7 +60,12 @@ class SoraAdapter : public PreDiagAdapter {
     torch::Tensor r = Conditioned(x);
     torch::Tensor sp = Sp();
     if (!exact_) {
-      return r + sp * (torch::matmul(torch::matmul(r, C_), D_.t()) - torch::matmul(torch::matmul(r, D_), C_.t()));
+      // r (I + s_p K) = r + (r [C D]) (s_p [D −C])ᵀ: two thin GEMMs of width 2r_p, the second
+      // accumulating into r.
+      torch::Tensor flat = r.reshape({-1, Shape().d_out});
+      torch::Tensor rc = torch::matmul(flat, torch::cat({C_, D_}, 1));  // [N, 2r_p]
+      torch::Tensor right = torch::cat({D_, -C_}, 1) * sp;              // [d_out, 2r_p]
+      return torch::addmm(flat, rc, right.t()).view(r.sizes());
     }
     torch::Tensor U = torch::cat({C_, D_}, 1);
     torch::Tensor M = J(U.scalar_type()) * sp;
