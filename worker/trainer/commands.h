@@ -13,5 +13,6 @@ void AddRunCommand(CLI::App& app, int* exit_code);          // worker/trainer/ru
 void AddProbeCommand(CLI::App& app, int* exit_code);        // worker/trainer/probe_command.cc
 void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/adapters/conformance.cc
 void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/adapters/budget_command.cc
+void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
 
 }  // namespace sweepd::trainer

@@ -1,5 +1,6 @@
 // sweep-train: runs one job (run), checks adapters and models against reference files
-// (conformance), prints matched parameter budgets (budget), lists devices (probe).
+// (conformance), prints matched parameter budgets (budget), lists devices (probe), times
+// training steps on a random-weight model (bench).
 // Exceptions from LibTorch end here as a one-line message and exit status 2.
 #include <exception>
 #include <iostream>
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   sweepd::trainer::AddProbeCommand(app, &exit_code);
   sweepd::trainer::AddConformanceCommand(app, &exit_code);
   sweepd::trainer::AddBudgetCommand(app, &exit_code);
+  sweepd::trainer::AddBenchCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
