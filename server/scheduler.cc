@@ -188,11 +188,13 @@ void Scheduler::StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
   std::optional<nlohmann::json> last_step;
   std::vector<nlohmann::json> finals;
   if (metrics_) {
+    const MetricPointIn* step_line = nullptr;
     for (MetricPointIn& p : points) {
-      nlohmann::json line = ReadMetricLine(p);  // the store uses what this reads
-      if (p.type == "step") last_step = std::move(line);
-      if (p.type == "final") finals.push_back(std::move(line));
+      ReadMetricLine(p);  // the store uses what this reads
+      if (p.type == "step") step_line = &p;
+      if (p.type == "final") finals.push_back(nlohmann::json::parse(p.json, nullptr, false));
     }
+    if (step_line) last_step = nlohmann::json::parse(step_line->json, nullptr, false);
   }
   store_.StoreMetricsAsync(
       std::move(attempt_id), fencing_token, std::move(points), clock_(),

@@ -325,15 +325,78 @@ bool SweepRecord::finished() const {
   return terminal == total_jobs;
 }
 
-json ReadMetricLine(MetricPointIn& point) {
-  json line = json::parse(point.json, nullptr, false);
+namespace {
+
+// Reads a metric line's top-level "type" (a string) and "step" (an integer) without building
+// the JSON value (nlohmann's SAX interface): the store needs only these two of every line.
+class MetricLineReader final : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return Top(nullptr, nullptr); }
+  bool boolean(bool) override { return Top(nullptr, nullptr); }
+  bool number_integer(number_integer_t v) override { return Top(nullptr, &v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    const int64_t step = static_cast<int64_t>(v);
+    return Top(nullptr, &step);
+  }
+  bool number_float(number_float_t, const string_t&) override { return Top(nullptr, nullptr); }
+  bool string(string_t& v) override { return Top(&v, nullptr); }
+  bool binary(binary_t&) override { return Top(nullptr, nullptr); }
+  bool start_object(std::size_t) override {
+    if (depth_ == 0) top_is_object_ = true;
+    ++depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) key_ = k;
+    return true;
+  }
+  bool end_object() override { return End(); }
+  bool start_array(std::size_t) override {
+    Top(nullptr, nullptr);
+    ++depth_;
+    return true;
+  }
+  bool end_array() override { return End(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+  // What the line said, if it is one JSON object.
+  void Into(bool parsed, MetricPointIn& point) const {
+    if (!parsed || !top_is_object_) return;
+    point.type = type_;
+    point.step = step_;
+  }
+
+ private:
+  // A value at the top level of the object; a later duplicate key wins, as in the DOM.
+  bool Top(const std::string* text, const int64_t* integer) {
+    if (depth_ != 1) return true;
+    if (key_ == "type") type_ = text ? *text : std::string();
+    if (key_ == "step") step_ = integer ? std::optional<int64_t>(*integer) : std::nullopt;
+    return true;
+  }
+  bool End() {
+    --depth_;
+    return true;
+  }
+
+  int depth_ = 0;
+  bool top_is_object_ = false;
+  std::string key_;
+  std::string type_;
+  std::optional<int64_t> step_;
+};
+
+}  // namespace
+
+void ReadMetricLine(MetricPointIn& point) {
+  MetricLineReader reader;
+  const bool parsed = json::sax_parse(point.json, &reader, json::input_format_t::json, true, false);
   point.read = true;
-  if (!line.is_object()) return json();
-  auto type = line.find("type");
-  if (type != line.end() && type->is_string()) point.type = type->get<std::string>();
-  auto step = line.find("step");
-  if (step != line.end() && step->is_number_integer()) point.step = step->get<int64_t>();
-  return line;
+  point.type.clear();
+  point.step.reset();
+  reader.Into(parsed, point);
 }
 
 int64_t BackoffPolicy::DelayAfter(int failures) const {

@@ -18,7 +18,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -155,9 +154,9 @@ struct MetricPointIn {
   std::optional<int64_t> step = {};
 };
 
-// Reads a metric line's "type" and integer "step" into `point`; returns the parsed line
-// (null when it is not a JSON object).
-nlohmann::json ReadMetricLine(MetricPointIn& point);
+// Reads a metric line's top-level "type" (string) and "step" (integer) into `point`; both stay
+// empty when the line is not a JSON object.
+void ReadMetricLine(MetricPointIn& point);
 
 struct MetricsStored {
   int64_t stored_through = 0;  // every point up to this seq is stored

@@ -22,7 +22,9 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
     if (!ok) return Finish(grpc::Status::OK);  // the worker closed its side
     std::vector<MetricPointIn> points;
     points.reserve(batch_.points_size());
-    for (const v1::MetricPoint& p : batch_.points()) points.push_back({p.seq(), p.json()});
+    for (v1::MetricPoint& p : *batch_.mutable_points()) {
+      points.push_back({p.seq(), std::move(*p.mutable_json())});  // batch_ is read into again
+    }
     scheduler_.StoreMetricsAsync(batch_.attempt_id(), batch_.fencing_token(), std::move(points),
                                  [this](Result<int64_t> through) { Answer(through); });
   }

@@ -457,7 +457,8 @@ TEST_F(StoreTest, QueueIndexAgreesWithTheDatabaseThroughEveryTransitionAndRestar
   ASSERT_TRUE(a && b && c);
   ASSERT_TRUE(store_->MarkStarted(b->attempt_id, b->fencing_token, kT0 + 5).ok());
   ASSERT_TRUE(Fail(*b, outcome::kOutOfMemory, kT0 + 6).ok());  // requeued with backoff
-  Succeed(*a, {{"type", "final"}, {"kind", "base_eval"}, {"scores", {{"synthetic", 0.5}}}}, kT0 + 7);
+  Succeed(*a, {{"type", "final"}, {"kind", "base_eval"}, {"scores", {{"synthetic", 0.5}}}},
+          kT0 + 7);
   EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
   ASSERT_TRUE(store_->CancelSweep("two-jobs", kT0 + 8).ok());
   EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
@@ -534,6 +535,27 @@ TEST_F(StoreTest, AnsweredWritesSurviveAReopenWithoutAClose) {
   ASSERT_TRUE(log.ok());
   ASSERT_EQ(log->points.size(), 1u);
   EXPECT_TRUE((*second)->CheckQueueIndex().ok());
+}
+
+TEST_F(StoreTest, MetricLineTypeAndStepAreReadFromTheTopLevelObjectOnly) {
+  auto read = [](const std::string& text) {
+    MetricPointIn p{1, text};
+    ReadMetricLine(p);
+    EXPECT_TRUE(p.read);
+    return std::make_pair(p.type, p.step);
+  };
+  EXPECT_EQ(read(R"({"type":"step","step":7,"loss":1.5})"),
+            std::make_pair(std::string("step"), std::optional<int64_t>(7)));
+  EXPECT_EQ(read(R"({"type":"final","scores":{"type":"x","step":3}})"),
+            std::make_pair(std::string("final"), std::optional<int64_t>()));
+  EXPECT_EQ(read(R"({"step":1.5,"type":3})"),
+            std::make_pair(std::string(), std::optional<int64_t>()));
+  EXPECT_EQ(read(R"({"type":"step","type":"final"})"),
+            std::make_pair(std::string("final"), std::optional<int64_t>()));
+  EXPECT_EQ(read(R"([{"type":"step"}])"), std::make_pair(std::string(), std::optional<int64_t>()));
+  EXPECT_EQ(read(R"({"type":"step","step":2)"),
+            std::make_pair(std::string(), std::optional<int64_t>()));
+  EXPECT_EQ(read("not json"), std::make_pair(std::string(), std::optional<int64_t>()));
 }
 
 }  // namespace
