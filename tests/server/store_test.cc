@@ -558,5 +558,33 @@ TEST_F(StoreTest, MetricLineTypeAndStepAreReadFromTheTopLevelObjectOnly) {
   EXPECT_EQ(read("not json"), std::make_pair(std::string(), std::optional<int64_t>()));
 }
 
+TEST_F(StoreTest, LargeMetricBatchesAreStoredOnceAndAckedUpToTheFirstGap) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  auto lease = LeaseAt(AddWorker(), kT0);
+  ASSERT_TRUE(lease.has_value());
+  auto points = [](int64_t from, int64_t to, int64_t skip) {
+    std::vector<MetricPointIn> out;
+    for (int64_t seq = from; seq <= to; ++seq) {
+      if (seq != skip) out.push_back({seq, json{{"type", "step"}, {"step", seq}}.dump()});
+    }
+    return out;
+  };
+  // 1..37 without 30 (several rows per statement and single ones), then 20..70 again with 30.
+  auto first =
+      store_->StoreMetrics(lease->attempt_id, lease->fencing_token, points(1, 37, 30), kT0);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->stored_through, 29);
+  auto second =
+      store_->StoreMetrics(lease->attempt_id, lease->fencing_token, points(20, 70, 0), kT0 + 1);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->stored_through, 70);
+  auto log = store_->GetJobLog(lease->job.job_id, 0);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->points.size(), 70u);
+  for (size_t i = 0; i < log->points.size(); ++i) {
+    EXPECT_EQ(log->points[i].seq, static_cast<int64_t>(i) + 1);
+  }
+}
+
 }  // namespace
 }  // namespace sweepd::server
