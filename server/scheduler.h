@@ -1,8 +1,9 @@
 // Scheduler: the policy around the store's transitions -- lease duration, retry backoff,
 // how long an idle worker waits before asking again, when a silent worker counts as
-// lost -- and the housekeeping thread that expires leases. Workers pull: LeaseJob asks
-// the store for the best job the slot can run. Thread-safe; the housekeeping thread is
-// the only one it starts. Events (lease latency, failures, metric lines) go to the
+// lost -- and the housekeeping thread that expires leases (and checkpoints the WAL). Workers
+// pull: LeaseJob asks the store for the best job the slot can run. Thread-safe: the worker
+// calls may come from any thread and reply on the store's writer thread; the housekeeping
+// thread is the only one it starts. Events (lease latency, failures, metric lines) go to the
 // optional CoordinatorMetrics.
 #pragma once
 
