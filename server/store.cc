@@ -1131,15 +1131,6 @@ Result<std::optional<Lease>> Store::LeaseIn(Database& db, const LeaseRequest& r,
   return std::optional<Lease>(std::move(lease));
 }
 
-Result<int64_t> Store::NextEligibleMs(const LeaseRequest& r) {
-  // Asked of the writer, which holds the index; the work writes nothing.
-  return Write<int64_t>([&](Database& db) -> Result<int64_t> {
-    Result<JobQueueIndex*> index = Index(db);
-    if (!index.ok()) return index.status();
-    return (*index)->NextEligibleMs(r.device_kind, r.free_memory_bytes, 0);
-  });
-}
-
 Status Store::MarkStarted(const std::string& attempt_id, int64_t token, int64_t now_ms) {
   std::promise<Status> done;
   std::future<Status> result = done.get_future();

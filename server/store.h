@@ -266,8 +266,6 @@ class Store : private CommitQueue::Observer {
   // NotFound when the worker is unknown (it must register again).
   Result<std::optional<Lease>> LeaseJob(const LeaseRequest& request, int64_t now_ms,
                                         int64_t lease_ms);
-  // When the earliest backed-off job that could fit becomes eligible; 0 when none waits.
-  Result<int64_t> NextEligibleMs(const LeaseRequest& request);
   Status MarkStarted(const std::string& attempt_id, int64_t fencing_token, int64_t now_ms);
   // Stores points once each ((attempt_id, seq) is unique) and returns the highest seq up to
   // which every point is stored. FailedPrecondition when the token no longer holds the lease.

@@ -4,6 +4,7 @@
 #include "server/store.h"
 
 #include <filesystem>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -584,6 +585,25 @@ TEST_F(StoreTest, LargeMetricBatchesAreStoredOnceAndAckedUpToTheFirstGap) {
   for (size_t i = 0; i < log->points.size(); ++i) {
     EXPECT_EQ(log->points[i].seq, static_cast<int64_t>(i) + 1);
   }
+}
+
+TEST_F(StoreTest, NoLeaseWhileBackingOffSaysWhenTheJobBecomesEligible) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-more.yaml"), kT0).ok());
+  const std::string worker = AddWorker();
+  auto a = LeaseAt(worker, kT0);
+  auto b = LeaseAt(worker, kT0);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Fail(*a, outcome::kCrashed, kT0 + 10).ok());  // backoff_: 1 s after one failure
+  std::promise<Result<LeaseOutcome>> done;
+  store_->LeaseJobAsync({worker, 0, "cpu", 0}, kT0 + 20, kLease,
+                        [&done](Result<LeaseOutcome> out) { done.set_value(std::move(out)); });
+  Result<LeaseOutcome> out = done.get_future().get();
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_FALSE(out->lease.has_value());
+  EXPECT_EQ(out->next_eligible_ms, kT0 + 10 + 1000);
+  auto retried = LeaseAt(worker, kT0 + 10 + 1000);
+  ASSERT_TRUE(retried.has_value());
+  EXPECT_EQ(retried->job.job_id, a->job.job_id);
 }
 
 }  // namespace
