@@ -1,11 +1,8 @@
 // sweepd: the coordinator. Opens (or creates) the SQLite database, applies migrations,
 // serves SweepService and WorkerService on one port, expires leases in the background,
 // and shuts down gracefully on SIGTERM/SIGINT. Restarting on the same file keeps everything.
-#include <grpcpp/grpcpp.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -16,6 +13,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
 
 #include "common/version.h"
 #include "server/coordinator_metrics.h"
@@ -75,18 +76,15 @@ int main(int argc, char** argv) {
   int64_t lease_seconds = 60;
   int64_t heartbeat_ms = 5000;
   app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
-  app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")
-      ->capture_default_str();
+  app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound HOST:PORT here once serving");
-  app.add_option("--lease-seconds", lease_seconds,
-                 "a job's lease lasts this long without a heartbeat")
+  app.add_option("--lease-seconds", lease_seconds, "a job's lease lasts this long without a heartbeat")
       ->check(CLI::Range(int64_t{2}, int64_t{86400}))
       ->capture_default_str();
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval workers are told to use")
       ->check(CLI::Range(int64_t{100}, int64_t{600000}))
       ->capture_default_str();
-  app.add_option("--metrics-listen", metrics_listen,
-                 "HOST:PORT for Prometheus /metrics (port 0: a free one)");
+  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT for Prometheus /metrics (port 0: a free one)");
   app.add_option("--metrics-retention-seconds", metrics_retention_s,
                  "keep a finished job's series on /metrics this long")
       ->check(CLI::Range(int64_t{1}, int64_t{7 * 86400}))
@@ -126,8 +124,7 @@ int main(int argc, char** argv) {
                  metrics.status().message().c_str());
     return 1;
   }
-  sweepd::server::Scheduler scheduler(**store, options, sweepd::server::Scheduler::SystemClock,
-                                      metrics->get());
+  sweepd::server::Scheduler scheduler(**store, options, sweepd::server::Scheduler::SystemClock, metrics->get());
   scheduler_for_snapshot = &scheduler;
   sweepd::server::SweepServiceImpl sweep_service(**store, scheduler);
   sweepd::server::WorkerServiceImpl worker_service(scheduler);
@@ -141,14 +138,9 @@ int main(int argc, char** argv) {
   builder.RegisterService(&sweep_service);
   builder.RegisterService(&worker_service);
   builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  // Every worker keeps one call in flight that waits for a commit, so hundreds of server
-  // threads are busy at once; by default gRPC ends a thread as soon as more than two are
-  // idle and starts a new one for the next call. Keep idle threads instead.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 1024);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    std::fprintf(stderr,
-                 "sweepd: cannot listen on %s; is the port in use? try --listen 127.0.0.1:0\n",
+    std::fprintf(stderr, "sweepd: cannot listen on %s; is the port in use? try --listen 127.0.0.1:0\n",
                  listen.c_str());
     return 1;
   }
@@ -161,8 +153,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("sweepd {} serving on {} (database {})", SWEEPD_VERSION, address,
                std::filesystem::absolute(db_path).string());
-  if (!(*metrics)->address().empty())
-    spdlog::info("Prometheus metrics on http://{}/metrics", (*metrics)->address());
+  if (!(*metrics)->address().empty()) spdlog::info("Prometheus metrics on http://{}/metrics", (*metrics)->address());
 
   unsigned char signal_number = 0;
   while (read(g_signal_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {

@@ -1,11 +1,12 @@
 // Scheduling policy and lease housekeeping; state changes themselves are the store's.
 #include "server/scheduler.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <chrono>
+
 #include <nlohmann/json.hpp>
+
+#include <spdlog/spdlog.h>
 
 namespace sweepd::server {
 

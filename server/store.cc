@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cctype>
 #include <future>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string_view>
 #include <tuple>
+
+#include <nlohmann/json.hpp>
 
 #include "server/migrations.h"
 

@@ -3,13 +3,11 @@
 // metric points, and finish until every job is done. Reports leases per second, lease
 // latency percentiles, metric points per second and sweepd's peak resident memory.
 #include <fcntl.h>
-#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,6 +20,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 

@@ -3,12 +3,12 @@
 // all land.
 #include "server/commit_queue.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <filesystem>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "tests/support/process.h"
 
