@@ -12,10 +12,14 @@ namespace sweepd::spec {
 
 std::string FormatProblem(const SpecProblem& p) {
   std::string out = p.file.empty() ? "<spec>" : p.file;
-  if (p.line > 0) out += ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
-  out += ": ";
-  if (!p.field.empty()) out += p.field + ": ";
-  return out + p.message;
+  if (p.line > 0) {
+    out.append(":").append(std::to_string(p.line));
+    out.append(":").append(std::to_string(p.column));
+  }
+  out.append(": ");
+  if (!p.field.empty()) out.append(p.field).append(": ");
+  out.append(p.message);
+  return out;
 }
 
 SpecResult ParseSweepSpec(const std::string& yaml, const std::string& path, const SpecLimits& limits) {
