@@ -60,10 +60,23 @@ TEST(Packing, OnlyResponseTokensCarryTargets) {
   EXPECT_EQ(targets[6].item<int64_t>(), -100);  // EOS predicts nothing
 }
 
+TEST(Packing, AnExampleLongerThanTheRowKeepsItsResponse) {
+  ByteTokenizer tok;
+  auto ex = TokenizeExample({"a long prompt that does not fit:", " 42"}, tok);
+  Packer packer({ex}, 0, ByteTokenizer::kPad);
+  PackedRows rows = packer.NextRows(1, 8);
+  EXPECT_EQ(rows.truncated_examples, 1);
+  // The row holds the last 8 ids, f i t : ␠ 4 2 EOS: every response token is still a target.
+  EXPECT_EQ(rows.input_ids[0][7].item<int64_t>(), ByteTokenizer::kEos);
+  EXPECT_EQ(rows.input_ids[0][5].item<int64_t>(), '4');
+  EXPECT_EQ(rows.target_tokens, 4);  // ' ' '4' '2' EOS
+  EXPECT_EQ(rows.targets[0][3].item<int64_t>(), ' ');
+}
+
 TEST(Packing, SameSeedAndCursorGiveTheSameRows) {
   ByteTokenizer tok;
   std::vector<TokenizedExample> examples;
-  for (const auto& ex : RecallExamples(3, 50)) examples.push_back(TokenizeExample(ex, tok));
+  for (const auto& ex : SuccessorExamples(3, 50)) examples.push_back(TokenizeExample(ex, tok));
   Packer a(examples, 9, ByteTokenizer::kPad), b(examples, 9, ByteTokenizer::kPad);
   a.NextRows(4, 128);
   const int64_t cursor = a.cursor();

@@ -114,7 +114,7 @@ TEST(SweepTrainRun, SyntheticLoraOnTrackALiftsThePlasticityTask) {
   // LoRA r=8 on q_proj and v_proj of 4 layers: r (d_in + d_out) per layer.
   EXPECT_EQ(final_line["trainable_params"].get<int64_t>(), 4 * (8 * (128 + 128) + 8 * (128 + 64)));
   EXPECT_EQ(final_line["svd"]["layers"].size(), 8u);
-  EXPECT_TRUE(fs::exists(dir + "/work/checkpoints/step-00000040/adapter_model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir + "/work/checkpoints/step-00000080/adapter_model.safetensors"));
 }
 
 TEST(SweepTrainRun, BaseEvalJobPrintsScoresOnly) {

@@ -57,15 +57,19 @@ PackedRows Packer::NextRows(int64_t rows, int64_t seq_len) {
     while (pos < seq_len) {
       const TokenizedExample& ex = At(cursor_);
       const int64_t length = static_cast<int64_t>(ex.ids.size());
-      // An example that does not fit waits for the next row, unless the row is empty
-      // (then it is truncated to the row).
+      // An example that does not fit waits for the next row, unless the row is empty: then
+      // it keeps its last seq_len tokens, so that the response (what is trained) survives
+      // and the beginning of the prompt is what is cut.
       if (pos > 0 && pos + length > seq_len) break;
       const int64_t n = std::min(length, seq_len - pos);
+      const int64_t skip = length - n;
+      if (skip > 0) ++out.truncated_examples;
       for (int64_t i = 0; i < n; ++i) {
-        ids[r][pos + i] = ex.ids[i];
+        const int64_t j = skip + i;
+        ids[r][pos + i] = ex.ids[j];
         segments[r][pos + i] = segment;
-        if (i + 1 < length && ex.trained[i + 1]) {
-          targets[r][pos + i] = ex.ids[i + 1];
+        if (j + 1 < length && ex.trained[j + 1]) {
+          targets[r][pos + i] = ex.ids[j + 1];
           ++out.target_tokens;
         }
       }

@@ -26,6 +26,7 @@ struct PackedRows {
   torch::Tensor segment_ids;  // [rows, seq_len] int64
   int64_t tokens = 0;         // non-padding tokens
   int64_t target_tokens = 0;  // tokens that carry a target
+  int64_t truncated_examples = 0;  // longer than a row: their first tokens were cut
 };
 
 // Walks the examples in a seeded order, one shuffled epoch after another. The cursor is

@@ -14,8 +14,6 @@ constexpr std::array<const char*, 12> kNames = {"Tom", "Ann", "Bob", "Eva", "Sam
                                                 "Leo", "Zoe", "Max", "Ivy", "Ben", "Amy"};
 constexpr std::array<const char*, 8> kThings = {"apples", "pens",  "cards", "coins",
                                                 "books",  "shells", "stamps", "marbles"};
-constexpr std::array<const char*, 8> kColors = {"red", "blue", "green", "pink",
-                                                "gray", "gold", "white", "black"};
 
 template <typename T, size_t N>
 const T& Pick(std::mt19937_64& rng, const std::array<T, N>& items) {
@@ -57,35 +55,37 @@ std::string QuestionPrompt(const std::string& question) {
   return "Question: " + question + "\nAnswer:";
 }
 
-struct Recall {
+// The fine-tuning skill: "What number comes after n?". The base model can count (it is
+// pre-trained on "Count from 5: 5 6 7 8.") but has never seen the question, and after
+// "Answer:" it tends to repeat the question's number as its arithmetic answers begin.
+// Choices: n + 1 (true), n, n - 1 or n + 3, n + 2, in a seeded order.
+struct Successor {
   std::string question;
-  std::vector<std::string> colors;  // the four colours, in the order the people are named
-  int asked = 0;
+  std::vector<std::string> values;  // the four choices
+  int asked = 0;                    // index of the true answer among them
 };
 
-Recall MakeRecall(std::mt19937_64& rng) {
-  std::array<int, kNames.size()> names{};
-  std::array<int, kColors.size()> colors{};
-  for (size_t i = 0; i < names.size(); ++i) names[i] = static_cast<int>(i);
-  for (size_t i = 0; i < colors.size(); ++i) colors[i] = static_cast<int>(i);
-  std::shuffle(names.begin(), names.end(), rng);
-  std::shuffle(colors.begin(), colors.end(), rng);
-  Recall r;
+Successor MakeSuccessor(std::mt19937_64& rng) {
+  const int n = Uniform(rng, 1, 30);
+  std::array<int, 4> choices{n + 1, n, n > 1 ? n - 1 : n + 3, n + 2};
+  std::array<int, 4> order{0, 1, 2, 3};
+  std::shuffle(order.begin(), order.end(), rng);
+  Successor r;
   for (int i = 0; i < 4; ++i) {
-    r.question += std::string(i == 0 ? "" : ", ") + kNames[names[i]] + " has a " + kColors[colors[i]] + " ball";
-    r.colors.push_back(kColors[colors[i]]);
+    if (order[i] == 0) r.asked = i;
+    r.values.push_back(std::to_string(choices[order[i]]));
   }
-  r.asked = Uniform(rng, 0, 3);
-  r.question += ". What color is " + std::string(kNames[names[r.asked]]) + "'s ball?";
+  r.question.append("What number comes after ").append(std::to_string(n)).append("?");
   return r;
 }
 
 std::string Counting(std::mt19937_64& rng) {
   const int start = Uniform(rng, 0, 12);
   const int length = Uniform(rng, 3, 7);
-  std::string prompt = "Count from " + std::to_string(start) + ":";
-  for (int i = 0; i < length; ++i) prompt += " " + std::to_string(start + i);
-  return prompt + ".";
+  std::string prompt = "Count from ";
+  prompt.append(std::to_string(start)).append(":");
+  for (int i = 0; i < length; ++i) prompt.append(" ").append(std::to_string(start + i));
+  return prompt.append(".");
 }
 
 std::string Copying(std::mt19937_64& rng) {
@@ -117,23 +117,23 @@ std::vector<GenerationItem> ArithmeticEvalItems(uint64_t seed, int64_t count) {
   return out;
 }
 
-std::vector<InstructionExample> RecallExamples(uint64_t seed, int64_t count) {
+std::vector<InstructionExample> SuccessorExamples(uint64_t seed, int64_t count) {
   std::mt19937_64 rng(seed);
   std::vector<InstructionExample> out;
   for (int64_t i = 0; i < count; ++i) {
-    Recall r = MakeRecall(rng);
-    out.push_back({QuestionPrompt(r.question), " " + r.colors[r.asked]});
+    Successor r = MakeSuccessor(rng);
+    out.push_back({QuestionPrompt(r.question), " " + r.values[r.asked]});
   }
   return out;
 }
 
-std::vector<MultipleChoiceItem> RecallEvalItems(uint64_t seed, int64_t count) {
+std::vector<MultipleChoiceItem> SuccessorEvalItems(uint64_t seed, int64_t count) {
   std::mt19937_64 rng(seed);
   std::vector<MultipleChoiceItem> out;
   for (int64_t i = 0; i < count; ++i) {
-    Recall r = MakeRecall(rng);
+    Successor r = MakeSuccessor(rng);
     MultipleChoiceItem item{QuestionPrompt(r.question), {}, r.asked};
-    for (const std::string& c : r.colors) item.choices.push_back(" " + c);
+    for (const std::string& c : r.values) item.choices.push_back(" " + c);
     out.push_back(std::move(item));
   }
   return out;
@@ -159,7 +159,7 @@ std::vector<InstructionExample> PretrainingExamples(uint64_t seed, int64_t count
 std::vector<InstructionExample> SyntheticTrainingExamples(const std::string& name, uint64_t seed,
                                                           int64_t count) {
   if (name == "arith" || name == "gsm8k") return ArithmeticExamples(seed, count);
-  if (name == "mc" || name == "recall") return RecallExamples(seed, count);
+  if (name == "mc" || name == "successor") return SuccessorExamples(seed, count);
   throw std::invalid_argument("unknown synthetic data 'synthetic:" + name +
                               "'; known: synthetic:arith, synthetic:mc");
 }

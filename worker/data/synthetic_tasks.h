@@ -1,6 +1,6 @@
 // The synthetic benchmark's skills, generated deterministically from a seed so that no
 // download is needed: arithmetic word problems shaped like GSM8K (answer after "####"),
-// counting and copying (pre-training only), and a recall skill shaped like ARC multiple
+// counting and copying (pre-training only), and a successor skill shaped like ARC multiple
 // choice that the base model never sees (the fine-tuning target).
 #pragma once
 
@@ -17,10 +17,10 @@ namespace sweepd::data {
 std::vector<InstructionExample> ArithmeticExamples(uint64_t seed, int64_t count);
 std::vector<GenerationItem> ArithmeticEvalItems(uint64_t seed, int64_t count);
 
-// "Question: Ann has a red ball, Bob has a blue ball, ... What color is Bob's ball?\nAnswer:"
-// with the four colours named in the question as choices.
-std::vector<InstructionExample> RecallExamples(uint64_t seed, int64_t count);
-std::vector<MultipleChoiceItem> RecallEvalItems(uint64_t seed, int64_t count);
+// "Question: What number comes after 12?\nAnswer:" -> " 13", with four numeric choices
+// (the successor, the number itself, one below or three above, two above).
+std::vector<InstructionExample> SuccessorExamples(uint64_t seed, int64_t count);
+std::vector<MultipleChoiceItem> SuccessorEvalItems(uint64_t seed, int64_t count);
 
 // The pre-training mixture of the synthetic base model: arithmetic, counting, copying.
 std::vector<InstructionExample> PretrainingExamples(uint64_t seed, int64_t count);

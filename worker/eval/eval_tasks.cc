@@ -39,7 +39,7 @@ data::MultipleChoiceItem ArcRow(const json& row, const std::string& path, int64_
   }
   for (size_t i = 0; i < text.size(); ++i) {
     if (!text[i].is_string() || !label[i].is_string()) throw DataError(path, line, "choices must be strings");
-    item.choices.push_back(" " + text[i].get<std::string>());
+    item.choices.push_back(std::string(" ").append(text[i].get<std::string>()));
     if (label[i].get<std::string>() == key) item.label = static_cast<int>(i);
   }
   if (item.label < 0) throw DataError(path, line, "answerKey '" + key + "' is not among the choice labels");
@@ -89,7 +89,7 @@ data::MultipleChoiceItem HellaswagRow(const json& row, const std::string& path, 
   data::MultipleChoiceItem item{context, {}, 0};
   for (const json& e : row["endings"]) {
     if (!e.is_string()) throw DataError(path, line, "endings must be strings");
-    item.choices.push_back(" " + e.get<std::string>());
+    item.choices.push_back(std::string(" ").append(e.get<std::string>()));
   }
   if (!row.contains("label")) throw DataError(path, line, "missing field 'label'");
   const json& label = row["label"];
@@ -151,8 +151,8 @@ EvalTask LoadEvalTask(const EvalSpec& spec) {
     const int64_t n = spec.limit > 0 ? spec.limit : kSyntheticEvalItems;
     if (task.generative && (name == "arith" || name == "gsm8k")) {
       task.generation = data::ArithmeticEvalItems(kSyntheticEvalSeed, n);
-    } else if (!task.generative && (name == "mc" || name == "recall")) {
-      task.choices = data::RecallEvalItems(kSyntheticEvalSeed + 1, n);
+    } else if (!task.generative && (name == "mc" || name == "successor")) {
+      task.choices = data::SuccessorEvalItems(kSyntheticEvalSeed + 1, n);
     } else {
       throw std::invalid_argument("eval data '" + spec.data + "' does not fit task '" + spec.task +
                                   "' (gsm8k: synthetic:arith; multiple choice: synthetic:mc)");

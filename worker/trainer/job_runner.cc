@@ -309,9 +309,15 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     metrics.Emit({{"type", "checkpoint"}, {"step", step}, {"path", path}});
   };
 
+  bool warned_truncation = false;
   for (int64_t step = start_step; step < train.steps; ++step) {
     const Clock step_clock;
     data::PackedRows update = packer.NextRows(rows_per_update, train.seq_len);
+    if (update.truncated_examples > 0 && !warned_truncation) {
+      std::cerr << "sweep-train: training examples longer than train.seq_len " << train.seq_len
+                << " lose the beginning of their prompt; raise train.seq_len" << std::endl;
+      warned_truncation = true;
+    }
     const double denominator = std::max<int64_t>(1, update.target_tokens);
     double loss_sum = 0;
     optimizer.ZeroGrad();
