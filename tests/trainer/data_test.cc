@@ -49,7 +49,7 @@ TEST(Packing, OnlyResponseTokensCarryTargets) {
   ByteTokenizer tok;
   auto ex = TokenizeExample({"Q:", " 42"}, tok);
   Packer packer({ex}, 0, ByteTokenizer::kPad);
-  PackedRows rows = packer.NextRows(1, 16);
+  PackedRows rows = packer.NextRows(1, 7);  // exactly one example
   // BOS Q : ␠ 4 2 EOS: the targets are ␠ 4 2 EOS, predicted from ':', '␠', '4', '2'.
   EXPECT_EQ(rows.target_tokens, 4);
   auto targets = rows.targets[0];

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -244,6 +245,37 @@ TEST(SweepTrainRun, MalformedTrainingDataIsOneLineNamingFileAndLine) {
   EXPECT_EQ(r.status, 2);
   ExpectOneLine(r.stderr_text);
   EXPECT_NE(r.stderr_text.find("alpaca_bad_json.jsonl:3: not valid JSON"), std::string::npos) << r.stderr_text;
+}
+
+// The model fixtures (logits and loss; the PEFT LoRA folder through its base) and the
+// SentencePiece fixture (every text's ids) pass the conformance command; a folder with a
+// tampered reference fails it.
+TEST(SweepTrainConformance, ModelFoldersAndTokenizerPass) {
+  const std::string dir = MakeTempDir("sweep-train-conformance-");
+  const std::string fixtures = SWEEPD_FIXTURES;
+  std::string command = "'" + kTrain + "' conformance";
+  for (const char* p : {"/models/tiny-llama", "/models/tiny-mistral", "/models/tiny-llama-lora-qv",
+                        "/tokenizer/tiny.model"}) {
+    command += " '" + fixtures + p + "'";
+  }
+  command += " > '" + dir + "/out' 2>&1";
+  const int status = std::system(command.c_str());
+  const std::string out = ReadFile(dir + "/out");
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("4 file(s): 4 ok, 0 failed"), std::string::npos) << out;
+
+  fs::copy(fixtures + "/models/tiny-llama", dir + "/tampered", fs::copy_options::recursive);
+  std::map<std::string, torch::Tensor> changed;
+  {
+    const auto ref = io::SafetensorsFile::Open(dir + "/tampered/reference.safetensors");
+    for (const std::string& name : ref.Names()) {
+      const torch::Tensor t = ref.Get(name).clone();
+      changed[name] = name == "logits" ? t + 1e-2 : t;
+    }
+  }
+  io::SaveSafetensors(dir + "/tampered/reference.safetensors", changed);
+  const int bad = std::system(("'" + kTrain + "' conformance '" + dir + "/tampered' > '" + dir + "/bad' 2>&1").c_str());
+  EXPECT_EQ(WIFEXITED(bad) ? WEXITSTATUS(bad) : -1, 1) << ReadFile(dir + "/bad");
 }
 
 TEST(SweepTrainProbe, PrintsTheCpuDevice) {

@@ -14,6 +14,7 @@
 #include "worker/adapters/adapter.h"
 #include "worker/io/safetensors.h"
 #include "worker/trainer/commands.h"
+#include "worker/trainer/model_conformance.h"
 
 namespace sweepd::adapters {
 namespace {
@@ -270,13 +271,24 @@ namespace sweepd::trainer {
 
 void AddConformanceCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("conformance",
-                                 "Check adapters against reference files (tests/fixtures/adapters format), float64");
+                                 "Check adapters, models and tokenizers against reference files "
+                                 "(the formats of tests/fixtures)");
   auto files = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("FILE", *files, "reference .safetensors files")->required()->check(CLI::ExistingFile);
+  cmd->add_option("PATH", *files,
+                  "adapter reference .safetensors files, model folders with reference.safetensors, "
+                  "SentencePiece .model files with reference.json beside them")
+      ->required()
+      ->check(CLI::ExistingPath);
   cmd->callback([files, exit_code] {
     torch::manual_seed(0);
     int failed = 0, unusable = 0;
     for (const std::string& path : *files) {
+      if (IsModelConformancePath(path)) {
+        const int status = RunModelConformance(path, std::cout);
+        failed += status == 1;
+        unusable += status == 2;
+        continue;
+      }
       adapters::FileResult r;
       try {
         r = adapters::RunFile(path);
