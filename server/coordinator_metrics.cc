@@ -68,9 +68,19 @@ class CoordinatorMetrics::SnapshotCollector : public prometheus::Collectable {
     if (!source_) return {};
     const CoordinatorSnapshot s = source_();
     MetricFamily jobs = GaugeFamily("sweepd_jobs", "Jobs by sweep and state.");
+    // Every state of every sweep, zeros included: a panel of failed jobs shows 0, not "no data".
+    std::map<std::string, std::map<std::string, int64_t>> by_sweep;
     for (const auto& j : s.jobs) {
-      jobs.metric.push_back(
-          GaugeMetric({{"sweep", j.sweep}, {"state", j.state}}, static_cast<double>(j.jobs)));
+      auto& states = by_sweep[j.sweep];
+      for (const char* state : {"blocked", "queued", "leased", "running", "succeeded", "failed", "cancelled"}) {
+        states.emplace(state, 0);
+      }
+      states[j.state] += j.jobs;
+    }
+    for (const auto& [sweep, states] : by_sweep) {
+      for (const auto& [state, n] : states) {
+        jobs.metric.push_back(GaugeMetric({{"sweep", sweep}, {"state", state}}, static_cast<double>(n)));
+      }
     }
     MetricFamily queue =
         GaugeFamily("sweepd_scheduler_queue_depth", "Jobs queued and eligible to be leased now.");

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "tests/metrics/http_get.h"
 #include "tests/support/process.h"
@@ -85,31 +86,10 @@ std::vector<Dashboard> LoadDashboards() {
 
 std::vector<std::string> AlertExpressions() {
   std::vector<std::string> exprs;
-  std::ifstream in(kSource + "/dashboards/prometheus/sweepd-alerts.yml");
-  std::string line, current;
-  bool in_expr = false;
-  // The rules file is YAML written by us: `expr: >` folded blocks or one-line `expr: ...`.
-  while (std::getline(in, line)) {
-    auto pos = line.find("expr:");
-    if (pos != std::string::npos) {
-      if (in_expr) exprs.push_back(current);
-      std::string rest = Trim(line.substr(pos + 5));
-      in_expr = rest == ">";
-      current.clear();
-      if (!in_expr) exprs.push_back(rest);
-      continue;
-    }
-    if (in_expr) {
-      if (line.find(':') != std::string::npos && line.find("on()") == std::string::npos &&
-          line.find('{') == std::string::npos) {
-        exprs.push_back(current);
-        in_expr = false;
-      } else {
-        current += " " + Trim(line);
-      }
-    }
+  const YAML::Node rules = YAML::LoadFile(kSource + "/dashboards/prometheus/sweepd-alerts.yml");
+  for (const auto& group : rules["groups"]) {
+    for (const auto& rule : group["rules"]) exprs.push_back(Trim(rule["expr"].as<std::string>()));
   }
-  if (in_expr) exprs.push_back(current);
   return exprs;
 }
 
