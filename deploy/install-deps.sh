@@ -16,6 +16,8 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev
   prometheus
+  # pdflatex compiles the exported LaTeX tables in the tests (booktabs is in -recommended).
+  texlive-latex-base texlive-latex-recommended
 )
 
 missing=()
