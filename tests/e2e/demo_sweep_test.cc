@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/client/latex_check.h"
 #include "tests/support/process.h"
 
 namespace sweepd {
@@ -121,6 +123,16 @@ TEST(DemoSweep, RunsThroughEveryComponentAndStoresResults) {
   int lines = 0;
   for (char c : csv) lines += c == '\n';
   EXPECT_GE(lines, 2) << csv;
+
+  // The paper table of the demo: mean ± std over its two seeds, accepted by the strict check
+  // and compiled by pdflatex (deploy/install-deps.sh installs texlive).
+  std::string tex;
+  ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--db", db, "export", "demo", "--format", "latex"}, &tex), 0)
+      << tex;
+  EXPECT_NE(tex.find("\\pm"), std::string::npos) << tex;
+  EXPECT_THAT(client::testing::CheckLatexTable(tex), ::testing::IsEmpty()) << tex;
+  const std::string compiled = client::testing::CompileWithPdflatex(tex, dir);
+  EXPECT_TRUE(compiled.empty() || compiled == "skip") << compiled;
 
   // A second sweepd on the same file keeps the first run's sweep.
   {
