@@ -65,6 +65,10 @@ struct Successor {
   int asked = 0;                    // index of the true answer among them
 };
 
+// Its own prompt style, so that the model can tell the new skill from the word problems
+// (whose answers end in "#### n") rather than unlearn their format.
+std::string SuccessorPrompt(const std::string& question) { return "Q: " + question + "\nA:"; }
+
 Successor MakeSuccessor(std::mt19937_64& rng) {
   const int n = Uniform(rng, 1, 30);
   std::array<int, 4> choices{n + 1, n, n > 1 ? n - 1 : n + 3, n + 2};
@@ -122,7 +126,7 @@ std::vector<InstructionExample> SuccessorExamples(uint64_t seed, int64_t count) 
   std::vector<InstructionExample> out;
   for (int64_t i = 0; i < count; ++i) {
     Successor r = MakeSuccessor(rng);
-    out.push_back({QuestionPrompt(r.question), " " + r.values[r.asked]});
+    out.push_back({SuccessorPrompt(r.question), " " + r.values[r.asked]});
   }
   return out;
 }
@@ -132,7 +136,7 @@ std::vector<MultipleChoiceItem> SuccessorEvalItems(uint64_t seed, int64_t count)
   std::vector<MultipleChoiceItem> out;
   for (int64_t i = 0; i < count; ++i) {
     Successor r = MakeSuccessor(rng);
-    MultipleChoiceItem item{QuestionPrompt(r.question), {}, r.asked};
+    MultipleChoiceItem item{SuccessorPrompt(r.question), {}, r.asked};
     for (const std::string& c : r.values) item.choices.push_back(" " + c);
     out.push_back(std::move(item));
   }

@@ -17,7 +17,7 @@ namespace sweepd::data {
 std::vector<InstructionExample> ArithmeticExamples(uint64_t seed, int64_t count);
 std::vector<GenerationItem> ArithmeticEvalItems(uint64_t seed, int64_t count);
 
-// "Question: What number comes after 12?\nAnswer:" -> " 13", with four numeric choices
+// "Q: What number comes after 12?\nA:" -> " 13", with four numeric choices
 // (the successor, the number itself, one below or three above, two above).
 std::vector<InstructionExample> SuccessorExamples(uint64_t seed, int64_t count);
 std::vector<MultipleChoiceItem> SuccessorEvalItems(uint64_t seed, int64_t count);
