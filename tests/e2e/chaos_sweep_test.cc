@@ -4,7 +4,6 @@
 // restarted). Every kill waits, by polling the database, until work is in flight. The sweep
 // must end with every job succeeded exactly once and every metric point stored exactly once.
 #include <signal.h>
-#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -18,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
+#include "tests/support/sqlite_rows.h"
 
 namespace sweepd {
 namespace {
@@ -35,40 +35,12 @@ constexpr int kSteps = 20;  // train.steps of the spec
 // Generous: the first use of the test cache pre-trains the synthetic base model (minutes).
 constexpr auto kPhaseLimit = 8min;
 
-using Rows = std::vector<std::vector<std::string>>;
+using sweepd::testing::Rows;
 
-// Runs `sql` with text parameters ?1, ?2, ... on the database file, with a read-only
-// connection of its own.
-Rows Query(const std::string& db_path, const std::string& sql,
-           const std::vector<std::string>& params = {}) {
-  sqlite3* db = nullptr;
-  Rows rows;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    sqlite3_close(db);
-    return rows;
-  }
-  sqlite3_busy_timeout(db, 10000);
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
-    for (size_t i = 0; i < params.size(); ++i) {
-      sqlite3_bind_text(stmt, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
-    }
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      std::vector<std::string> row;
-      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-        const auto* text = sqlite3_column_text(stmt, i);
-        row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
-      }
-      rows.push_back(std::move(row));
-    }
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return rows;
-}
+using sweepd::testing::QueryRows;
 
 int64_t QueryInt(const std::string& db_path, const std::string& sql) {
-  const Rows rows = Query(db_path, sql);
+  const Rows rows = QueryRows(db_path, sql);
   return rows.empty() || rows[0].empty() || rows[0][0].empty() ? -1 : std::stoll(rows[0][0]);
 }
 
@@ -130,7 +102,7 @@ class ChaosSweep : public ::testing::Test {
   std::vector<std::string> StreamingWorkers() {
     std::vector<std::string> names;
     for (const auto& row :
-         Query(db_,
+         QueryRows(db_,
                "SELECT DISTINCT w.hostname FROM attempts a "
                "JOIN workers w ON w.worker_id = a.worker_id JOIN jobs j ON j.job_id = a.job_id "
                "WHERE a.state = 'running' AND j.state = 'running' AND EXISTS "
@@ -215,7 +187,7 @@ TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryP
   // Every job of the sweep succeeded, by exactly one attempt, with one result from it.
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM sweep_jobs WHERE sweep = 'chaos'"), kJobs);
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM jobs WHERE state <> 'succeeded'"), 0);
-  const Rows wins = Query(db_,
+  const Rows wins = QueryRows(db_,
                           "SELECT j.job_id, count(a.attempt_id) FROM jobs j LEFT JOIN attempts a "
                           "ON a.job_id = j.job_id AND a.outcome = 'succeeded' GROUP BY j.job_id");
   ASSERT_EQ(static_cast<int>(wins.size()), kJobs);
@@ -237,14 +209,14 @@ TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryP
   // Each succeeded attempt's points are seq 1..N, exactly the lines its worker spooled (none
   // lost, none twice), from the start line to the final line, steps consecutive up to the last.
   const Rows succeeded =
-      Query(db_,
+      QueryRows(db_,
             "SELECT a.attempt_id, a.job_id, a.number, w.hostname FROM attempts a "
             "JOIN workers w ON w.worker_id = a.worker_id "
             "WHERE a.outcome = 'succeeded' ORDER BY a.job_id");
   ASSERT_EQ(static_cast<int>(succeeded.size()), kJobs);
   for (const auto& a : succeeded) {
     SCOPED_TRACE("attempt " + a[0] + " of " + a[1] + " on " + a[3]);
-    const Rows stored = Query(
+    const Rows stored = QueryRows(
         db_, "SELECT seq, json FROM metric_points WHERE attempt_id = ?1 ORDER BY seq", {a[0]});
     const auto spool =
         ReadSpool(dir_ + "/" + a[3] + "/jobs/" + a[1] + "/attempt-" + a[2] + ".metrics.jsonl");
@@ -267,7 +239,7 @@ TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryP
   }
 
   // What the chaos did, for the log: attempts by outcome.
-  for (const auto& row : Query(db_, "SELECT outcome, count(*) FROM attempts GROUP BY outcome")) {
+  for (const auto& row : QueryRows(db_, "SELECT outcome, count(*) FROM attempts GROUP BY outcome")) {
     std::cout << "attempts " << (row[0].empty() ? "(open)" : row[0]) << ": " << row[1] << "\n";
   }
 }

@@ -1,6 +1,5 @@
 // End to end: the real sweepd, sweep-worker, sweep-train and sweepctl on loopback run
 // the demo sweep; the stored results are read back from the SQLite file.
-#include <sqlite3.h>
 #include <sys/wait.h>
 
 #include <cmath>
@@ -13,6 +12,7 @@
 
 #include "tests/client/latex_check.h"
 #include "tests/support/process.h"
+#include "tests/support/sqlite_rows.h"
 
 namespace sweepd {
 namespace {
@@ -26,24 +26,7 @@ using namespace std::chrono_literals;
 
 const std::string kBin = SWEEPD_BIN_DIR;
 
-std::vector<std::vector<std::string>> Query(const std::string& db_path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  std::vector<std::vector<std::string>> rows;
-  while (sqlite3_step(stmt) == SQLITE_ROW) {
-    std::vector<std::string> row;
-    for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-      const auto* text = sqlite3_column_text(stmt, i);
-      row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
-    }
-    rows.push_back(std::move(row));
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return rows;
-}
+using sweepd::testing::QueryRows;
 
 // A running sweepd on a free loopback port.
 struct Coordinator {
@@ -93,7 +76,7 @@ TEST(DemoSweep, RunsThroughEveryComponentAndStoresResults) {
   }
 
   // Every job of the sweep succeeded, and each train job has one result with real numbers.
-  auto states = Query(db,
+  auto states = QueryRows(db,
                       "SELECT j.state, j.kind FROM jobs j JOIN sweep_jobs s ON s.job_id = j.job_id "
                       "WHERE s.sweep = 'demo'");
   ASSERT_FALSE(states.empty());
@@ -102,7 +85,7 @@ TEST(DemoSweep, RunsThroughEveryComponentAndStoresResults) {
     EXPECT_EQ(row[0], "succeeded");
     if (row[1] == "train") ++train_jobs;
   }
-  auto results = Query(db,
+  auto results = QueryRows(db,
                        "SELECT r.result_json FROM results r JOIN jobs j ON j.job_id = r.job_id "
                        "JOIN sweep_jobs s ON s.job_id = j.job_id "
                        "WHERE s.sweep = 'demo' AND j.kind = 'train'");
