@@ -22,7 +22,7 @@ using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitUntil;
+using sweepd::testing::WaitForPortFile;
 using namespace std::chrono_literals;
 
 const std::string kBin = SWEEPD_BIN_DIR;
@@ -94,11 +94,8 @@ class BadSpecs : public ::testing::TestWithParam<BadSpec> {
         std::vector<std::string>{kBin + "/sweepd", "--db", db_, "--listen", "127.0.0.1:0",
                                  "--port-file", addr_file},
         dir_ + "/sweepd.log");
-    ASSERT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 30s))
-        << ReadFile(dir_ + "/sweepd.log");
-    addr_ = ReadFile(addr_file);
-    while (!addr_.empty() && std::isspace(static_cast<unsigned char>(addr_.back())))
-      addr_.pop_back();
+    addr_ = WaitForPortFile(addr_file, 30s);
+    ASSERT_FALSE(addr_.empty()) << ReadFile(dir_ + "/sweepd.log");
     std::string out;
     ASSERT_EQ(Ctl({"--coordinator", addr_, "submit", kSource + "/sweeps/demo-cpu.yaml"}, &out), 0)
         << out;

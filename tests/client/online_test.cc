@@ -17,7 +17,7 @@ using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitUntil;
+using sweepd::testing::WaitForPortFile;
 using namespace std::chrono_literals;
 
 const std::string kBin = SWEEPD_BIN_DIR;
@@ -29,9 +29,8 @@ TEST(Online, EveryCommandAgainstARealCoordinator) {
   const std::string addr_file = dir + "/addr";
   ChildProcess sweepd({kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file", addr_file},
                       dir + "/sweepd.log");
-  ASSERT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 30s)) << ReadFile(dir + "/sweepd.log");
-  std::string addr = ReadFile(addr_file);
-  while (!addr.empty() && std::isspace(static_cast<unsigned char>(addr.back()))) addr.pop_back();
+  const std::string addr = WaitForPortFile(addr_file, 30s);
+  ASSERT_FALSE(addr.empty()) << ReadFile(dir + "/sweepd.log");
   auto ctl = [&](std::vector<std::string> args, std::string* out) {
     args.insert(args.begin(), {kBin + "/sweepctl", "--coordinator", addr});
     return RunCommand(args, out);

@@ -26,6 +26,7 @@ using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
+using sweepd::testing::WaitForPortFile;
 using sweepd::testing::WaitUntil;
 using namespace std::chrono_literals;
 
@@ -67,12 +68,8 @@ class ChaosSweep : public ::testing::Test {
                                  "127.0.0.1:" + std::to_string(port), "--port-file", addr_file,
                                  "--lease-seconds", "10", "--heartbeat-ms", "300"},
         dir_ + "/sweepd.log");
-    ASSERT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 60s))
-        << ReadFile(dir_ + "/sweepd.log");
-    address_ = ReadFile(addr_file);
-    while (!address_.empty() && std::isspace(static_cast<unsigned char>(address_.back()))) {
-      address_.pop_back();
-    }
+    address_ = WaitForPortFile(addr_file, 60s);
+    ASSERT_FALSE(address_.empty()) << ReadFile(dir_ + "/sweepd.log");
   }
   int Port() const { return std::stoi(address_.substr(address_.rfind(':') + 1)); }
 

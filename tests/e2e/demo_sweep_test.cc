@@ -21,7 +21,7 @@ using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitUntil;
+using sweepd::testing::WaitForPortFile;
 using namespace std::chrono_literals;
 
 const std::string kBin = SWEEPD_BIN_DIR;
@@ -37,12 +37,8 @@ struct Coordinator {
         std::vector<std::string>{kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0",
                                  "--port-file", addr_file},
         dir + "/sweepd.log");
-    EXPECT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 30s))
-        << ReadFile(dir + "/sweepd.log");
-    address = ReadFile(addr_file);
-    while (!address.empty() && std::isspace(static_cast<unsigned char>(address.back()))) {
-      address.pop_back();
-    }
+    address = WaitForPortFile(addr_file, 30s);
+    EXPECT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
   }
   std::string addr_file;
   std::string address;

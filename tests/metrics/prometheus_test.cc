@@ -32,6 +32,7 @@ using testing::MakeTempDir;
 using testing::ReadFile;
 using testing::RunCommand;
 using testing::UrlEncode;
+using testing::WaitForPortFile;
 using testing::WaitUntil;
 
 const std::string kBin = SWEEPD_BIN_DIR;
@@ -124,9 +125,8 @@ TEST_F(PrometheusScrape, EveryDashboardAndAlertExpressionReturnsSeriesAndJobSeri
                        "127.0.0.1:" + std::to_string(metrics_port),
                        "--metrics-retention-seconds", "20"},
                       dir + "/sweepd.log");
-  ASSERT_TRUE(WaitUntil([&] { return !ReadFile(addr_file).empty(); }, 30s))
-      << ReadFile(dir + "/sweepd.log");
-  const std::string address = Trim(ReadFile(addr_file));
+  const std::string address = WaitForPortFile(addr_file, 30s);
+  ASSERT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
 
   {
     std::ofstream cfg(dir + "/prometheus.yml");

@@ -21,16 +21,11 @@ using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitUntil;
+using sweepd::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 const std::string kSweepd = std::string(SWEEPD_BIN_DIR) + "/sweepd";
-
-std::string Trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
-}
 
 // sweepd on a free port of the loopback interface.
 struct Running {
@@ -39,8 +34,8 @@ struct Running {
     process = std::make_unique<ChildProcess>(
         std::vector<std::string>{kSweepd, "--db", db, "--listen", "127.0.0.1:0", "--port-file", port_file},
         dir + "/sweepd.log");
-    EXPECT_TRUE(WaitUntil([&] { return !ReadFile(port_file).empty(); }, 30s)) << ReadFile(dir + "/sweepd.log");
-    address = Trim(ReadFile(port_file));
+    address = WaitForPortFile(port_file, 30s);
+    EXPECT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
     stub = v1::SweepService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   }
   std::string port_file;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -96,6 +97,13 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string WaitForPortFile(const std::string& port_file, std::chrono::milliseconds timeout) {
+  std::string address;
+  WaitUntil([&] { return !(address = ReadFile(port_file)).empty(); }, timeout);
+  while (!address.empty() && std::isspace(static_cast<unsigned char>(address.back()))) address.pop_back();
+  return address;
 }
 
 std::string MakeTempDir(const std::string& prefix) {

@@ -39,6 +39,9 @@ class ChildProcess {
 // Polls `done` every 50 ms until it returns true or `timeout` passes.
 bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout);
 std::string ReadFile(const std::string& path);
+// Waits until `port_file` (sweepd's --port-file, written once sweepd serves) holds an
+// address and returns it without trailing whitespace; "" when `timeout` passes first.
+std::string WaitForPortFile(const std::string& port_file, std::chrono::milliseconds timeout);
 // A fresh directory under the system temp dir, removed by the caller if wanted.
 std::string MakeTempDir(const std::string& prefix);
 // Runs a command to completion, returning its exit status and (combined) output.
