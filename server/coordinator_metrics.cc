@@ -15,6 +15,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "server/store.h"
+
 namespace sweepd::server {
 namespace {
 
@@ -72,8 +74,9 @@ class CoordinatorMetrics::SnapshotCollector : public prometheus::Collectable {
     std::map<std::string, std::map<std::string, int64_t>> by_sweep;
     for (const auto& j : s.jobs) {
       auto& states = by_sweep[j.sweep];
-      for (const char* state : {"blocked", "queued", "leased", "running", "succeeded", "failed", "cancelled"}) {
-        states.emplace(state, 0);
+      for (JobState state : {JobState::kBlocked, JobState::kQueued, JobState::kLeased, JobState::kRunning,
+                             JobState::kSucceeded, JobState::kFailed, JobState::kCancelled}) {
+        states.emplace(JobStateName(state), 0);
       }
       states[j.state] += j.jobs;
     }
