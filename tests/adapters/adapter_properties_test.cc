@@ -255,6 +255,58 @@ TEST(AdapterPropertiesTest, SoraExactRotationMatchesMatrixExp) {
   EXPECT_LT((a->Forward(x).detach() - expected).abs().max().item<double>(), 1e-10);
 }
 
+// SORA's Taylor rotation runs as one autograd node with a hand-written backward: its output and
+// every gradient (A, B, Diag, C, D; through s_p too) equal autograd over the plain expression
+// R + s_p (R C Dᵀ − R D Cᵀ), s_p = min(1, a / (‖C‖ + ‖D‖ + 1e-6)), with R = Pre-Diag's output,
+// when s_p is clamped at 1 (small C, D) and when it is not (large C, D).
+TEST(AdapterPropertiesTest, SoraTaylorGradientsEqualAutogradOfThePlainExpression) {
+  torch::manual_seed(8);
+  for (double magnitude : {0.01, 2.0}) {
+    const double initial_s_p = 0.7;
+    json s = {{"method", "sora"}, {"r", 4}, {"r_p", 3}, {"initial_s_p", initial_s_p}};
+    torch::Tensor w = torch::randn({40, 24}, torch::kFloat64) / 5.0, bias = torch::randn({40}, torch::kFloat64);
+    auto sora = MakeAdapter(s, w.clone(), bias.clone(), MakeShape(40, 24));
+    auto pre = MakeAdapter({{"method", "pre_diag"}, {"r", 4}}, w.clone(), bias.clone(), MakeShape(40, 24));
+    Perturb(*sora);
+    torch::Tensor c, d;
+    {
+      torch::NoGradGuard no_grad;
+      for (NamedTensor& nt : sora->Trainable()) {
+        if (nt.name == "lora_C.weight") nt.tensor.copy_(torch::randn_like(nt.tensor) * magnitude);
+        if (nt.name == "lora_D.weight") nt.tensor.copy_(torch::randn_like(nt.tensor) * magnitude);
+        if (nt.name == "lora_C.weight") c = nt.tensor.detach().clone().requires_grad_();
+        if (nt.name == "lora_D.weight") d = nt.tensor.detach().clone().requires_grad_();
+        for (NamedTensor& other : pre->Trainable()) {
+          if (other.name == nt.name) other.tensor.copy_(nt.tensor);
+        }
+      }
+    }
+    torch::Tensor x = torch::randn({3, 5, 24}, torch::kFloat64);
+    torch::Tensor upstream = torch::randn({3, 5, 40}, torch::kFloat64);
+    torch::Tensor y = sora->Forward(x);
+    (y * upstream).sum().backward();
+
+    torch::Tensor r = pre->Forward(x);
+    torch::Tensor raw = initial_s_p / (c.norm() + d.norm() + 1e-6);
+    torch::Tensor sp = torch::clamp_max(raw, 1.0);
+    EXPECT_EQ(raw.item<double>() > 1.0, magnitude < 1.0) << "the two cases must cover both sides of the clamp";
+    torch::Tensor expected = r + sp * (torch::matmul(torch::matmul(r, c), d.t()) - torch::matmul(torch::matmul(r, d), c.t()));
+    (expected * upstream).sum().backward();
+
+    EXPECT_LT((y - expected).abs().max().item<double>(), 1e-12) << magnitude;
+    for (NamedTensor& nt : sora->Trainable()) {
+      torch::Tensor want;
+      if (nt.name == "lora_C.weight") want = c.grad();
+      if (nt.name == "lora_D.weight") want = d.grad();
+      for (NamedTensor& other : pre->Trainable()) {
+        if (other.name == nt.name) want = other.tensor.grad();
+      }
+      ASSERT_TRUE(want.defined() && nt.tensor.grad().defined()) << nt.name;
+      EXPECT_LT((nt.tensor.grad() - want).abs().max().item<double>(), 1e-10) << nt.name << " " << magnitude;
+    }
+  }
+}
+
 TEST(AdapterPropertiesTest, JoraTopkSelectionFollowsActivationEnergy) {
   torch::manual_seed(7);
   json s = {{"method", "jora"}, {"S_L", 2}, {"S_R", 2}, {"k", 4}, {"selection", "topk_ema"}, {"ema_beta", 0.5},

@@ -22,6 +22,66 @@
 namespace sweepd::adapters {
 namespace {
 
+// r (I + s_p K) with s_p = min(1, a / (‖C‖_F + ‖D‖_F + 1e-6)), as one autograd node with its
+// backward written out: r + (r U) Vᵀ with U = [C D], V = s_p [D −C] (two thin GEMMs of width
+// 2r_p, the second accumulating into r). Autograd over the same expression recorded about
+// twenty nodes per layer (the norms, the clamp, the concatenations, the GEMMs), each a host
+// round through the autograd engine; this is one, and saves r, U, [D −C] and r U
+// (autograd saved r, U, V and r U).
+// Gradients, for g = ∂L/∂out and P = g V [N, 2r_p]:
+//   ∂r = g + P Uᵀ,  ∂U = rᵀ P,  ∂V = gᵀ (r U),
+//   ∂C = ∂U[:, :r_p] − s_p ∂V[:, r_p:],  ∂D = ∂U[:, r_p:] + s_p ∂V[:, :r_p],
+//   and through s_p (when a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, [D −C]⟩,
+//   ∂C += ∂s_p (−a/q²) C/‖C‖, ∂D += ∂s_p (−a/q²) D/‖D‖ (zero where a norm is zero, as torch's
+//   norm backward has it).
+struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
+  // Under CUDA autocast (float32 parameters, bf16 compute) the GEMMs run in r's dtype, as
+  // autocast would run them; autocast is off in backward, so the function casts for itself and
+  // hands back C's and D's gradients in their own dtype. s_p stays in the parameters' dtype.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& r,
+                               const torch::Tensor& c, const torch::Tensor& d, double a) {
+    const int64_t d_out = c.size(0);
+    const torch::ScalarType dt = r.scalar_type();
+    torch::Tensor nc = c.norm(), nd = d.norm();
+    torch::Tensor q = nc + nd + 1e-6;
+    torch::Tensor raw = q.reciprocal() * a;
+    torch::Tensor sp = torch::clamp_max(raw, 1.0);
+    torch::Tensor u = torch::cat({c, d}, 1).to(dt);                // [d_out, 2r_p]
+    torch::Tensor v_raw = torch::cat({d, c.neg()}, 1).to(dt);      // [D −C]
+    torch::Tensor sp_dt = sp.to(dt);
+    torch::Tensor flat = r.reshape({-1, d_out});
+    torch::Tensor rc = torch::mm(flat, u);                         // [N, 2r_p]
+    ctx->save_for_backward({flat, u, v_raw, rc, sp_dt, c, d, sp, raw, q, nc, nd});
+    return torch::addmm(flat, rc, (v_raw * sp_dt).t()).view(r.sizes());
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &flat = saved[0], &u = saved[1], &v_raw = saved[2], &rc = saved[3], &sp_dt = saved[4],
+                        &c = saved[5], &d = saved[6], &sp = saved[7], &raw = saved[8], &q = saved[9],
+                        &nc = saved[10], &nd = saved[11];
+    const int64_t d_out = u.size(0), rp = u.size(1) / 2;
+    const torch::ScalarType pt = c.scalar_type();
+    const torch::Tensor& g_out = grads[0];
+    torch::Tensor g = g_out.reshape({-1, d_out}).to(flat.scalar_type());
+    torch::Tensor p = torch::mm(g, v_raw * sp_dt);                 // [N, 2r_p]
+    torch::Tensor grad_r = torch::addmm(g, p, u.t()).view(g_out.sizes());
+    torch::Tensor grad_u = torch::mm(flat.t(), p).to(pt);          // [d_out, 2r_p]
+    torch::Tensor grad_v = torch::mm(g.t(), rc).to(pt);            // [d_out, 2r_p]
+    torch::Tensor grad_sp = (grad_v.narrow(1, 0, rp) * d).sum() - (grad_v.narrow(1, rp, rp) * c).sum();
+    // ∂L/∂q through s_p = min(1, a/q): −a/q² = −raw/q where raw = a/q ≤ 1 (clamp_max passes
+    // the gradient at the bound), else 0.
+    torch::Tensor grad_q = torch::where(raw <= 1.0, grad_sp * (raw / q).neg(), torch::zeros_like(grad_sp));
+    auto unit = [](const torch::Tensor& t, const torch::Tensor& n) {
+      return t * torch::where(n == 0, torch::zeros_like(n), n.reciprocal());
+    };
+    torch::Tensor grad_c = grad_u.narrow(1, 0, rp) - grad_v.narrow(1, rp, rp) * sp + unit(c, nc) * grad_q;
+    torch::Tensor grad_d = grad_u.narrow(1, rp, rp) + grad_v.narrow(1, 0, rp) * sp + unit(d, nd) * grad_q;
+    return {grad_r, grad_c, grad_d, torch::Tensor()};
+  }
+};
+
 class SoraAdapter : public PreDiagAdapter {
  public:
   SoraAdapter(const AdapterOptions& o, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
@@ -58,15 +118,8 @@ class SoraAdapter : public PreDiagAdapter {
  protected:
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
     torch::Tensor r = Conditioned(x);
+    if (!exact_) return TaylorRotation::apply(r, C_, D_, initial_s_p_);
     torch::Tensor sp = Sp();
-    if (!exact_) {
-      // r (I + s_p K) = r + (r [C D]) (s_p [D −C])ᵀ: two thin GEMMs of width 2r_p, the second
-      // accumulating into r.
-      torch::Tensor flat = r.reshape({-1, Shape().d_out});
-      torch::Tensor rc = torch::matmul(flat, torch::cat({C_, D_}, 1));  // [N, 2r_p]
-      torch::Tensor right = torch::cat({D_, -C_}, 1) * sp;              // [d_out, 2r_p]
-      return torch::addmm(flat, rc, right.t()).view(r.sizes());
-    }
     torch::Tensor U = torch::cat({C_, D_}, 1);
     torch::Tensor M = J(U.scalar_type()) * sp;
     torch::Tensor core = torch::matmul(Phi(torch::matmul(M, torch::matmul(U.t(), U))), M);
