@@ -284,7 +284,7 @@ TEST(SweepTrainProbe, PrintsTheCpuDevice) {
   ASSERT_EQ(r.status, 0) << r.stderr_text;
   ASSERT_EQ(r.lines.size(), 1u);
   ASSERT_TRUE(r.lines[0]["devices"].is_array());
-  EXPECT_EQ(r.lines[0]["devices"][0]["type"], "cpu");
+  EXPECT_EQ(r.lines[0]["devices"][0]["kind"], "cpu");
 }
 
 }  // namespace

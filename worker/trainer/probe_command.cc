@@ -24,7 +24,7 @@ nlohmann::json CudaDevices() {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
-    out.push_back({{"type", "cuda"},
+    out.push_back({{"kind", "cuda"},
                    {"index", i},
                    {"name", prop.name},
                    {"memory_bytes", static_cast<int64_t>(prop.totalGlobalMem)},
@@ -40,7 +40,7 @@ void AddProbeCommand(CLI::App& app, int* exit_code) {
   CLI::App* probe = app.add_subcommand("probe", "Print the devices this trainer can use, as JSON");
   probe->callback([exit_code] {
     nlohmann::json devices = nlohmann::json::array();
-    devices.push_back({{"type", "cpu"}, {"index", 0}, {"name", "cpu"},
+    devices.push_back({{"kind", "cpu"}, {"index", 0}, {"name", "cpu"},
                        {"cores", static_cast<int64_t>(std::thread::hardware_concurrency())}});
     for (const auto& d : CudaDevices()) devices.push_back(d);
     nlohmann::json out = {{"torch_version", TORCH_VERSION},
