@@ -13,7 +13,8 @@ cuda_arch=$("$python" -c 'import torch
 if torch.cuda.is_available():
     ccs = sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
     print(";".join(ccs))' 2>/dev/null || true)
-extra=()
+# Extra CMake arguments, e.g. SWEEPD_CMAKE_ARGS=-DSWEEPD_UNITY_BUILD=OFF.
+read -r -a extra <<<"${SWEEPD_CMAKE_ARGS:-}"
 if [ -n "$cuda_arch" ]; then
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$cuda_arch}
   command -v nvcc >/dev/null || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH=/usr/local/cuda/bin:$PATH
