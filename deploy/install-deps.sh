@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that sweepd's build, tests and quickstart need.
 # Idempotent: packages already present are left alone; safe to run any number of times.
+# Usage: deploy/install-deps.sh [--no-test-tools]
+#   --no-test-tools  leave out what only the tests use (the Prometheus server, LaTeX); the
+#                    quickstart passes it, deploy/test.sh does not
 set -euo pipefail
+
+test_tools=1
+case "${1:-}" in
+  "") ;;
+  --no-test-tools) test_tools=0 ;;
+  *) echo "install-deps: unknown argument '$1' (usage: deploy/install-deps.sh [--no-test-tools])" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -15,10 +25,15 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev
-  prometheus
-  # pdflatex compiles the exported LaTeX tables in the tests (booktabs is in -recommended).
-  texlive-latex-base texlive-latex-recommended
 )
+if [ "$test_tools" = 1 ]; then
+  packages+=(
+    # The metrics test scrapes sweepd with a real Prometheus server.
+    prometheus
+    # pdflatex compiles the exported LaTeX tables in the tests (booktabs is in -recommended).
+    texlive-latex-base texlive-latex-recommended
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
