@@ -12,6 +12,7 @@
 #   SWEEP_TRAIN    the trainer (default: sweep-train beside sweep-worker)
 #   SWEEPD_VAR     state folder: the database, logs, the workers' job folders (default var)
 #   SWEEPD_EXPORT  a folder: also write the table as results.md, results.csv and results.tex
+#   SWEEPD_SLOTS   job slots per worker (sweep-worker --slots; default: one per GPU, else 1)
 #   SWEEPD_RETRY=1 when the sweep is already in the database: run its failed jobs again
 #                  (`sweepctl retry`) before watching
 set -euo pipefail
@@ -25,8 +26,9 @@ var=${SWEEPD_VAR:-var}
 for b in sweepd sweep-worker sweepctl; do
   [ -x "$bin/$b" ] || { echo "run-sweep: $bin/$b not found (build it, or set SWEEPD_BIN)" >&2; exit 2; }
 done
-trainer=()
-[ -n "${SWEEP_TRAIN:-}" ] && trainer=(--trainer "$(realpath "$SWEEP_TRAIN")")
+worker_args=()
+[ -n "${SWEEP_TRAIN:-}" ] && worker_args+=(--trainer "$(realpath "$SWEEP_TRAIN")")
+[ -n "${SWEEPD_SLOTS:-}" ] && worker_args+=(--slots "$SWEEPD_SLOTS")
 # The sweep's name, from the spec as sweepd will read it (also checks the spec before anything starts).
 name=$("$bin/sweepctl" validate "$spec" | sed -n "s/.*sweep '\([a-z0-9-]*\)'.*/\1/p")
 [ -n "$name" ] || { echo "run-sweep: could not read the sweep's name from $spec" >&2; exit 2; }
@@ -51,7 +53,7 @@ echo "run-sweep: sweepd listening on $SWEEPD_ADDR (database $var/sweepd.db, log 
 for i in $(seq "$workers"); do
   suffix=""
   [ "$workers" -gt 1 ] && suffix="-$i"
-  "$bin/sweep-worker" --coordinator "$SWEEPD_ADDR" --workdir "$var/worker$suffix" "${trainer[@]}" \
+  "$bin/sweep-worker" --coordinator "$SWEEPD_ADDR" --workdir "$var/worker$suffix" "${worker_args[@]}" \
     --hostname "$(hostname)$suffix" >>"$var/worker$suffix.log" 2>&1 &
   pids+=($!)
 done

@@ -278,6 +278,32 @@ TEST(SweepTrainConformance, ModelFoldersAndTokenizerPass) {
   EXPECT_EQ(WIFEXITED(bad) ? WEXITSTATUS(bad) : -1, 1) << ReadFile(dir + "/bad");
 }
 
+// `prepare` leaves the synthetic base model in the cache (the same folder every job reads) and
+// says where; anything but synthetic:NAME is refused with the name in the message.
+TEST(SweepTrainPrepare, FillsTheCacheAndRefusesOtherModels) {
+  const std::string dir = MakeTempDir("sweep-train-prepare-");
+  RunResult r = RunTrainer({kTrain, "prepare", "synthetic:tiny"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ASSERT_EQ(r.lines.size(), 1u);
+  EXPECT_EQ(r.lines[0]["model"], "synthetic:tiny");
+  EXPECT_EQ(r.lines[0]["cache"], std::string(SWEEPD_TEST_CACHE));
+  int models = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SWEEPD_TEST_CACHE)) {
+    if (entry.path().filename().string().rfind("synthetic-tiny-", 0) == 0 &&
+        std::filesystem::exists(entry.path() / "model.safetensors")) {
+      ++models;
+    }
+  }
+  EXPECT_GE(models, 1);
+
+  RunResult folder = RunTrainer({kTrain, "prepare", dir}, dir);
+  EXPECT_EQ(folder.status, 2);
+  EXPECT_NE(folder.stderr_text.find(dir + ": only synthetic:NAME"), std::string::npos) << folder.stderr_text;
+  RunResult unknown = RunTrainer({kTrain, "prepare", "synthetic:no-such-model"}, dir);
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.stderr_text.find("no-such-model"), std::string::npos) << unknown.stderr_text;
+}
+
 TEST(SweepTrainProbe, PrintsTheCpuDevice) {
   const std::string dir = MakeTempDir("sweep-train-probe-");
   RunResult r = RunTrainer({kTrain, "probe"}, dir);

@@ -1,6 +1,7 @@
-// sweep-train: runs one job (run), checks adapters and models against reference files
-// (conformance), prints matched parameter budgets (budget), lists devices (probe), times
-// training steps on a random-weight model (bench).
+// sweep-train: runs one job (run), pre-trains synthetic base models into the cache
+// (prepare), checks adapters and models against reference files (conformance), prints
+// matched parameter budgets (budget), lists devices (probe), times training steps on a
+// random-weight model (bench).
 // Exceptions from LibTorch end here as a one-line message and exit status 2.
 #include <exception>
 #include <iostream>
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   sweepd::trainer::AddRunCommand(app, &exit_code);
+  sweepd::trainer::AddPrepareCommand(app, &exit_code);
   sweepd::trainer::AddProbeCommand(app, &exit_code);
   sweepd::trainer::AddConformanceCommand(app, &exit_code);
   sweepd::trainer::AddBudgetCommand(app, &exit_code);

@@ -1,5 +1,8 @@
 // `sweep-train run --job JOB.json --workdir DIR [--resume] [--cache DIR]`: reads the job,
 // runs it, and turns every failure into the contract's exit status and one stderr line.
+// `sweep-train prepare synthetic:NAME... [--cache DIR]`: fills the cache of pre-trained
+// synthetic base models ahead of the jobs (the quickstart does it while the services build).
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +10,7 @@
 #include <new>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "common/job_config.h"
@@ -87,7 +91,46 @@ int Run(const RunFlags& flags) {
   }
 }
 
+struct PrepareFlags {
+  std::vector<std::string> models;
+  std::string cache;
+};
+
+int Prepare(const PrepareFlags& flags) {
+  const std::string cache = ResolveCacheDir(flags.cache);
+  for (const std::string& model : flags.models) {
+    if (model.rfind("synthetic:", 0) != 0) {
+      std::cerr << "sweep-train prepare: " << model
+                << ": only synthetic:NAME base models are prepared (checkpoint folders are read as they are)"
+                << std::endl;
+      return kExitInvalid;
+    }
+  }
+  try {
+    for (const std::string& model : flags.models) {
+      const auto start = std::chrono::steady_clock::now();
+      LoadSyntheticBase(model, cache, [](const std::string& line) { std::cerr << "sweep-train: " << line << std::endl; });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::cout << nlohmann::json{{"model", model}, {"cache", cache}, {"seconds", s}}.dump() << std::endl;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "sweep-train prepare: " << FirstLine(e.what()) << std::endl;
+    return kExitInvalid;
+  }
+  return 0;
+}
+
 }  // namespace
+
+void AddPrepareCommand(CLI::App& app, int* exit_code) {
+  auto flags = std::make_shared<PrepareFlags>();
+  CLI::App* prepare = app.add_subcommand(
+      "prepare", "Pre-train synthetic base models into the cache now, before any job needs them");
+  prepare->add_option("models", flags->models, "synthetic:NAME (e.g. synthetic:tiny)")->required();
+  prepare->add_option("--cache", flags->cache,
+                      "cache of pre-trained synthetic base models (default $SWEEPD_CACHE, else ~/.cache/sweepd)");
+  prepare->callback([flags, exit_code] { *exit_code = Prepare(*flags); });
+}
 
 void AddRunCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<RunFlags>();
