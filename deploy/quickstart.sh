@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The embedded default on one machine: installs what is missing, builds Release, starts
-# sweepd on var/sweepd.db and one local worker, submits sweeps/demo-cpu.yaml, shows its
+# sweepd on var/sweepd.db and one local worker (one job slot per core, up to 4), submits sweeps/demo-cpu.yaml, shows its
 # progress, prints the results table, and stops what it started (var/sweepd.db stays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,4 +24,7 @@ if ! wait "$prepare"; then
   exit 1
 fi
 trap - EXIT
-SWEEPD_BIN="$build_dir/bin" exec deploy/run-sweep.sh sweeps/demo-cpu.yaml
+# One job slot per core, up to the demo's 4 training jobs: its jobs use about one core each.
+cores=$(nproc)
+SWEEPD_SLOTS=${SWEEPD_SLOTS:-$((cores < 4 ? cores : 4))} SWEEPD_BIN="$build_dir/bin" \
+  exec deploy/run-sweep.sh sweeps/demo-cpu.yaml
