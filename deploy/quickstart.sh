@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The embedded default on one machine: installs what is missing, builds Release, starts
-# sweepd on var/sweepd.db and one local worker (one job slot per core, up to 4), submits sweeps/demo-cpu.yaml, shows its
-# progress, prints the results table, and stops what it started (var/sweepd.db stays).
+# sweepd on var/sweepd.db and one local worker (one job slot per core, up to 4), submits
+# sweeps/demo-cpu.yaml, shows its progress, prints the results table, and stops what it
+# started (var/sweepd.db stays).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
