@@ -34,6 +34,12 @@ namespace {
 //   and through s_p (when a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, [D −C]⟩,
 //   ∂C += ∂s_p (−a/q²) C/‖C‖, ∂D += ∂s_p (−a/q²) D/‖D‖ (zero where a norm is zero, as torch's
 //   norm backward has it).
+// q = ‖C‖_F + ‖D‖_F + 1e-6, and a / q: s_p before its clamp at 1.
+torch::Tensor NormSum(const torch::Tensor& norm_c, const torch::Tensor& norm_d) { return norm_c + norm_d + 1e-6; }
+torch::Tensor RawSp(const torch::Tensor& norm_c, const torch::Tensor& norm_d, double a) {
+  return NormSum(norm_c, norm_d).reciprocal() * a;
+}
+
 struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
   // Under CUDA autocast (float32 parameters, bf16 compute) the GEMMs run in r's dtype, as
   // autocast would run them; autocast is off in backward, so the function casts for itself and
@@ -43,36 +49,33 @@ struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
     const int64_t d_out = c.size(0);
     const torch::ScalarType dt = r.scalar_type();
     torch::Tensor nc = c.norm(), nd = d.norm();
-    torch::Tensor q = nc + nd + 1e-6;
-    torch::Tensor raw = q.reciprocal() * a;
+    torch::Tensor raw = RawSp(nc, nd, a);
     torch::Tensor sp = torch::clamp_max(raw, 1.0);
     torch::Tensor u = torch::cat({c, d}, 1).to(dt);                // [d_out, 2r_p]
     torch::Tensor v_raw = torch::cat({d, c.neg()}, 1).to(dt);      // [D −C]
-    torch::Tensor sp_dt = sp.to(dt);
     torch::Tensor flat = r.reshape({-1, d_out});
     torch::Tensor rc = torch::mm(flat, u);                         // [N, 2r_p]
-    ctx->save_for_backward({flat, u, v_raw, rc, sp_dt, c, d, sp, raw, q, nc, nd});
-    return torch::addmm(flat, rc, (v_raw * sp_dt).t()).view(r.sizes());
+    ctx->save_for_backward({flat, u, v_raw, rc, c, d, sp, raw, nc, nd});
+    return torch::addmm(flat, rc, (v_raw * sp.to(dt)).t()).view(r.sizes());
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     auto saved = ctx->get_saved_variables();
-    const torch::Tensor &flat = saved[0], &u = saved[1], &v_raw = saved[2], &rc = saved[3], &sp_dt = saved[4],
-                        &c = saved[5], &d = saved[6], &sp = saved[7], &raw = saved[8], &q = saved[9],
-                        &nc = saved[10], &nd = saved[11];
+    const torch::Tensor &flat = saved[0], &u = saved[1], &v_raw = saved[2], &rc = saved[3], &c = saved[4],
+                        &d = saved[5], &sp = saved[6], &raw = saved[7], &nc = saved[8], &nd = saved[9];
     const int64_t d_out = u.size(0), rp = u.size(1) / 2;
     const torch::ScalarType pt = c.scalar_type();
     const torch::Tensor& g_out = grads[0];
     torch::Tensor g = g_out.reshape({-1, d_out}).to(flat.scalar_type());
-    torch::Tensor p = torch::mm(g, v_raw * sp_dt);                 // [N, 2r_p]
+    torch::Tensor p = torch::mm(g, v_raw * sp.to(v_raw.scalar_type()));  // [N, 2r_p]
     torch::Tensor grad_r = torch::addmm(g, p, u.t()).view(g_out.sizes());
     torch::Tensor grad_u = torch::mm(flat.t(), p).to(pt);          // [d_out, 2r_p]
     torch::Tensor grad_v = torch::mm(g.t(), rc).to(pt);            // [d_out, 2r_p]
     torch::Tensor grad_sp = (grad_v.narrow(1, 0, rp) * d).sum() - (grad_v.narrow(1, rp, rp) * c).sum();
-    // ∂L/∂q through s_p = min(1, a/q): −a/q² = −raw/q where raw = a/q ≤ 1 (clamp_max passes
-    // the gradient at the bound), else 0.
-    torch::Tensor grad_q = torch::where(raw <= 1.0, grad_sp * (raw / q).neg(), torch::zeros_like(grad_sp));
+    // ∂L/∂q through s_p = min(1, raw), raw = a/q, q = ‖C‖ + ‖D‖ + 1e-6: −a/q² = −raw/q where
+    // raw ≤ 1 (clamp_max passes the gradient at the bound), else 0.
+    torch::Tensor grad_q = torch::where(raw <= 1.0, grad_sp * (raw / NormSum(nc, nd)).neg(), torch::zeros_like(grad_sp));
     auto unit = [](const torch::Tensor& t, const torch::Tensor& n) {
       return t * torch::where(n == 0, torch::zeros_like(n), n.reciprocal());
     };
@@ -133,7 +136,7 @@ class SoraAdapter : public PreDiagAdapter {
   }
 
  private:
-  torch::Tensor Sp() { return torch::clamp_max(initial_s_p_ / (C_.norm() + D_.norm() + 1e-6), 1.0); }
+  torch::Tensor Sp() { return torch::clamp_max(RawSp(C_.norm(), D_.norm(), initial_s_p_), 1.0); }
 
   torch::Tensor J(torch::ScalarType dtype) const {
     auto opts = Options().dtype(dtype);

@@ -44,8 +44,6 @@ class Clock {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-bool IsSynthetic(const std::string& source) { return source.rfind("synthetic:", 0) == 0; }
-
 void Log(const std::string& line) { std::cerr << "sweep-train: " << line << std::endl; }
 
 torch::Device ParseDevice(const std::string& name) {
@@ -68,7 +66,7 @@ struct BaseModel {
 BaseModel LoadBase(const JobConfig& config, const RunOptions& options) {
   BaseModel base;
   const ModelSpec& spec = config.model;
-  if (IsSynthetic(spec.source)) {
+  if (IsSyntheticModel(spec.source)) {
     base.model = LoadSyntheticBase(spec.source, options.cache_dir, Log);
     base.tokenizer = std::make_unique<data::ByteTokenizer>();
   } else {

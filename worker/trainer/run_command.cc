@@ -99,7 +99,7 @@ struct PrepareFlags {
 int Prepare(const PrepareFlags& flags) {
   const std::string cache = ResolveCacheDir(flags.cache);
   for (const std::string& model : flags.models) {
-    if (model.rfind("synthetic:", 0) != 0) {
+    if (!IsSyntheticModel(model)) {
       std::cerr << "sweep-train prepare: " << model
                 << ": only synthetic:NAME base models are prepared (checkpoint folders are read as they are)"
                 << std::endl;

@@ -95,6 +95,8 @@ void Pretrain(models::LlamaForCausalLM& model, const std::function<void(const st
 
 }  // namespace
 
+bool IsSyntheticModel(const std::string& source) { return source.rfind("synthetic:", 0) == 0; }
+
 std::string ResolveCacheDir(const std::string& flag) {
   fs::path dir;
   if (!flag.empty()) {

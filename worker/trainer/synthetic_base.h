@@ -12,6 +12,9 @@
 
 namespace sweepd::trainer {
 
+// Whether a model source names a built-in synthetic model ("synthetic:NAME").
+bool IsSyntheticModel(const std::string& source);
+
 // Where cached base models live: `flag` if given, else $SWEEPD_CACHE, else
 // $XDG_CACHE_HOME/sweepd, else $HOME/.cache/sweepd (absolute, so every job's workdir agrees).
 std::string ResolveCacheDir(const std::string& flag);
