@@ -16,6 +16,12 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+// CUDA graphs of training passes (worker/trainer/cuda_graph.cc): a CUDA build of LibTorch 2.x,
+// whose at::cuda::CUDAGraph registers the default generator itself (1.13's API differs).
+#if defined(SWEEPD_HAVE_CUDA) && TORCH_VERSION_MAJOR >= 2
+#define SWEEPD_CUDA_GRAPHS 1
+#endif
+
 namespace sweepd::compat {
 
 inline constexpr bool kHasFusedAttention = TORCH_VERSION_MAJOR >= 2;
@@ -109,6 +115,16 @@ inline void MultiplyInPlace(const std::vector<torch::Tensor>& tensors, const tor
   at::_foreach_mul_(tensors, scale);
 #else
   for (const auto& t : tensors) t.mul_(scale.to(t.scalar_type()));
+#endif
+}
+
+// t.zero_() for every t, in one launch where LibTorch has the foreach kernel (2.x).
+inline void ZeroInPlace(const std::vector<torch::Tensor>& tensors) {
+  if (tensors.empty()) return;
+#if TORCH_VERSION_MAJOR >= 2
+  at::_foreach_zero_(tensors);
+#else
+  for (const auto& t : tensors) t.zero_();
 #endif
 }
 

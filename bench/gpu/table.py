@@ -56,6 +56,12 @@ def ok(r):
     return r is not None and "tokens_per_s" in r and not r.get("oom")
 
 
+def graph_of(r):
+    if not ok(r) or "cuda_graph" not in r:
+        return "—"
+    return "yes" if r["cuda_graph"] else "no"
+
+
 def mfu(r, flops, peak):
     if not ok(r) or not flops or not peak:
         return "—"
@@ -86,11 +92,14 @@ def main():
       f"(fused where available), gradient clipping 1.0. Tokens/s of training (forward, backward, "
       f"clip, optimizer step); peak = CUDA caching allocator's peak allocated bytes (GB = 1e9); "
       f"MFU = tokens/s x {flops / 1e9 if flops else 0:.2f} GFLOP/token / {peak} TFLOP/s "
-      f"(datasheet dense bf16 peak). Ratios: sweep-train / HF PEFT.")
+      f"(datasheet dense bf16 peak). Ratios: sweep-train / HF PEFT. Graph: whether sweep-train "
+      f"replayed each step's forward and backward as a CUDA graph (methods whose layers change "
+      f"shape between steps run eagerly); HF PEFT runs eagerly, as PEFT does.")
     w("")
     w("| method | track | sweep-train tok/s | HF PEFT tok/s | speed ratio | sweep-train peak GB "
-      "| HF PEFT peak GB | memory ratio | sweep-train MFU | HF PEFT MFU | trainable params (ours / PEFT) |")
-    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+      "| HF PEFT peak GB | memory ratio | sweep-train MFU | HF PEFT MFU | trainable params (ours / PEFT) "
+      "| graph |")
+    w("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     goals = []
     for track in ["A", "B"]:
         for m in METHOD_ORDER:
@@ -112,7 +121,8 @@ def main():
             tp = f"{ours.get('trainable_params', '—') if ours else '—'} / " \
                  f"{hf.get('trainable_params', '—') if hf else '—'}"
             w(f"| {label} | {track} | {fmt_rate(ours)} | {fmt_rate(hf)} | {speed} | {fmt_mem(ours)} "
-              f"| {fmt_mem(hf)} | {mem} | {mfu(ours, flops, peak)} | {mfu(hf, flops, peak)} | {tp} |")
+              f"| {fmt_mem(hf)} | {mem} | {mfu(ours, flops, peak)} | {mfu(hf, flops, peak)} | {tp} "
+              f"| {graph_of(ours)} |")
     w("")
     w("Goals, checked on these figures:")
     w("")

@@ -64,6 +64,11 @@ class Adapter : public torch::nn::Module {
   virtual torch::Tensor RegularizationLoss() { return {}; }
   // Called after each optimizer step (AdaLoRA's rank allocation, JORA's pair selection).
   virtual void AfterOptimizerStep(int64_t /*step*/, int64_t /*total_steps*/) {}
+  // Whether Forward() and RegularizationLoss() may be captured in a CUDA graph and replayed
+  // (worker/trainer/cuda_graph.h): no value read on the host, the same shapes and the same
+  // tensors every step (AfterOptimizerStep may change values in place, nothing else).
+  // JORA's active pair counts and AdaLoRA's rank budget change the computation: they say no.
+  virtual bool CudaGraphSafe() const { return false; }
 
   // Copies `tensors` (keyed by the names of Trainable() and State(); PEFT's in-memory
   // ".default" infix and DoRA's ".weight" suffix are accepted too) into this adapter,

@@ -64,6 +64,7 @@ class BoftAdapter : public FrozenLinearAdapter {
 
   std::vector<NamedTensor> Trainable() override { return TrainableList(); }
   int64_t ParameterCount() const override { return count_; }
+  bool CudaGraphSafe() const override { return true; }
   std::map<std::string, double> Diagnostics() override {
     return {{"orthogonality_error", OrthogonalityError(Blocks())}};
   }

@@ -17,6 +17,7 @@ class Ia3Adapter : public FrozenLinearAdapter {
 
   std::vector<NamedTensor> Trainable() override { return TrainableList(); }
   int64_t ParameterCount() const override { return feedforward_ ? Shape().d_in : Shape().d_out; }
+  bool CudaGraphSafe() const override { return true; }
 
  protected:
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {

@@ -140,6 +140,8 @@ class JoraAdapter : public FrozenLinearAdapter {
             {"core.support_indices", support_}, {"core.active_support_size", support_size_}};
   }
   int64_t ParameterCount() const override { return count_; }
+  // Pair selection changes the active counts (host integers that size the forward).
+  bool CudaGraphSafe() const override { return selection_ == "none"; }
 
   void AfterLoad() override {
     n_l_ = num_l_.item<int64_t>();

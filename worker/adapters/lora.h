@@ -15,6 +15,8 @@ class LoraAdapter : public FrozenLinearAdapter {
 
   std::vector<NamedTensor> Trainable() override { return TrainableList(); }
   int64_t ParameterCount() const override;
+  // LoRA and the methods built on it (DoRA, Pre-Diag, SORA): plain tensor maths per step.
+  bool CudaGraphSafe() const override { return true; }
 
  protected:
   torch::Tensor AdaptedForward(const torch::Tensor& x) override;

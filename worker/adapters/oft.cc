@@ -35,6 +35,7 @@ class OftAdapter : public FrozenLinearAdapter {
 
   std::vector<NamedTensor> Trainable() override { return TrainableList(); }
   int64_t ParameterCount() const override { return count_; }
+  bool CudaGraphSafe() const override { return true; }  // Cayley by linalg_solve_ex: no host check
 
   std::map<std::string, double> Diagnostics() override {
     return {{"orthogonality_error", OrthogonalityError(Rotation())}};

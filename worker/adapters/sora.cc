@@ -23,15 +23,14 @@ namespace sweepd::adapters {
 namespace {
 
 // r (I + s_p K) with s_p = min(1, a / (‖C‖_F + ‖D‖_F + 1e-6)), as one autograd node with its
-// backward written out: r + (r U) Vᵀ with U = [C D], V = s_p [D −C] (two thin GEMMs of width
-// 2r_p, the second accumulating into r). Autograd over the same expression recorded about
-// twenty nodes per layer (the norms, the clamp, the concatenations, the GEMMs), each a host
-// round through the autograd engine; this is one, and saves r, U, [D −C] and r U
-// (autograd saved r, U, V and r U).
-// Gradients, for g = ∂L/∂out and P = g V [N, 2r_p]:
-//   ∂r = g + P Uᵀ,  ∂U = rᵀ P,  ∂V = gᵀ (r U),
-//   ∂C = ∂U[:, :r_p] − s_p ∂V[:, r_p:],  ∂D = ∂U[:, r_p:] + s_p ∂V[:, :r_p],
-//   and through s_p (when a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, [D −C]⟩,
+// backward written out: r + (r U) (s_p V)ᵀ with U = [C D], V = [D −C] = U Jᵀ, J = [[0, I], [−I, 0]]
+// (two thin GEMMs of width 2r_p, the second accumulating into r). Autograd over the same
+// expression recorded about twenty nodes per layer; this is one, and its backward is four
+// GEMMs over the N rows and a handful of [d_out, 2r_p]-sized kernels (each small kernel costs
+// launch latency even inside a CUDA graph, and a layer has two dozen of them otherwise).
+// Gradients, for g = ∂L/∂out and P = g (s_p V) [N, 2r_p]:
+//   ∂r = g + P Uᵀ,  ∂U = rᵀ P + s_p ∂V J  with ∂V = gᵀ (r U),
+//   and through s_p (when a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, V⟩,
 //   ∂C += ∂s_p (−a/q²) C/‖C‖, ∂D += ∂s_p (−a/q²) D/‖D‖ (zero where a norm is zero, as torch's
 //   norm backward has it).
 // q = ‖C‖_F + ‖D‖_F + 1e-6, and a / q: s_p before its clamp at 1.
@@ -40,48 +39,58 @@ torch::Tensor RawSp(const torch::Tensor& norm_c, const torch::Tensor& norm_d, do
   return NormSum(norm_c, norm_d).reciprocal() * a;
 }
 
+// J = [[0, I], [−I, 0]] (2r × 2r): U Jᵀ = [D −C] for U = [C D].
+torch::Tensor SkewPairing(int64_t r, const torch::TensorOptions& options) {
+  torch::Tensor j = torch::zeros({2 * r, 2 * r}, options);
+  j.narrow(0, 0, r).narrow(1, r, r).copy_(Eye(r, options));
+  j.narrow(0, r, r).narrow(1, 0, r).copy_(-Eye(r, options));
+  return j;
+}
+
 struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
   // Under CUDA autocast (float32 parameters, bf16 compute) the GEMMs run in r's dtype, as
   // autocast would run them; autocast is off in backward, so the function casts for itself and
   // hands back C's and D's gradients in their own dtype. s_p stays in the parameters' dtype.
+  // `j` is SkewPairing(r_p) in the parameters' dtype and device (the backward's ∂V J).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& r,
-                               const torch::Tensor& c, const torch::Tensor& d, double a) {
-    const int64_t d_out = c.size(0);
+                               const torch::Tensor& c, const torch::Tensor& d, const torch::Tensor& j, double a) {
+    const int64_t d_out = c.size(0), rp = c.size(1);
     const torch::ScalarType dt = r.scalar_type();
-    torch::Tensor nc = c.norm(), nd = d.norm();
-    torch::Tensor raw = RawSp(nc, nd, a);
-    torch::Tensor sp = torch::clamp_max(raw, 1.0);
-    torch::Tensor u = torch::cat({c, d}, 1).to(dt);                // [d_out, 2r_p]
-    torch::Tensor v_raw = torch::cat({d, c.neg()}, 1).to(dt);      // [D −C]
+    torch::Tensor u = torch::cat({c, d}, 1);                                   // [d_out, 2r_p]
+    torch::Tensor norms = at::linalg_vector_norm(u.view({d_out, 2, rp}), 2, {0, 2});  // [‖C‖, ‖D‖]
+    torch::Tensor q = norms.sum().add_(1e-6);
+    torch::Tensor raw = q.reciprocal().mul_(a);
+    torch::Tensor sp = raw.clamp_max(1.0);
+    // [D −C] by concatenation, not as U Jᵀ: under autocast a GEMM here would round it to bf16.
+    torch::Tensor v = torch::cat({d, c.neg()}, 1);
+    torch::Tensor u_c = u.to(dt);
+    torch::Tensor vsp_c = (v * sp).to(dt);
     torch::Tensor flat = r.reshape({-1, d_out});
-    torch::Tensor rc = torch::mm(flat, u);                         // [N, 2r_p]
-    ctx->save_for_backward({flat, u, v_raw, rc, c, d, sp, raw, nc, nd});
-    return torch::addmm(flat, rc, (v_raw * sp.to(dt)).t()).view(r.sizes());
+    torch::Tensor rc = torch::mm(flat, u_c);                                    // [N, 2r_p]
+    ctx->save_for_backward({flat, u, u_c, v, vsp_c, rc, j, sp, raw, q, norms});
+    return torch::addmm(flat, rc, vsp_c.t()).view(r.sizes());
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     auto saved = ctx->get_saved_variables();
-    const torch::Tensor &flat = saved[0], &u = saved[1], &v_raw = saved[2], &rc = saved[3], &c = saved[4],
-                        &d = saved[5], &sp = saved[6], &raw = saved[7], &nc = saved[8], &nd = saved[9];
+    const torch::Tensor &flat = saved[0], &u = saved[1], &u_c = saved[2], &v = saved[3], &vsp_c = saved[4],
+                        &rc = saved[5], &j = saved[6], &sp = saved[7], &raw = saved[8], &q = saved[9],
+                        &norms = saved[10];
     const int64_t d_out = u.size(0), rp = u.size(1) / 2;
-    const torch::ScalarType pt = c.scalar_type();
+    const torch::ScalarType pt = u.scalar_type();
     const torch::Tensor& g_out = grads[0];
     torch::Tensor g = g_out.reshape({-1, d_out}).to(flat.scalar_type());
-    torch::Tensor p = torch::mm(g, v_raw * sp.to(v_raw.scalar_type()));  // [N, 2r_p]
-    torch::Tensor grad_r = torch::addmm(g, p, u.t()).view(g_out.sizes());
-    torch::Tensor grad_u = torch::mm(flat.t(), p).to(pt);          // [d_out, 2r_p]
-    torch::Tensor grad_v = torch::mm(g.t(), rc).to(pt);            // [d_out, 2r_p]
-    torch::Tensor grad_sp = (grad_v.narrow(1, 0, rp) * d).sum() - (grad_v.narrow(1, rp, rp) * c).sum();
-    // ∂L/∂q through s_p = min(1, raw), raw = a/q, q = ‖C‖ + ‖D‖ + 1e-6: −a/q² = −raw/q where
-    // raw ≤ 1 (clamp_max passes the gradient at the bound), else 0.
-    torch::Tensor grad_q = torch::where(raw <= 1.0, grad_sp * (raw / NormSum(nc, nd)).neg(), torch::zeros_like(grad_sp));
-    auto unit = [](const torch::Tensor& t, const torch::Tensor& n) {
-      return t * torch::where(n == 0, torch::zeros_like(n), n.reciprocal());
-    };
-    torch::Tensor grad_c = grad_u.narrow(1, 0, rp) - grad_v.narrow(1, rp, rp) * sp + unit(c, nc) * grad_q;
-    torch::Tensor grad_d = grad_u.narrow(1, rp, rp) + grad_v.narrow(1, 0, rp) * sp + unit(d, nd) * grad_q;
-    return {grad_r, grad_c, grad_d, torch::Tensor()};
+    torch::Tensor p = torch::mm(g, vsp_c);                                      // [N, 2r_p]
+    torch::Tensor grad_r = torch::addmm(g, p, u_c.t()).view(g_out.sizes());
+    torch::Tensor grad_v = torch::mm(g.t(), rc).to(pt);                         // [d_out, 2r_p]
+    torch::Tensor grad_u = torch::addmm(torch::mm(flat.t(), p).to(pt), grad_v, j * sp);
+    // Through s_p: ∂s_p (−raw/q) where raw ≤ 1 (clamp_max passes the gradient at the bound),
+    // times U's columns over their half's norm.
+    torch::Tensor grad_q = (grad_v * v).sum() * torch::where(raw <= 1.0, raw / q, torch::zeros_like(raw)).neg();
+    torch::Tensor per_half = torch::where(norms == 0, torch::zeros_like(norms), grad_q / norms);  // [2]
+    grad_u.view({d_out, 2, rp}).addcmul_(u.view({d_out, 2, rp}), per_half.view({1, 2, 1}));
+    return {grad_r, grad_u.narrow(1, 0, rp), grad_u.narrow(1, rp, rp), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -101,6 +110,7 @@ class SoraAdapter : public PreDiagAdapter {
     }
     C_ = AddTrainable("lora_C.weight", c);
     D_ = AddTrainable("lora_D.weight", c.detach().clone());  // D = C: K = 0 at init
+    pairing_ = SkewPairing(r_p_, Options());
   }
 
   std::map<std::string, double> Diagnostics() override {
@@ -121,7 +131,12 @@ class SoraAdapter : public PreDiagAdapter {
  protected:
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
     torch::Tensor r = Conditioned(x);
-    if (!exact_) return TaylorRotation::apply(r, C_, D_, initial_s_p_);
+    if (!exact_) {
+      if (pairing_.device() != C_.device() || pairing_.scalar_type() != C_.scalar_type()) {
+        pairing_ = pairing_.to(C_.options());  // the module moved after construction
+      }
+      return TaylorRotation::apply(r, C_, D_, pairing_, initial_s_p_);
+    }
     torch::Tensor sp = Sp();
     torch::Tensor U = torch::cat({C_, D_}, 1);
     torch::Tensor M = J(U.scalar_type()) * sp;
@@ -138,13 +153,7 @@ class SoraAdapter : public PreDiagAdapter {
  private:
   torch::Tensor Sp() { return torch::clamp_max(RawSp(C_.norm(), D_.norm(), initial_s_p_), 1.0); }
 
-  torch::Tensor J(torch::ScalarType dtype) const {
-    auto opts = Options().dtype(dtype);
-    torch::Tensor j = torch::zeros({2 * r_p_, 2 * r_p_}, opts);
-    j.narrow(0, 0, r_p_).narrow(1, r_p_, r_p_).copy_(Eye(r_p_, opts));
-    j.narrow(0, r_p_, r_p_).narrow(1, 0, r_p_).copy_(-Eye(r_p_, opts));
-    return j;
-  }
+  torch::Tensor J(torch::ScalarType dtype) const { return SkewPairing(r_p_, Options().dtype(dtype)); }
 
   // φ(A) = Σ A^k/(k+1)! from exp([[A, I], [0, 0]]) = [[e^A, φ(A)], [0, I]].
   static torch::Tensor Phi(const torch::Tensor& a_in) {
@@ -176,6 +185,7 @@ class SoraAdapter : public PreDiagAdapter {
   double initial_s_p_ = 1.0;
   bool exact_ = false;
   torch::Tensor C_, D_;
+  torch::Tensor pairing_;  // SkewPairing(r_p) in C's dtype and device
 };
 
 }  // namespace

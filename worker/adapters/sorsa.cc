@@ -41,6 +41,7 @@ class SorsaAdapter : public FrozenLinearAdapter {
     return (torch::matmul(B_ * S_, A_) - torch::matmul(B0_ * S0_, A0_)) * scale_;
   }
   int64_t ParameterCount() const override { return r_ * (Shape().d_in + Shape().d_out + 1); }
+  bool CudaGraphSafe() const override { return true; }
 
   torch::Tensor RegularizationLoss() override {
     torch::Tensor ia = Eye(r_, A_.options());

@@ -110,7 +110,11 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
     // Plain causal attention goes without a mask, so that CUDA can use flash attention.
     if (config_.sliding_window > 0) ctx.mask = mask.unsqueeze(0).unsqueeze(0);
   }
-  RopeTables tables = MakeRopeTables(config_.rope, config_.head_dim, positions);
+  if (config_.rope.type != "dynamic" && (!rope_inv_freq_.defined() || rope_inv_freq_.device() != device)) {
+    rope_inv_freq_ = RopeInverseFrequencies(config_.rope, RotaryDim(config_.rope, config_.head_dim), 0, &rope_scaling_)
+                         .to(device, torch::kFloat32);
+  }
+  RopeTables tables = MakeRopeTables(config_.rope, config_.head_dim, positions, rope_inv_freq_, rope_scaling_);
   ctx.cos = tables.cos;
   ctx.sin = tables.sin;
 

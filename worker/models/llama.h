@@ -94,6 +94,9 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
 
  private:
   LlamaConfig config_;
+  // RoPE's inverse frequencies on the device of the last forward pass, and their scaling.
+  torch::Tensor rope_inv_freq_;
+  double rope_scaling_ = 1.0;
 };
 TORCH_MODULE(LlamaForCausalLM);
 

@@ -83,16 +83,24 @@ torch::Tensor RopeInverseFrequencies(const RopeConfig& rope, int64_t rotary_dim,
   return BaseInverseFrequencies(rope.theta, rotary_dim);
 }
 
-RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch::Tensor& positions) {
+int64_t RotaryDim(const RopeConfig& rope, int64_t head_dim) {
   int64_t rotary_dim = static_cast<int64_t>(static_cast<double>(head_dim) * rope.partial_rotary_factor);
-  rotary_dim -= rotary_dim % 2;
-  // Only dynamic NTK scaling depends on the length; reading it is a host sync, so skip it otherwise.
-  const int64_t seq_len =
-      rope.type != "dynamic" || positions.numel() == 0 ? 0 : positions.max().item<int64_t>() + 1;
-  double scaling = 1.0;
-  // Non-blocking: a blocking host-to-device copy would wait for the device every forward pass.
-  auto inv_freq = RopeInverseFrequencies(rope, rotary_dim, seq_len, &scaling)
-                      .to(positions.device(), torch::kFloat32, /*non_blocking=*/true);
+  return rotary_dim - rotary_dim % 2;
+}
+
+RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch::Tensor& positions,
+                          const torch::Tensor& given_inv_freq, double given_scaling) {
+  torch::Tensor inv_freq = given_inv_freq;
+  double scaling = given_scaling;
+  if (!inv_freq.defined() || rope.type == "dynamic") {
+    // Only dynamic NTK scaling depends on the length; reading it is a host sync, so skip it otherwise.
+    const int64_t seq_len =
+        rope.type != "dynamic" || positions.numel() == 0 ? 0 : positions.max().item<int64_t>() + 1;
+    scaling = 1.0;
+    // Non-blocking: a blocking host-to-device copy would wait for the device every forward pass.
+    inv_freq = RopeInverseFrequencies(rope, RotaryDim(rope, head_dim), seq_len, &scaling)
+                   .to(positions.device(), torch::kFloat32, /*non_blocking=*/true);
+  }
   auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;  // [..., T, rotary/2]
   auto emb = torch::cat({freqs, freqs}, -1);
   return {emb.cos() * scaling, emb.sin() * scaling};

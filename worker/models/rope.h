@@ -20,8 +20,14 @@ struct RopeTables {
 torch::Tensor RopeInverseFrequencies(const RopeConfig& rope, int64_t rotary_dim, int64_t seq_len,
                                      double* attention_scaling);
 
-// cos/sin for `positions` [T] (int64) on `positions`'s device.
-RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch::Tensor& positions);
+// cos/sin for `positions` [T] (int64) on `positions`'s device. `inv_freq` (optional): the
+// inverse frequencies already on that device, with their `attention_scaling` (models keep
+// them: a host-to-device copy per forward pass could not be replayed from a CUDA graph); not
+// for the dynamic variant, whose frequencies follow the length.
+RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch::Tensor& positions,
+                          const torch::Tensor& inv_freq = {}, double attention_scaling = 1.0);
+// The rotary dimension for a head of `head_dim` (partial_rotary_factor, rounded down to even).
+int64_t RotaryDim(const RopeConfig& rope, int64_t head_dim);
 
 // Rotates x [B, H, T, D] by the tables (cos/sin [B or 1, T, rotary_dim]); dimensions past
 // rotary_dim (partial_rotary_factor < 1) pass through.

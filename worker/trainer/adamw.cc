@@ -73,9 +73,22 @@ bool AdamW::FusedStep(const std::vector<size_t>& which, double lr_scale) {
 }
 
 void AdamW::ZeroGrad() {
-  for (Entry& e : entries_) {
-    if (e.param.grad().defined()) e.param.mutable_grad() = torch::Tensor();
+  if (!keep_gradients_) {
+    for (Entry& e : entries_) {
+      if (e.param.grad().defined()) e.param.mutable_grad() = torch::Tensor();
+    }
+    return;
   }
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (Entry& e : entries_) {
+    if (e.param.grad().defined()) {
+      grads.push_back(e.param.grad());
+    } else {
+      e.param.mutable_grad() = torch::zeros_like(e.param);
+    }
+  }
+  compat::ZeroInPlace(grads);
 }
 
 std::map<std::string, torch::Tensor> AdamW::State() const {

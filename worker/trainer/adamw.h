@@ -26,7 +26,11 @@ class AdamW {
 
   // One update with every group's lr multiplied by `lr_scale`; params without grad are skipped.
   void Step(double lr_scale);
+  // Drops every gradient (the next backward allocates fresh ones); in keep-gradients mode
+  // zeroes them in place instead, creating zero tensors where a param has none, so that the
+  // gradient tensors stay the same from step to step (what a CUDA graph writes into).
   void ZeroGrad();
+  void KeepGradients(bool keep) { keep_gradients_ = keep; }
   int64_t steps() const { return steps_; }
 
   // The state as named tensors ("NAME.exp_avg", "NAME.exp_avg_sq") and the step count.
@@ -47,6 +51,7 @@ class AdamW {
 
   double beta1_, beta2_, eps_;
   int64_t steps_ = 0;
+  bool keep_gradients_ = false;
   torch::Tensor device_step_;  // steps_ as a float32 scalar on the params' CUDA device (fused path)
   std::map<int, ParamGroupSettings> groups_;
   std::vector<Entry> entries_;

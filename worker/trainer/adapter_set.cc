@@ -60,6 +60,13 @@ AdapterSet AdapterSet::Attach(models::LlamaForCausalLM& model, const nlohmann::j
   return set;
 }
 
+bool AdapterSet::CudaGraphSafe() const {
+  for (const auto& a : adapters_) {
+    if (!a.adapter->CudaGraphSafe()) return false;
+  }
+  return true;
+}
+
 int64_t AdapterSet::TrainableParameters() const {
   int64_t n = 0;
   for (const auto& a : adapters_) n += a.adapter->ParameterCount();

@@ -31,6 +31,8 @@ class AdapterSet {
 
   const std::vector<AttachedAdapter>& adapters() const { return adapters_; }
   int64_t TrainableParameters() const;
+  // Whether every adapter may run inside a CUDA graph (Adapter::CudaGraphSafe).
+  bool CudaGraphSafe() const;
   // Trainable (and state) tensors by PEFT key.
   std::map<std::string, torch::Tensor> Tensors(bool with_state) const;
   // Copies tensors saved by Tensors(true); throws std::invalid_argument naming `file` and

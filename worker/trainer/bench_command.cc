@@ -1,8 +1,9 @@
 // `sweep-train bench`: training throughput of one method on one track of a randomly initialised
 // model, for bench/gpu (set against HF PEFT by bench/gpu/run.sh). Warm-up steps, then timed
 // optimizer steps with no host sync inside a step: the device is synchronised only around the
-// timed window. Prints one JSON line: tokens/s, peak CUDA allocator memory, step time,
-// trainable parameters and model FLOPs utilisation (MFU).
+// timed window. On CUDA a step's forward and backward replay as one CUDA graph (captured in the
+// warm-up), as in `sweep-train run`. Prints one JSON line: tokens/s, peak CUDA allocator memory,
+// step time, trainable parameters and model FLOPs utilisation (MFU).
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include "worker/trainer/adamw.h"
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/commands.h"
+#include "worker/trainer/cuda_graph.h"
 
 #if defined(SWEEPD_HAVE_CUDA)
 #include <cuda_runtime_api.h>
@@ -38,6 +40,7 @@ struct BenchOptions {
   std::string device = "cuda";
   std::string dtype = "bf16";
   bool autocast = false;
+  bool no_cuda_graph = false;
   int64_t batch = 8, seq = 1024, warmup = 3, steps = 10;
   double lr = 1e-4, weight_decay = 0.01, grad_clip = 1.0;
   double peak_tflops = 0;  // 0: from the device name
@@ -184,8 +187,8 @@ int RunBench(const BenchOptions& o) {
     model->train();
     int64_t step_index = 0;
     const int64_t total = o.warmup + o.steps;
-    auto train_step = [&] {
-      optimizer.ZeroGrad();
+    // Forward, loss and backward: what a CUDA graph holds (the optimizer runs outside it).
+    auto pass = [&] {
       torch::Tensor logits;
       {
         compat::CudaAutocast autocast(o.autocast && device.is_cuda());
@@ -198,11 +201,22 @@ int RunBench(const BenchOptions& o) {
         if (reg.defined()) loss = loss + reg / static_cast<double>(adapters.adapters().size());
       }
       loss.backward();
+      return loss.detach();
+    };
+    const bool graphs = !o.no_cuda_graph && UseCudaGraphs(device, adapters.CudaGraphSafe());
+    if (graphs && o.warmup < 2) {
+      throw std::invalid_argument("--warmup must be at least 2 with CUDA graphs (an eager step, then the capture)");
+    }
+    optimizer.KeepGradients(graphs);
+    GraphedPass graphed(device, pass);
+    auto train_step = [&] {
+      optimizer.ZeroGrad();
+      torch::Tensor loss = graphs ? graphed.Run() : pass();
       ClipGradNormOnDevice(params, o.grad_clip);
       optimizer.Step(1.0);
       ++step_index;
       for (const auto& a : adapters.adapters()) a.adapter->AfterOptimizerStep(step_index, total);
-      return loss.detach();
+      return loss;
     };
 
     for (int64_t i = 0; i < o.warmup; ++i) train_step();
@@ -222,6 +236,7 @@ int RunBench(const BenchOptions& o) {
     line["peak_tflops"] = peak_tflops > 0 ? json(peak_tflops) : json(nullptr);
     line["mfu"] = peak_tflops > 0 ? json(tokens_per_s * flops / (peak_tflops * 1e12)) : json(nullptr);
     line["loss"] = loss.item<double>();
+    line["cuda_graph"] = graphed.Captured();
   } catch (const c10::OutOfMemoryError& e) {
     line["oom"] = true;
     line["peak_mem_bytes"] = compat::CudaPeakAllocatedBytes(cuda_index);
@@ -248,6 +263,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   bench->add_option("--device", options->device, "cpu or cuda[:N]");
   bench->add_option("--dtype", options->dtype, "weights and adapters: bf16 or float32");
   bench->add_flag("--autocast", options->autocast, "run the forward pass under CUDA bf16 autocast");
+  bench->add_flag("--no-cuda-graph", options->no_cuda_graph,
+                  "launch every kernel from the host (default on CUDA: each step's forward and backward "
+                  "replayed as one CUDA graph where the method allows it)");
   bench->add_option("--batch", options->batch, "rows per step");
   bench->add_option("--seq", options->seq, "tokens per row");
   bench->add_option("--warmup", options->warmup, "untimed steps first");

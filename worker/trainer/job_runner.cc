@@ -25,6 +25,7 @@
 #include "worker/trainer/adamw.h"
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/cuda_graph.h"
 #include "worker/trainer/peft_folder.h"
 #include "worker/trainer/synthetic_base.h"
 
@@ -307,6 +308,36 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     metrics.Emit({{"type", "checkpoint"}, {"step", step}, {"path", path}});
   };
 
+  // Full micro-batches replay one CUDA graph (cuda_graph.h) reading these tensors; a shorter
+  // last micro-batch of an update runs eagerly.
+  const bool graphs = UseCudaGraphs(device, adapters.CudaGraphSafe());
+  optimizer.KeepGradients(graphs);
+  torch::Tensor graph_ids, graph_targets, graph_segments, graph_denominator;
+  if (graphs) {
+    auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
+    graph_ids = torch::zeros({train.micro_batch, train.seq_len}, long_opts);
+    graph_targets = torch::zeros({train.micro_batch, train.seq_len}, long_opts);
+    graph_segments = torch::zeros({train.micro_batch, train.seq_len}, long_opts);
+    graph_denominator = torch::ones({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  }
+  // Forward, loss (summed over the update's target tokens) and backward of one micro-batch.
+  auto pass = [&](const torch::Tensor& ids, const torch::Tensor& targets, const torch::Tensor& segments,
+                  const torch::Tensor& denominator) {
+    torch::Tensor logits;
+    {
+      compat::CudaAutocast autocast(cuda);
+      logits = base.model->forward(ids, segments);
+    }
+    auto loss = torch::nn::functional::cross_entropy(
+                    logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), targets.reshape({-1}),
+                    torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum)) /
+                denominator;
+    loss.backward();
+    return loss.detach();
+  };
+  GraphedPass graphed(device, [&] { return pass(graph_ids, graph_targets, graph_segments, graph_denominator); });
+  if (graphs) Log("training passes replay as a CUDA graph (SWEEP_TRAIN_CUDA_GRAPHS=0 turns this off)");
+
   bool warned_truncation = false;
   for (int64_t step = start_step; step < train.steps; ++step) {
     const Clock step_clock;
@@ -322,19 +353,17 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     for (int64_t r0 = 0; r0 < rows_per_update; r0 += train.micro_batch) {
       CheckStop(options);
       const int64_t n = std::min(train.micro_batch, rows_per_update - r0);
-      auto ids = update.input_ids.narrow(0, r0, n).to(device);
-      auto targets = update.targets.narrow(0, r0, n).to(device);
-      auto segments = update.segment_ids.narrow(0, r0, n).to(device);
-      torch::Tensor logits;
-      {
-        compat::CudaAutocast autocast(cuda);
-        logits = base.model->forward(ids, segments);
+      torch::Tensor loss;
+      if (graphs && n == train.micro_batch) {
+        graph_ids.copy_(update.input_ids.narrow(0, r0, n));
+        graph_targets.copy_(update.targets.narrow(0, r0, n));
+        graph_segments.copy_(update.segment_ids.narrow(0, r0, n));
+        graph_denominator.fill_(denominator);
+        loss = graphed.Run();
+      } else {
+        loss = pass(update.input_ids.narrow(0, r0, n).to(device), update.targets.narrow(0, r0, n).to(device),
+                    update.segment_ids.narrow(0, r0, n).to(device), torch::scalar_tensor(denominator, torch::kFloat64));
       }
-      auto loss = torch::nn::functional::cross_entropy(
-                      logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), targets.reshape({-1}),
-                      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum)) /
-                  denominator;
-      loss.backward();
       loss_sum += loss.item<double>();
     }
     for (const auto& a : adapters.adapters()) {
