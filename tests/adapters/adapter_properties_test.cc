@@ -307,6 +307,21 @@ TEST(AdapterPropertiesTest, SoraTaylorGradientsEqualAutogradOfThePlainExpression
   }
 }
 
+TEST(AdapterPropertiesTest, SoraRefusesANonPositiveInitialSp) {
+  LinearShape shape;
+  shape.d_out = 8;
+  shape.d_in = 8;
+  for (double a : {0.0, -0.5}) {
+    json s = {{"method", "sora"}, {"r", 2}, {"r_p", 2}, {"initial_s_p", a}};
+    try {
+      MakeAdapter(s, torch::randn({8, 8}, torch::kFloat64), torch::Tensor(), shape);
+      ADD_FAILURE() << "initial_s_p " << a << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("initial_s_p"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(AdapterPropertiesTest, JoraTopkSelectionFollowsActivationEnergy) {
   torch::manual_seed(7);
   json s = {{"method", "jora"}, {"S_L", 2}, {"S_R", 2}, {"k", 4}, {"selection", "topk_ema"}, {"ema_beta", 0.5},

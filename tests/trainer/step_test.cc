@@ -80,6 +80,8 @@ TEST(GraphedPass, RunsThePassEagerlyEveryTimeOffCuda) {
   for (int i = 1; i <= 4; ++i) EXPECT_EQ(pass.Run().item<double>(), i);
   EXPECT_EQ(calls, 4);
   EXPECT_FALSE(pass.Captured());
+  pass.Release();
+  EXPECT_EQ(pass.Run().item<double>(), 5);
 }
 
 TEST(GraphedPass, UsedOnlyOnCudaWithSafeAdaptersAndNotWhenSwitchedOff) {

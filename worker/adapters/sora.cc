@@ -30,14 +30,11 @@ namespace {
 // launch latency even inside a CUDA graph, and a layer has two dozen of them otherwise).
 // Gradients, for g = ∂L/∂out and P = g (s_p V) [N, 2r_p]:
 //   ∂r = g + P Uᵀ,  ∂U = rᵀ P + s_p ∂V J  with ∂V = gᵀ (r U),
-//   and through s_p (when a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, V⟩,
-//   ∂C += ∂s_p (−a/q²) C/‖C‖, ∂D += ∂s_p (−a/q²) D/‖D‖ (zero where a norm is zero, as torch's
-//   norm backward has it).
-// q = ‖C‖_F + ‖D‖_F + 1e-6, and a / q: s_p before its clamp at 1.
-torch::Tensor NormSum(const torch::Tensor& norm_c, const torch::Tensor& norm_d) { return norm_c + norm_d + 1e-6; }
-torch::Tensor RawSp(const torch::Tensor& norm_c, const torch::Tensor& norm_d, double a) {
-  return NormSum(norm_c, norm_d).reciprocal() * a;
-}
+//   and through s_p (when raw = a/q ≤ 1, q = ‖C‖ + ‖D‖ + 1e-6): ∂s_p = ⟨∂V, V⟩, ∂q = −∂s_p a/q²
+//   = −∂s_p raw²/a, ∂C += ∂q C/‖C‖, ∂D += ∂q D/‖D‖ (zero where a norm is zero, as torch's norm
+//   backward has it).
+// s_p before its clamp at 1, a / (‖C‖_F + ‖D‖_F + 1e-6), from the sum of the two norms.
+torch::Tensor RawSp(const torch::Tensor& norm_sum, double a) { return (norm_sum + 1e-6).reciprocal() * a; }
 
 // J = [[0, I], [−I, 0]] (2r × 2r): U Jᵀ = [D −C] for U = [C D].
 torch::Tensor SkewPairing(int64_t r, const torch::TensorOptions& options) {
@@ -58,8 +55,7 @@ struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
     const torch::ScalarType dt = r.scalar_type();
     torch::Tensor u = torch::cat({c, d}, 1);                                   // [d_out, 2r_p]
     torch::Tensor norms = at::linalg_vector_norm(u.view({d_out, 2, rp}), 2, {0, 2});  // [‖C‖, ‖D‖]
-    torch::Tensor q = norms.sum().add_(1e-6);
-    torch::Tensor raw = q.reciprocal().mul_(a);
+    torch::Tensor raw = RawSp(norms.sum(), a);
     torch::Tensor sp = raw.clamp_max(1.0);
     // [D −C] by concatenation, not as U Jᵀ: under autocast a GEMM here would round it to bf16.
     torch::Tensor v = torch::cat({d, c.neg()}, 1);
@@ -67,7 +63,8 @@ struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
     torch::Tensor vsp_c = (v * sp).to(dt);
     torch::Tensor flat = r.reshape({-1, d_out});
     torch::Tensor rc = torch::mm(flat, u_c);                                    // [N, 2r_p]
-    ctx->save_for_backward({flat, u, u_c, v, vsp_c, rc, j, sp, raw, q, norms});
+    ctx->save_for_backward({flat, u, u_c, v, vsp_c, rc, j, sp, raw, norms});
+    ctx->saved_data["a"] = a;
     return torch::addmm(flat, rc, vsp_c.t()).view(r.sizes());
   }
 
@@ -75,8 +72,8 @@ struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
                                                torch::autograd::tensor_list grads) {
     auto saved = ctx->get_saved_variables();
     const torch::Tensor &flat = saved[0], &u = saved[1], &u_c = saved[2], &v = saved[3], &vsp_c = saved[4],
-                        &rc = saved[5], &j = saved[6], &sp = saved[7], &raw = saved[8], &q = saved[9],
-                        &norms = saved[10];
+                        &rc = saved[5], &j = saved[6], &sp = saved[7], &raw = saved[8], &norms = saved[9];
+    const double a = ctx->saved_data["a"].toDouble();
     const int64_t d_out = u.size(0), rp = u.size(1) / 2;
     const torch::ScalarType pt = u.scalar_type();
     const torch::Tensor& g_out = grads[0];
@@ -85,9 +82,9 @@ struct TaylorRotation : public torch::autograd::Function<TaylorRotation> {
     torch::Tensor grad_r = torch::addmm(g, p, u_c.t()).view(g_out.sizes());
     torch::Tensor grad_v = torch::mm(g.t(), rc).to(pt);                         // [d_out, 2r_p]
     torch::Tensor grad_u = torch::addmm(torch::mm(flat.t(), p).to(pt), grad_v, j * sp);
-    // Through s_p: ∂s_p (−raw/q) where raw ≤ 1 (clamp_max passes the gradient at the bound),
-    // times U's columns over their half's norm.
-    torch::Tensor grad_q = (grad_v * v).sum() * torch::where(raw <= 1.0, raw / q, torch::zeros_like(raw)).neg();
+    // Through s_p: ∂q = −∂s_p raw²/a where raw ≤ 1 (clamp_max passes the gradient at the
+    // bound), then U's columns over their half's norm.
+    torch::Tensor grad_q = (grad_v * v).sum() * torch::where(raw <= 1.0, raw * raw / -a, torch::zeros_like(raw));
     torch::Tensor per_half = torch::where(norms == 0, torch::zeros_like(norms), grad_q / norms);  // [2]
     grad_u.view({d_out, 2, rp}).addcmul_(u.view({d_out, 2, rp}), per_half.view({1, 2, 1}));
     return {grad_r, grad_u.narrow(1, 0, rp), grad_u.narrow(1, rp, rp), torch::Tensor(), torch::Tensor()};
@@ -101,6 +98,9 @@ class SoraAdapter : public PreDiagAdapter {
     r_p_ = o.Int("r_p", 4);
     if (r_p_ <= 0) throw std::invalid_argument("sora option 'r_p' must be positive");
     initial_s_p_ = o.Number("initial_s_p", 1.0);
+    if (!(initial_s_p_ > 0)) {
+      throw std::invalid_argument("sora option 'initial_s_p' must be positive (0 leaves no rotation: that is pre_diag)");
+    }
     exact_ = o.Choice("rotation", "taylor", {"taylor", "exact"}) == "exact";
     torch::Tensor c = torch::empty({Shape().d_out, r_p_}, Options());
     {
@@ -151,7 +151,7 @@ class SoraAdapter : public PreDiagAdapter {
   }
 
  private:
-  torch::Tensor Sp() { return torch::clamp_max(RawSp(C_.norm(), D_.norm(), initial_s_p_), 1.0); }
+  torch::Tensor Sp() { return torch::clamp_max(RawSp(C_.norm() + D_.norm(), initial_s_p_), 1.0); }
 
   torch::Tensor J(torch::ScalarType dtype) const { return SkewPairing(r_p_, Options().dtype(dtype)); }
 

@@ -40,7 +40,7 @@ struct GraphedPass::State {
   torch::Device device;
   std::function<torch::Tensor()> pass;
   int eager_left;
-  bool failed = false;
+  bool eager_only = false;  // a capture failed, or Release(): no more graphs
   torch::Tensor loss;
 #if defined(SWEEPD_CUDA_GRAPHS)
   std::unique_ptr<at::cuda::CUDAGraph> graph;
@@ -61,6 +61,15 @@ bool GraphedPass::Captured() const {
 #endif
 }
 
+void GraphedPass::Release() {
+  State& s = *state_;
+  s.loss = torch::Tensor();
+  s.eager_only = true;  // eager from now on
+#if defined(SWEEPD_CUDA_GRAPHS)
+  s.graph.reset();
+#endif
+}
+
 torch::Tensor GraphedPass::Run() {
   State& s = *state_;
 #if defined(SWEEPD_CUDA_GRAPHS)
@@ -68,7 +77,7 @@ torch::Tensor GraphedPass::Run() {
     s.graph->replay();
     return s.loss;
   }
-  if (s.failed || !s.device.is_cuda()) return s.pass();
+  if (s.eager_only || !s.device.is_cuda()) return s.pass();
   const c10::DeviceIndex index = s.device.has_index() ? s.device.index() : c10::cuda::current_device();
   if (!s.side) s.side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index);
   // Host syncs around the side stream: only on the eager runs and the capture.
@@ -110,7 +119,7 @@ torch::Tensor GraphedPass::Run() {
     s.graph->replay();  // the capture recorded the pass without running it
     return s.loss;
   }
-  s.failed = true;
+  s.eager_only = true;
   std::cerr << "sweep-train: CUDA graph capture failed, running the training pass eagerly: "
             << error.substr(0, error.find('\n')) << std::endl;
   torch::cuda::synchronize(index);

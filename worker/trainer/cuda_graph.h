@@ -40,6 +40,9 @@ class GraphedPass {
   // The pass's loss: after capture, the same tensor each call, refilled by the replay.
   torch::Tensor Run();
   bool Captured() const;
+  // Drops the graph and its memory pool (after training, before evaluation needs the memory);
+  // a later Run() runs eagerly.
+  void Release();
 
  private:
   struct State;

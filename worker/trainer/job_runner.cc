@@ -399,6 +399,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     }
     if (train.checkpoint_every > 0 && done % train.checkpoint_every == 0 && done != train.steps) save(done);
   }
+  graphed.Release();
   if (train.steps > start_step || !resumed) save(train.steps);
   if (HasPeftLayout(config.adapter)) {
     // The final adapter in PEFT's layout too, loadable by PeftModel.from_pretrained.
