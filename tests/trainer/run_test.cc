@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -47,11 +48,16 @@ std::vector<json> ParseLines(const std::string& text) {
 }
 
 // Runs sweep-train with stdout and stderr in separate files under `dir`.
-RunResult RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
+// `env`: "K=V" entries; SWEEPD_CACHE is the test cache unless `env` names another.
+RunResult RunTrainer(const std::vector<std::string>& args, const std::string& dir,
+                     std::vector<std::string> env = {}) {
   std::string command = "exec";
   for (const std::string& a : args) command += " '" + a + "'";
   command += " > '" + dir + "/stdout' 2> '" + dir + "/stderr'";
-  ChildProcess child({"/bin/sh", "-c", command}, dir + "/sh.log", {kCacheEnv});
+  if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("SWEEPD_CACHE=", 0) == 0; })) {
+    env.push_back(kCacheEnv);
+  }
+  ChildProcess child({"/bin/sh", "-c", command}, dir + "/sh.log", env);
   const int status = child.Wait(10min);
   RunResult r;
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -302,6 +308,29 @@ TEST(SweepTrainPrepare, FillsTheCacheAndRefusesOtherModels) {
   RunResult unknown = RunTrainer({kTrain, "prepare", "synthetic:no-such-model"}, dir);
   EXPECT_EQ(unknown.status, 2);
   EXPECT_NE(unknown.stderr_text.find("no-such-model"), std::string::npos) << unknown.stderr_text;
+}
+
+// The synthetic base model is the same bytes whatever the machine's thread count: a job on a
+// 16-core node and one on a laptop compare adapters on the same base (before recipe 2, 16
+// threads gave other weights than 2).
+TEST(SweepTrainPrepare, TheBaseModelDoesNotFollowTheThreadCount) {
+  const std::string dir = MakeTempDir("sweep-train-threads-");
+  ASSERT_EQ(RunTrainer({kTrain, "prepare", "synthetic:tiny"}, dir).status, 0);  // the shared cache
+  const std::string own_cache = dir + "/cache";
+  RunResult r = RunTrainer({kTrain, "prepare", "synthetic:tiny"}, dir, {"SWEEPD_CACHE=" + own_cache, "OMP_NUM_THREADS=16"});
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  // The one model in the fresh cache, and the same folder (the recipe's key) in the shared one.
+  std::filesystem::path own;
+  for (const auto& entry : std::filesystem::directory_iterator(own_cache)) {
+    if (std::filesystem::exists(entry.path() / "model.safetensors")) own = entry.path() / "model.safetensors";
+  }
+  ASSERT_FALSE(own.empty()) << "no model in " << own_cache;
+  const std::filesystem::path shared =
+      std::filesystem::path(SWEEPD_TEST_CACHE) / own.parent_path().filename() / "model.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(shared)) << shared;
+  const std::string a = ReadFile(shared.string()), b = ReadFile(own.string());
+  ASSERT_GT(a.size(), 0u);
+  EXPECT_TRUE(a == b) << shared << " and " << own << " differ";
 }
 
 TEST(SweepTrainProbe, PrintsTheCpuDevice) {
