@@ -1,5 +1,6 @@
-// Pre-training of the synthetic base model (seeded, so every machine builds the same
-// weights) and its on-disk cache guarded by flock(2).
+// Pre-training of the synthetic base model (seeded and on one CPU thread, so machines with the
+// same LibTorch build make the same weights whatever their core count; another BLAS or CPU
+// may round differently: docs/gpu-run.md) and its on-disk cache guarded by flock(2).
 #include "worker/trainer/synthetic_base.h"
 
 #include <fcntl.h>
