@@ -47,20 +47,22 @@ json ToJson(const JobConfig& c) {
   for (const auto& e : c.eval) {
     eval.push_back({{"task", e.task}, {"data", e.data}, {"role", e.role}, {"limit", e.limit}});
   }
-  return {{"job_id", c.job_id},
-          {"sweep", c.sweep},
-          {"kind", c.kind},
-          {"model",
-           {{"source", c.model.source}, {"tokenizer", c.model.tokenizer}, {"dtype", c.model.dtype}}},
-          {"track", {{"name", c.track.name}, {"modules", c.track.modules}}},
-          {"adapter", c.adapter},
-          {"train", train},
-          {"eval", eval},
-          {"tradeoff", {{"lambda", c.tradeoff_lambda}}},
-          {"seed", c.seed},
-          {"device", c.device},
-          {"base_eval_job", c.base_eval_job},
-          {"base_scores", c.base_scores}};
+  json out = {{"job_id", c.job_id},
+              {"sweep", c.sweep},
+              {"kind", c.kind},
+              {"model",
+               {{"source", c.model.source}, {"tokenizer", c.model.tokenizer}, {"dtype", c.model.dtype}}},
+              {"track", {{"name", c.track.name}, {"modules", c.track.modules}}},
+              {"adapter", c.adapter},
+              {"train", train},
+              {"eval", eval},
+              {"tradeoff", {{"lambda", c.tradeoff_lambda}}},
+              {"seed", c.seed},
+              {"device", c.device},
+              {"base_eval_job", c.base_eval_job},
+              {"base_scores", c.base_scores}};
+  if (!c.base_fingerprint.empty()) out["base_fingerprint"] = c.base_fingerprint;
+  return out;
 }
 
 Result<JobConfig> JobConfigFromJson(const json& j) {
@@ -74,6 +76,7 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
   Read(j, "device", "", c.device, err);
   Read(j, "base_eval_job", "", c.base_eval_job, err);
   Read(j, "base_scores", "", c.base_scores, err);
+  Read(j, "base_fingerprint", "", c.base_fingerprint, err);
   if (j.contains("model")) {
     const json& m = j["model"];
     Read(m, "source", "model.", c.model.source, err);
@@ -133,6 +136,7 @@ std::string CanonicalJobJson(const JobConfig& config) {
   j.erase("job_id");
   j.erase("sweep");
   j.erase("base_scores");
+  j.erase("base_fingerprint");
   return j.dump();  // nlohmann::json objects keep keys sorted: the dump is canonical
 }
 

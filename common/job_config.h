@@ -66,12 +66,16 @@ struct JobConfig {
   // Base-model scores by task, filled in by sweepd from base_eval_job's result when it
   // leases the job; not part of the job's identity. Empty: the trainer evaluates the base.
   std::map<std::string, double> base_scores;
+  // The base_fingerprint of that evaluation's result (synthetic models), filled in with
+  // base_scores; the trainer evaluates the base itself when its own model's differs.
+  std::string base_fingerprint;
 };
 
 nlohmann::json ToJson(const JobConfig& config);
 // Reads a job configuration; the message names the offending field.
 Result<JobConfig> JobConfigFromJson(const nlohmann::json& j);
-// The configuration that identifies a job: everything but job_id, sweep and base_scores.
+// The configuration that identifies a job: everything but job_id, sweep, base_scores and
+// base_fingerprint.
 std::string CanonicalJobJson(const JobConfig& config);
 
 }  // namespace sweepd

@@ -1120,6 +1120,9 @@ Result<std::optional<Lease>> Store::LeaseIn(Database& db, const LeaseRequest& r,
       json result = json::parse(q.Text(0), nullptr, false);
       if (result.is_object() && result.contains("scores") && result["scores"].is_object()) {
         config["base_scores"] = result["scores"];
+        if (result.contains("base_fingerprint") && result["base_fingerprint"].is_string()) {
+          config["base_fingerprint"] = result["base_fingerprint"];
+        }
       }
     }
     SWEEPD_RETURN_IF_ERROR(q.status());

@@ -160,7 +160,8 @@ TEST_F(StoreTest, BaseEvalSuccessUnblocksTrainJobsAndTheirLeasesCarryBaseScores)
   ASSERT_TRUE(store_->MarkStarted(base->attempt_id, base->fencing_token, kT0 + 20).ok());
   EXPECT_EQ(StateOf(base->job.job_id), JobState::kRunning);
   const json scores = {{"gsm8k", 12.5}, {"arc_challenge", 30.0}};
-  Succeed(*base, {{"type", "final"}, {"kind", "base_eval"}, {"scores", scores}}, kT0 + 30);
+  Succeed(*base, {{"type", "final"}, {"kind", "base_eval"}, {"scores", scores}, {"base_fingerprint", "0123456789abcdef"}},
+          kT0 + 30);
   EXPECT_EQ(StateOf(base->job.job_id), JobState::kSucceeded);
 
   auto train = LeaseAt(worker, kT0 + 40);
@@ -169,6 +170,7 @@ TEST_F(StoreTest, BaseEvalSuccessUnblocksTrainJobsAndTheirLeasesCarryBaseScores)
   EXPECT_GT(train->fencing_token, base->fencing_token);
   const json config = json::parse(train->job.config_json);
   EXPECT_EQ(config.at("base_scores"), scores);
+  EXPECT_EQ(config.at("base_fingerprint"), "0123456789abcdef");
   auto results = store_->QueryResults("demo");
   ASSERT_TRUE(results.ok());
   ASSERT_EQ(results->size(), 1u);

@@ -135,6 +135,44 @@ TEST(SweepTrainRun, BaseEvalJobPrintsScoresOnly) {
   EXPECT_FALSE(final_line.contains("final_loss"));
   // The synthetic base model has learnt its arithmetic during pre-training.
   EXPECT_GE(final_line["scores"]["gsm8k"].get<double>(), 30.0) << final_line.dump();
+  ASSERT_TRUE(final_line.contains("base_fingerprint")) << final_line.dump();
+  EXPECT_EQ(final_line["base_fingerprint"].get<std::string>().find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(final_line["base_fingerprint"].get<std::string>().size(), 16u);
+}
+
+// Base scores given with the fingerprint of another base model are not used: the job evaluates
+// its own base; with this machine's fingerprint they are used as given.
+TEST(SweepTrainRun, BaseScoresOfAnotherBaseModelAreNotUsed) {
+  const std::string dir = MakeTempDir("sweep-train-fingerprint-");
+  RunResult base = RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_base_eval.json", "--workdir", dir + "/base"}, dir);
+  ASSERT_EQ(base.status, 0) << base.stderr_text;
+  const std::string mine = base.lines.back().at("base_fingerprint");
+  const json given = {{"gsm8k", 1.0}, {"arc_challenge", 2.0}};  // not what the base model scores
+  auto run = [&](const std::string& fingerprint) {
+    std::ifstream in(kJobs + "synthetic_lora_a.json");
+    json job = json::parse(in);
+    job["train"]["steps"] = 2;
+    job["train"]["checkpoint_every"] = 0;
+    job["base_scores"] = given;
+    job["base_fingerprint"] = fingerprint;
+    std::ofstream(dir + "/job.json") << job.dump();
+    return RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work-" + fingerprint}, dir);
+  };
+  RunResult other = run("0000000000000000");
+  ASSERT_EQ(other.status, 0) << other.stderr_text;
+  EXPECT_NE(other.stderr_text.find("evaluating this base model here"), std::string::npos) << other.stderr_text;
+  EXPECT_NE(other.lines.back().at("base_scores"), given);
+  auto base_evals = [](const RunResult& r) {
+    int n = 0;
+    for (const json& line : r.lines) n += line.value("type", "") == "eval" && line.value("stage", "") == "base";
+    return n;
+  };
+  EXPECT_EQ(base_evals(other), 2);
+  RunResult same = run(mine);
+  ASSERT_EQ(same.status, 0) << same.stderr_text;
+  EXPECT_EQ(same.stderr_text.find("evaluating this base model here"), std::string::npos) << same.stderr_text;
+  EXPECT_EQ(same.lines.back().at("base_scores"), given);
+  EXPECT_EQ(base_evals(same), 0);
 }
 
 std::map<std::string, torch::Tensor> Tensors(const std::string& path) {

@@ -62,13 +62,14 @@ struct BaseModel {
   models::LlamaForCausalLM model{nullptr};
   std::unique_ptr<data::Tokenizer> tokenizer;
   int64_t total_params = 0;
+  std::string fingerprint;  // synthetic models: LoadSyntheticBase's hash of the weights
 };
 
 BaseModel LoadBase(const JobConfig& config, const RunOptions& options) {
   BaseModel base;
   const ModelSpec& spec = config.model;
   if (IsSyntheticModel(spec.source)) {
-    base.model = LoadSyntheticBase(spec.source, options.cache_dir, Log);
+    base.model = LoadSyntheticBase(spec.source, options.cache_dir, Log, &base.fingerprint);
     base.tokenizer = std::make_unique<data::ByteTokenizer>();
   } else {
     base.model = models::LoadHfModel(spec.source, models::ParseDtype(spec.dtype));
@@ -217,6 +218,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   json final_line = {{"type", "final"}, {"job_id", config.job_id}, {"kind", config.kind},
                      {"method", config.adapter.value("method", "")}, {"track", config.track.name},
                      {"seed", config.seed}};
+  if (!base.fingerprint.empty()) final_line["base_fingerprint"] = base.fingerprint;
   if (config.kind == "base_eval") {
     auto scores = Evaluate(config, base, "base", tasks, device, metrics);
     final_line["scores"] = scores;
@@ -236,6 +238,13 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (options.resume) resumed = LoadLatestCheckpoint(options.workdir);
 
   std::map<std::string, double> base_scores = config.base_scores;
+  if (!config.base_fingerprint.empty() && !base.fingerprint.empty() && config.base_fingerprint != base.fingerprint) {
+    // The base evaluation ran on another machine whose pre-training made other weights: its
+    // scores are not this model's, and Δ against them would compare two models.
+    Log("the base scores came from base model " + config.base_fingerprint + ", this machine's is " +
+        base.fingerprint + " (another LibTorch build or CPU); evaluating this base model here");
+    base_scores.clear();
+  }
   if (resumed && resumed->state.contains("base_scores")) {
     base_scores = resumed->state["base_scores"].get<std::map<std::string, double>>();
   }

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 
 #include "common/model_shapes.h"
@@ -132,7 +134,8 @@ std::string ResolveCacheDir(const std::string& flag) {
 }
 
 models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std::string& cache_dir,
-                                           const std::function<void(const std::string&)>& log) {
+                                           const std::function<void(const std::string&)>& log,
+                                           std::string* fingerprint) {
   Result<nlohmann::json> config_json = SyntheticModelConfig(source);
   if (!config_json.ok()) throw std::invalid_argument(config_json.status().message());
   Result<models::LlamaConfig> config = models::LlamaConfigFromJson(*config_json, source);
@@ -154,6 +157,14 @@ models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std:
       models::SaveHfModel(model, *config_json, tmp.string());
       fs::rename(tmp, folder);
     }
+  }
+  if (fingerprint != nullptr) {
+    std::ifstream in(folder / "model.safetensors", std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw std::runtime_error((folder / "model.safetensors").string() + ": cannot read");
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(Fnv1a(bytes)));
+    *fingerprint = hex;
   }
   return models::LoadHfModel(folder.string(), torch::kFloat32);
 }

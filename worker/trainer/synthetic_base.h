@@ -21,8 +21,11 @@ std::string ResolveCacheDir(const std::string& flag);
 
 // The pre-trained model "synthetic:<name>" from `cache_dir`, pre-training it first if the
 // cache lacks it. A file lock makes concurrent jobs wait for one pre-training instead of
-// racing. `log` receives progress lines (stderr).
+// racing. `log` receives progress lines (stderr). `fingerprint` (optional) receives 16 hex
+// digits of a hash of the weights file: two machines whose LibTorch builds round differently
+// pre-train different models, and the fingerprint tells them apart.
 models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std::string& cache_dir,
-                                           const std::function<void(const std::string&)>& log);
+                                           const std::function<void(const std::string&)>& log,
+                                           std::string* fingerprint = nullptr);
 
 }  // namespace sweepd::trainer
