@@ -92,7 +92,7 @@ RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch:
                           const torch::Tensor& given_inv_freq, double given_scaling) {
   torch::Tensor inv_freq = given_inv_freq;
   double scaling = given_scaling;
-  if (!inv_freq.defined() || rope.type == "dynamic") {
+  if (!inv_freq.defined()) {
     // Only dynamic NTK scaling depends on the length; reading it is a host sync, so skip it otherwise.
     const int64_t seq_len =
         rope.type != "dynamic" || positions.numel() == 0 ? 0 : positions.max().item<int64_t>() + 1;

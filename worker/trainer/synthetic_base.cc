@@ -35,13 +35,16 @@ constexpr int64_t kSeqLen = 128;
 constexpr double kPretrainLr = 3e-3;
 constexpr int64_t kPretrainExamples = 20000;
 
-uint64_t Fnv1a(const std::string& text) {
+// FNV-1a (64 bit) of `text` as 16 hex digits: the cache key and the weights' fingerprint.
+std::string Fnv1aHex(const std::string& text) {
   uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : text) {
     h ^= c;
     h *= 1099511628211ULL;
   }
-  return h;
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return hex;
 }
 
 class FileLock {
@@ -141,9 +144,7 @@ models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std:
   Result<models::LlamaConfig> config = models::LlamaConfigFromJson(*config_json, source);
   if (!config.ok()) throw std::invalid_argument(config.status().message());
   const std::string name = source.substr(source.find(':') + 1);
-  char key[17];
-  std::snprintf(key, sizeof(key), "%016llx",
-                static_cast<unsigned long long>(Fnv1a(config_json->dump() + "#" + std::to_string(kRecipeVersion))));
+  const std::string key = Fnv1aHex(config_json->dump() + "#" + std::to_string(kRecipeVersion));
   const fs::path folder = fs::path(cache_dir) / ("synthetic-" + name + "-" + key);
   fs::create_directories(cache_dir);
   if (!fs::exists(folder / "model.safetensors")) {
@@ -162,9 +163,7 @@ models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std:
     std::ifstream in(folder / "model.safetensors", std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!in.good() && !in.eof()) throw std::runtime_error((folder / "model.safetensors").string() + ": cannot read");
-    char hex[17];
-    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(Fnv1a(bytes)));
-    *fingerprint = hex;
+    *fingerprint = Fnv1aHex(bytes);
   }
   return models::LoadHfModel(folder.string(), torch::kFloat32);
 }
