@@ -230,6 +230,31 @@ TEST(SweepTrainRun, UnknownMethodIsOneLineNamingTheJobFile) {
   EXPECT_NE(r.stderr_text.find("lorax"), std::string::npos) << r.stderr_text;
 }
 
+// A misspelt option is refused before any work, naming the job file, the option and the
+// options the method has (it used to be ignored: JORA trained with its default S_L).
+TEST(SweepTrainRun, UnknownAdapterOptionIsOneLineNamingItAndTheKnownOnes) {
+  const std::string dir = MakeTempDir("sweep-train-option-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "jora_unknown_option.json", "--workdir", dir}, dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("jora_unknown_option.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("unknown option 'SL' of jora"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("S_L"), std::string::npos) << r.stderr_text;
+}
+
+// `sweep-train bench --methods M.json` reads its entry through the same registry.
+TEST(SweepTrainBench, UnknownAdapterOptionInTheMethodsFileIsRefusedNamingIt) {
+  const std::string dir = MakeTempDir("sweep-train-bench-");
+  RunResult r = RunTrainer({kTrain, "bench", "--config", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama/config.json",
+                            "--methods", kJobs + "bench_methods_unknown_option.json", "--method", "jora_misspelt",
+                            "--device", "cpu", "--dtype", "float32", "--steps", "1", "--warmup", "0"},
+                           dir);
+  EXPECT_EQ(r.status, 2) << r.stderr_text;
+  EXPECT_TRUE(r.lines.empty()) << "no result line for a refused method";
+  EXPECT_NE(r.stderr_text.find("bench_methods_unknown_option.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("unknown option 'SL' of jora"), std::string::npos) << r.stderr_text;
+}
+
 // A job on a copy of the tiny-llama fixture, edited by `edit`.
 RunResult RunOnEditedModel(const std::function<void(const std::string&)>& edit, const std::string& dir) {
   const std::string model = dir + "/model";
