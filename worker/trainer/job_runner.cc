@@ -26,6 +26,7 @@
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/cuda_graph.h"
+#include "worker/trainer/optimizer_groups.h"
 #include "worker/trainer/peft_folder.h"
 #include "worker/trainer/synthetic_base.h"
 
@@ -262,24 +263,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   }
 
   AdamW optimizer;
-  int group_index = 0;
-  std::map<adapters::ParamGroup, int> group_ids;
-  auto group_of = [&](adapters::ParamGroup g) {
-    auto it = group_ids.find(g);
-    if (it != group_ids.end()) return it->second;
-    const int id = group_index++;
-    double lr = config.train.lr;
-    if (g == adapters::ParamGroup::kTheta && config.train.lr_theta) lr = *config.train.lr_theta;
-    if (g == adapters::ParamGroup::kCore && config.train.lr_core) lr = *config.train.lr_core;
-    optimizer.SetGroup(id, {lr, config.train.weight_decay});
-    group_ids[g] = id;
-    return id;
-  };
-  for (const auto& a : adapters.adapters()) {
-    for (const auto& t : a.adapter->Trainable()) {
-      optimizer.Add("base_model.model." + a.module + "." + t.name, t.tensor, group_of(t.group));
-    }
-  }
+  AddAdapterParams(optimizer, adapters, config.adapter, config.train, "base_model.model.");
 
   std::vector<data::TokenizedExample> tokenized;
   for (const auto& ex : examples) tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer));
