@@ -118,15 +118,9 @@ json SpectrumReport(const AdapterSet& set) {
   double entropy = 0, normalized = 0, stable = 0;
   for (const auto& a : set.adapters()) {
     eval::SpectrumStats s;
-    torch::Tensor lora_a, lora_b;
-    for (const auto& t : a.adapter->Trainable()) {
-      if (t.name == "lora_A.weight") lora_a = t.tensor;
-      if (t.name == "lora_B.weight") lora_b = t.tensor;
-    }
-    const std::string method = a.adapter->Method();
-    if ((method == "lora" || method == "rslora") && lora_a.defined() && lora_b.defined()) {
+    if (auto factors = a.adapter->LowRankFactors()) {
       // ΔW = s·B·A: the spectrum of B·A scaled; entropy and stable rank ignore the scale.
-      s = eval::SpectrumOfLowRank(lora_b, lora_a);
+      s = eval::SpectrumOfLowRank(factors->first, factors->second);
     } else {
       s = eval::SpectrumOfDelta(a.adapter->DeltaWeight());
     }
