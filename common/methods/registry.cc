@@ -22,7 +22,8 @@ namespace sweepd::methods {
   X(Adalora)              \
   X(Ia3)                  \
   X(Sorsa)                \
-  X(Jora)
+  X(Jora)                 \
+  X(LoraPlus)
 
 #define SWEEPD_DECLARE_METHOD(Name) MethodInfo Name();
 SWEEPD_METHODS(SWEEPD_DECLARE_METHOD)

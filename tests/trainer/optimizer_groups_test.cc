@@ -4,6 +4,8 @@
 #include "worker/trainer/optimizer_groups.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -54,6 +56,31 @@ TEST(OptimizerGroups, JoraAnglesAndCoreTakeTheirOwnRates) {
   EXPECT_DOUBLE_EQ(optimizer.SettingsOf(m + "theta_L").lr, *train.lr_theta);
   EXPECT_DOUBLE_EQ(optimizer.SettingsOf(m + "core.diag_params").lr, *train.lr_core);
   EXPECT_DOUBLE_EQ(optimizer.SettingsOf(m + "ecd_log_mag").lr, train.lr);
+}
+
+// LoRA+ (Hayou et al. 2024): every B trains at lr_ratio times the learning rate of its A, as
+// PEFT's create_loraplus_optimizer does; 16 (the paper's and PEFT's default) when not given.
+TEST(OptimizerGroups, LoraPlusTrainsBAtLrRatioTimesTheRateOfA) {
+  for (const auto& [settings, ratio] :
+       std::vector<std::pair<nlohmann::json, double>>{{{{"method", "lora_plus"}, {"r", 4}}, 16.0},
+                                                      {{{"method", "lora_plus"}, {"r", 4}, {"lr_ratio", 4.5}}, 4.5}}) {
+    LlamaForCausalLM model = TinyModel();
+    AdapterSet adapters = AdapterSet::Attach(model, settings, TrackSpec{"A", {}});
+    TrainSpec train;
+    train.lr = 3e-4;
+    train.weight_decay = 0.01;
+    AdamW optimizer;
+    AddAdapterParams(optimizer, adapters, settings, train, "base_model.model.");
+    ASSERT_FALSE(adapters.adapters().empty());
+    for (const auto& a : adapters.adapters()) {
+      const std::string prefix = "base_model.model." + a.module + ".";
+      const ParamGroupSettings group_a = optimizer.SettingsOf(prefix + "lora_A.weight");
+      const ParamGroupSettings group_b = optimizer.SettingsOf(prefix + "lora_B.weight");
+      EXPECT_DOUBLE_EQ(group_a.lr, train.lr) << a.module;
+      EXPECT_DOUBLE_EQ(group_b.lr / group_a.lr, ratio) << settings.dump() << " " << a.module;
+      EXPECT_DOUBLE_EQ(group_b.weight_decay, train.weight_decay);
+    }
+  }
 }
 
 }  // namespace
