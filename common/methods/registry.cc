@@ -23,7 +23,8 @@ namespace sweepd::methods {
   X(Ia3)                  \
   X(Sorsa)                \
   X(Jora)                 \
-  X(LoraPlus)
+  X(LoraPlus)             \
+  /* a new method: one line X(Name) above this one */
 
 #define SWEEPD_DECLARE_METHOD(Name) MethodInfo Name();
 SWEEPD_METHODS(SWEEPD_DECLARE_METHOD)
