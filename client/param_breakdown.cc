@@ -1,57 +1,31 @@
 // Component counts by difference: component = count(settings + with) - count(settings +
 // without), where `without` switches the component off (S_L = S_R = 0 for JORA's
-// rotation, method pre_diag for SORA's rotation, ...). Counts come from common/budget.h.
+// rotation, method pre_diag for SORA's rotation, ...), as each method registers its
+// components (common/methods/). Counts come from common/budget.h.
 #include "client/param_breakdown.h"
 
 #include <vector>
 
 #include "common/budget.h"
+#include "common/methods/registry.h"
 
 namespace sweepd::client {
 namespace {
 
 using nlohmann::json;
 
-enum class Component { kRotation, kMagnitude };
-
-struct Probe {
-  const char* method;
-  Component component;
-  json with;     // merged into the settings for the count that includes the component
-  json without;  // merged for the count that leaves it out; null: the component is everything
-};
-
-const std::vector<Probe>& Probes() {
-  static const std::vector<Probe> kProbes = {
-      {"jora", Component::kRotation, json::object(), {{"S_L", 0}, {"S_R", 0}}},
-      {"jora", Component::kMagnitude, json::object(), {{"magnitude", "none"}}},
-      {"sora", Component::kRotation, json::object(), {{"method", "pre_diag"}}},
-      {"sora", Component::kMagnitude, {{"method", "pre_diag"}}, {{"method", "lora"}}},
-      {"pre_diag", Component::kMagnitude, json::object(), {{"method", "lora"}}},
-      {"dora", Component::kMagnitude, json::object(), {{"method", "lora"}}},
-      {"oft", Component::kRotation, json::object(), nullptr},
-      {"boft", Component::kRotation, json::object(), nullptr},
-  };
-  return kProbes;
-}
-
-std::string CoreType(const json& settings) {
-  const std::string method = settings.value("method", "");
-  if (method == "jora") {
-    const std::string core = settings.value("core", "diag");
-    if (core == "diag" || core == "selective_diag") return "Diagonal";
-    if (core == "block") return "Block";
-    return "Low-rank";
-  }
-  if (method == "oft" || method == "boft") return "Orthogonal";
-  if (method == "ia3") return "Scaling";
-  return "Low-rank";
-}
-
+// `settings` with `patch` applied; a patch that changes the method keeps only the options
+// the other method has (SORA's r_p means nothing to Pre-Diag).
 json Merged(const json& settings, const json& patch) {
   json out = settings;
   for (const auto& [k, v] : patch.items()) out[k] = v;
-  return out;
+  const methods::MethodInfo* target = methods::FindMethod(out.value("method", ""));
+  if (target == nullptr || out.value("method", "") == settings.value("method", "")) return out;
+  json kept = json::object();
+  for (const auto& [k, v] : out.items()) {
+    if (k == "method" || methods::FindOption(*target, k) != nullptr) kept[k] = v;
+  }
+  return kept;
 }
 
 }  // namespace
@@ -68,6 +42,8 @@ Result<ParamBreakdown> ParamBreakdownCache::Get(const json& config) {
   auto compute = [&]() -> Result<ParamBreakdown> {
     const Result<ModelShape>& shape = shape_it->second;
     if (!shape.ok()) return shape.status();
+    Result<methods::MethodSettings> settings = methods::Resolve(adapter);
+    if (!settings.ok()) return settings.status();
     TrackSpec spec;
     spec.name = track.value("name", "A");
     if (track.contains("modules") && track["modules"].is_array()) {
@@ -79,11 +55,9 @@ Result<ParamBreakdown> ParamBreakdownCache::Get(const json& config) {
     if (!total.ok()) return total.status();
     ParamBreakdown b;
     b.total = *total;
-    b.core_type = CoreType(adapter);
+    b.core_type = settings->method().core_type(*settings);
     b.hidden_size = shape->config.value("hidden_size", int64_t{0});
-    const std::string method = adapter.value("method", "");
-    for (const Probe& p : Probes()) {
-      if (method != p.method) continue;
+    for (const methods::ParamComponent& p : settings->method().components) {
       auto with = CountForLayers(Merged(adapter, p.with), *layers);
       if (!with.ok()) return with.status();
       int64_t without = 0;
@@ -92,7 +66,7 @@ Result<ParamBreakdown> ParamBreakdownCache::Get(const json& config) {
         if (!w.ok()) return w.status();
         without = *w;
       }
-      (p.component == Component::kRotation ? b.rotation : b.magnitude) += *with - without;
+      (p.kind == methods::ParamComponent::Kind::kRotation ? b.rotation : b.magnitude) += *with - without;
     }
     b.core = b.total - b.rotation - b.magnitude;
     return b;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "client/table_columns.h"
+#include "common/methods/registry.h"
 
 namespace sweepd::client {
 namespace {
@@ -18,18 +19,6 @@ using nlohmann::json;
 
 const std::set<std::string>& IdentityKeys() {
   static const std::set<std::string> kKeys = {"seed", "job_id", "sweep", "base_eval_job", "base_scores"};
-  return kKeys;
-}
-
-// Settings that name a configuration of each method in a label, as the seed design writes
-// them: LoRA(r=16), JORA(core=diag, S_L=96, k=24), OFT(oft_block_size=16).
-const std::map<std::string, std::vector<std::string>>& LabelKeys() {
-  static const std::map<std::string, std::vector<std::string>> kKeys = {
-      {"lora", {"r"}},         {"rslora", {"r"}},   {"dora", {"r"}},
-      {"pre_diag", {"r"}},     {"sorsa", {"r"}},    {"sora", {"r", "r_p"}},
-      {"adalora", {"init_r", "target_r"}},          {"oft", {"oft_block_size"}},
-      {"boft", {"boft_block_size", "boft_n_butterfly_factor"}},
-      {"jora", {"core", "S_L", "k"}}};
   return kKeys;
 }
 
@@ -116,9 +105,11 @@ std::string MethodLabel(const Group& g, const std::vector<Group>& groups) {
     return it == g.configuration.end() ? "" : it->second;
   };
   const std::string method = get("adapter.method");
+  // The settings that name a configuration, as the method registers them: LoRA(r=16),
+  // JORA(core=diag, S_L=96, k=24), OFT(oft_block_size=16).
   std::vector<std::string> keys;
-  if (auto it = LabelKeys().find(method); it != LabelKeys().end()) {
-    for (const auto& k : it->second) {
+  if (const methods::MethodInfo* info = methods::FindMethod(method)) {
+    for (const auto& k : info->label_keys) {
       if (!get("adapter." + k).empty()) keys.push_back("adapter." + k);
     }
   }
@@ -370,11 +361,12 @@ Result<Table> BuildTable(const std::vector<ResultRecord>& records, const TableOp
     }
     if (axes.empty()) axes.push_back("adapter.method");
     for (auto& p : axes) {
-      // JORA's `S` in a spec sets S_L = S_R; the stored configuration has S_L.
-      const bool jora_s = p == "S" || p == "adapter.S";
-      if (jora_s) p = "adapter.S_L";
+      // An alias in a spec (JORA's `S` sets S_L = S_R) is stored as what it sets: show the first.
+      const std::string bare = p.rfind("adapter.", 0) == 0 ? p.substr(8) : p;
+      const std::vector<std::string> targets = methods::AliasTargets(bare);
+      if (!targets.empty()) p = "adapter." + targets.front();
       if (p.find('.') == std::string::npos && p != "method" && p != "track" && p != "seed") p = "adapter." + p;
-      labels.push_back({Column::Label(p, jora_s ? "S" : ShortPath(p)), path_label(p)});
+      labels.push_back({Column::Label(p, targets.empty() ? ShortPath(p) : bare), path_label(p)});
     }
   } else {
     labels.push_back({Column::Label("method", "Method"),

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/methods/registry.h"
+
 namespace sweepd::client {
 namespace {
 
@@ -58,14 +60,7 @@ std::string TaskDisplayName(const std::string& task) {
   return it == kNames.end() ? task : it->second;
 }
 
-std::string MethodDisplayName(const std::string& method) {
-  static const std::map<std::string, std::string> kNames = {
-      {"lora", "LoRA"},   {"rslora", "rsLoRA"}, {"dora", "DoRA"},       {"pre_diag", "Pre-Diag"},
-      {"sora", "SORA"},   {"oft", "OFT"},       {"boft", "BOFT"},       {"adalora", "AdaLoRA"},
-      {"ia3", "IA3"},     {"sorsa", "SORSA"},   {"jora", "JORA"}};
-  auto it = kNames.find(method);
-  return it == kNames.end() ? method : it->second;
-}
+std::string MethodDisplayName(const std::string& method) { return methods::DisplayLabel(method); }
 
 std::vector<std::string> OrderTasks(std::vector<std::string> tasks) {
   static const std::vector<std::string> kOrder = {"arc_challenge", "gsm8k", "mmlu", "hellaswag"};

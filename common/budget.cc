@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/methods/registry.h"
+
 namespace sweepd {
 namespace {
 
@@ -19,15 +21,9 @@ int64_t KnobLimit(const std::vector<LinearShape>& layers) {
   return limit;
 }
 
+// An alias knob sets its targets (JORA's S: the same number of rotation slots on both sides).
 json WithKnob(const json& settings, const std::string& knob, int64_t value) {
-  json s = settings;
-  if (knob == "S") {  // JORA: the same number of rotation slots on both sides
-    s["S_L"] = value;
-    s["S_R"] = value;
-  } else {
-    s[knob] = value;
-  }
-  return s;
+  return methods::WithOption(settings, knob, value);
 }
 
 }  // namespace
@@ -46,20 +42,31 @@ BudgetSolver::BudgetSolver(std::vector<LinearShape> layers, int64_t reference_co
     : layers_(std::move(layers)), reference_count_(reference_count), tolerance_(tolerance) {}
 
 std::string BudgetSolver::DefaultKnob(const std::string& method) {
-  if (method == "lora" || method == "rslora" || method == "dora" || method == "pre_diag" ||
-      method == "sora" || method == "sorsa") {
-    return "r";
-  }
-  if (method == "adalora") return "init_r";
-  if (method == "oft") return "oft_block_size";
-  if (method == "boft") return "boft_block_size";
-  if (method == "jora") return "S";
-  return "";
+  const methods::MethodInfo* m = methods::FindMethod(method);
+  return m == nullptr ? "" : m->size_knob;
 }
 
 bool BudgetSolver::WithinTolerance(int64_t count) const {
   const double ref = static_cast<double>(reference_count_);
   return std::fabs(static_cast<double>(count) - ref) <= tolerance_ * ref;
+}
+
+Result<BudgetMatch> BudgetSolver::Evaluate(const nlohmann::json& settings) const {
+  Result<int64_t> c = CountForLayers(settings, layers_);
+  if (!c.ok()) return c.status();
+  BudgetMatch match;
+  match.settings = settings;
+  match.count = *c;
+  match.ratio = static_cast<double>(*c) / static_cast<double>(reference_count_);
+  match.found = WithinTolerance(*c);
+  if (!match.found) {
+    const std::string method = settings.value("method", "?");
+    const std::string knob = DefaultKnob(method);
+    match.reason = (knob.empty() ? method + " has no size knob; its" : "with " + knob + " fixed, the") + " count " +
+                   std::to_string(*c) + " is " + std::to_string(match.ratio) + "x the reference " +
+                   std::to_string(reference_count_);
+  }
+  return match;
 }
 
 Result<BudgetMatch> BudgetSolver::Match(const nlohmann::json& settings, const std::string& knob_in) const {
@@ -69,19 +76,7 @@ Result<BudgetMatch> BudgetSolver::Match(const nlohmann::json& settings, const st
   const std::string method = settings["method"].get<std::string>();
   const std::string knob = knob_in.empty() ? DefaultKnob(method) : knob_in;
   BudgetMatch match;
-  if (knob.empty()) {  // no size knob: the count is what it is
-    Result<int64_t> c = CountForLayers(settings, layers_);
-    if (!c.ok()) return c.status();
-    match.settings = settings;
-    match.count = *c;
-    match.ratio = static_cast<double>(*c) / static_cast<double>(reference_count_);
-    match.found = WithinTolerance(*c);
-    if (!match.found) {
-      match.reason = method + " has no size knob; its count " + std::to_string(*c) + " is " +
-                     std::to_string(match.ratio) + "x the reference " + std::to_string(reference_count_);
-    }
-    return match;
-  }
+  if (knob.empty()) return Evaluate(settings);  // no size knob: the count is what it is
 
   const double upper = static_cast<double>(reference_count_) * (1.0 + tolerance_);
   int64_t best_value = -1, best_count = 0;

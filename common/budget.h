@@ -29,9 +29,11 @@ class BudgetSolver {
  public:
   BudgetSolver(std::vector<LinearShape> layers, int64_t reference_count, double tolerance);
 
-  // The default size knob of a method (lora: r, oft: oft_block_size, boft: boft_block_size,
-  // jora: S, sora: r, sorsa: r, adalora: r, ...); empty when the method has none (ia3).
+  // The default size knob of a method, as its registration declares it (lora: r, oft:
+  // oft_block_size, ...); empty when the method has none (ia3) or is unknown.
   static std::string DefaultKnob(const std::string& method);
+  // The count of `settings` as they are (no knob searched) against the reference.
+  Result<BudgetMatch> Evaluate(const nlohmann::json& settings) const;
   // Chooses `knob` of `settings` (or the method's default knob when empty) so that the count
   // is within tolerance of the reference, preferring the closest count.
   Result<BudgetMatch> Match(const nlohmann::json& settings, const std::string& knob = "") const;

@@ -21,8 +21,9 @@ struct LinearShape {
   bool feed_forward = false;   // an MLP projection (IA3 scales its inputs for down_proj)
 };
 
-// Trainable parameters of the adapter `settings` ({"method": ..., options}) on `shape`;
-// an error names the unknown method or the bad option.
+// Trainable parameters of the adapter `settings` ({"method": ..., options}) on `shape`,
+// read through methods::Resolve; an error names the unknown method, the unknown or bad
+// option, or why the layer does not fit.
 Result<int64_t> CountTrainableParameters(const nlohmann::json& settings, const LinearShape& shape);
 
 }  // namespace sweepd

@@ -4,6 +4,7 @@
 // tolerance of its reference, or pick its knob with `match:`.
 #include "spec/grid_expansion.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -11,6 +12,7 @@
 #include <set>
 
 #include "common/budget.h"
+#include "common/methods/registry.h"
 #include "common/model_shapes.h"
 
 namespace sweepd::spec {
@@ -67,8 +69,9 @@ std::string Percent(double tolerance) {
 bool SweepsSizeKnob(const MethodBlock& block) {
   const std::string knob = BudgetSolver::DefaultKnob(block.method);
   if (knob.empty()) return false;
+  const std::vector<std::string> targets = methods::AliasTargets(knob);  // S: S_L, S_R
   for (const GridAxis& a : block.axes) {
-    const bool is_knob = a.key == knob || (knob == "S" && (a.key == "S_L" || a.key == "S_R"));
+    const bool is_knob = a.key == knob || std::find(targets.begin(), targets.end(), a.key) != targets.end();
     if (is_knob && a.values.size() > 1) return true;
   }
   return false;
@@ -190,10 +193,7 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
   for (size_t a = 0; a < block.axes.size(); ++a) {
     const std::string& key = block.axes[a].key;
     const json& v = *values[a];
-    if (key == "S") {
-      settings["S_L"] = v;
-      settings["S_R"] = v;
-    } else if (key == "lr") {
+    if (key == "lr") {
       train.lr = v.get<double>();
     } else if (key == "lr_theta") {
       train.lr_theta = v.get<double>();
@@ -204,6 +204,13 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
     }
   }
   const std::string label = settings.dump() + " on track " + track.entry->track.name;
+  // Aliases become what they set (JORA's S: S_L = S_R), as every entry point reads settings.
+  Result<methods::MethodSettings> resolved = methods::Resolve(settings);
+  if (!resolved.ok()) {
+    Problem(block.where, label + ": " + resolved.status().message());
+    return;
+  }
+  settings = resolved->json();
 
   // The reference this block is measured against: its own, else the sweep's.
   std::optional<int64_t> reference = track.reference;

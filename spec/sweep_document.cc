@@ -3,24 +3,48 @@
 // researcher fixes a spec in one round trip.
 #include "spec/sweep_document.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
 
-#include "spec/method_options.h"
+#include "common/methods/registry.h"
 
 namespace sweepd::spec {
 namespace {
 
 using nlohmann::json;
 
-// Keys of a method block that are not adapter options.
+// Keys of a method block that are not adapter options (train keys may be swept per block).
 const std::set<std::string>& BlockKeys() {
-  static const auto* keys =
-      new std::set<std::string>{"method", "budget", "match", "S", "lr", "lr_theta", "lr_core"};
+  static const auto* keys = new std::set<std::string>{"method", "budget", "match", "lr", "lr_theta", "lr_core"};
   return *keys;
+}
+
+// Whether `method` trains tensors with the per-group learning rate `key` (JORA's lr_theta).
+bool UsesTrainLr(const methods::MethodInfo& method, const std::string& key) {
+  return std::find(method.train_lr_keys.begin(), method.train_lr_keys.end(), key) != method.train_lr_keys.end();
+}
+
+// The methods that have the alias `key` (JORA's S), for messages; empty when none has.
+std::string MethodsWithAlias(const std::string& key) {
+  std::string names;
+  for (const methods::MethodInfo* m : methods::Methods()) {
+    const methods::OptionSpec* o = methods::FindOption(*m, key);
+    if (o != nullptr && !o->sets.empty()) names += (names.empty() ? "" : ", ") + m->name;
+  }
+  return names;
+}
+
+// The methods that use the per-group learning rate `key`, for messages.
+std::string MethodsUsingTrainLr(const std::string& key) {
+  std::string names;
+  for (const methods::MethodInfo* m : methods::Methods()) {
+    if (UsesTrainLr(*m, key)) names += (names.empty() ? "" : ", ") + m->name;
+  }
+  return names;
 }
 
 class DocumentReader {
@@ -267,12 +291,14 @@ std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node
   b.settings = json::object();
   bool ok = true;
   std::string method;
+  const methods::MethodInfo* info = nullptr;
   if (!ref["method"]) {
     Problem(ref, field + ".reference.method", "missing");
     ok = false;
   } else if (auto m = String(ref["method"], field + ".reference.method")) {
     method = *m;
-    if (!IsKnownMethod(method)) {
+    info = methods::FindMethod(method);
+    if (info == nullptr) {
       Problem(ref["method"], field + ".reference.method", "unknown method '" + method + "'");
       ok = false;
     }
@@ -289,14 +315,14 @@ std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node
       continue;
     }
     const json v = Scalar(kv.second);
-    if (!method.empty() && IsKnownMethod(method)) {
-      const OptionInfo* opt = FindOption(method, key);
+    if (info != nullptr) {
+      const methods::OptionSpec* opt = methods::FindOption(*info, key);
       if (!opt) {
-        Problem(kv.first, f, "unknown option of " + method + "; known: " + OptionNames(method));
+        Problem(kv.first, f, "unknown option of " + method + "; known: " + methods::OptionNames(*info));
         ok = false;
         continue;
       }
-      if (std::string err = CheckOptionValue(*opt, v); !err.empty()) {
+      if (std::string err = methods::CheckOptionValue(*opt, v); !err.empty()) {
         Problem(kv.second, f, err);
         ok = false;
         continue;
@@ -305,6 +331,15 @@ std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node
     b.settings[key] = v;
   }
   b.settings["method"] = method;
+  if (ok && info != nullptr) {  // aliases replaced by what they set (S -> S_L, S_R)
+    Result<methods::MethodSettings> resolved = methods::Resolve(b.settings);
+    if (resolved.ok()) {
+      b.settings = resolved->json();
+    } else {
+      Problem(ref, field + ".reference", resolved.status().message());
+      ok = false;
+    }
+  }
   if (node["tolerance"]) {
     auto t = Number(node["tolerance"], field + ".tolerance", 0, 10);
     if (t) b.tolerance = *t;
@@ -448,18 +483,14 @@ void DocumentReader::ReadMethods(const YAML::Node& node, SweepDocument& doc) {
 
 void DocumentReader::CheckAxisValue(const std::string& method, const std::string& key,
                                     const json& value, const Location& where) {
-  if (key == "S" || key == "lr" || key == "lr_theta" || key == "lr_core") {
-    const bool integer = key == "S";
-    if (integer ? !value.is_number_integer() || value.get<int64_t>() < 0
-                : !value.is_number() || value.get<double>() <= 0) {
-      Problem(where, integer ? "must be a non-negative integer, got " + value.dump()
-                             : "must be a positive number, got " + value.dump());
-    }
+  if (key == "lr" || key == "lr_theta" || key == "lr_core") {
+    if (!value.is_number() || value.get<double>() <= 0) Problem(where, "must be a positive number, got " + value.dump());
     return;
   }
-  const OptionInfo* opt = FindOption(method, key);
+  const methods::MethodInfo* info = methods::FindMethod(method);
+  const methods::OptionSpec* opt = info == nullptr ? nullptr : methods::FindOption(*info, key);
   if (!opt) return;  // reported once for the key
-  if (std::string err = CheckOptionValue(*opt, value); !err.empty()) Problem(where, err);
+  if (std::string err = methods::CheckOptionValue(*opt, value); !err.empty()) Problem(where, err);
 }
 
 std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, const std::string& field) {
@@ -471,15 +502,14 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
   block.where = Where(node, field);
   bool ok = true;
   if (!node["method"]) {
-    Problem(node, field + ".method", "missing; one of lora, rslora, dora, pre_diag, sora, oft, boft, adalora, ia3, sorsa, jora");
+    Problem(node, field + ".method", "missing; one of " + methods::MethodNames());
     return std::nullopt;
   }
   auto method = String(node["method"], field + ".method");
   if (!method) return std::nullopt;
-  if (!IsKnownMethod(*method)) {
-    std::string known;
-    for (const std::string& m : KnownMethods()) known += (known.empty() ? "" : ", ") + m;
-    Problem(node["method"], field + ".method", "unknown method '" + *method + "'; known: " + known);
+  const methods::MethodInfo* info = methods::FindMethod(*method);
+  if (info == nullptr) {
+    Problem(node["method"], field + ".method", "unknown method '" + *method + "'; known: " + methods::MethodNames());
     return std::nullopt;
   }
   block.method = *method;
@@ -501,9 +531,9 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
     }
     if (key == "match") {
       if (auto m = String(kv.second, f)) {
-        if (FindOption(block.method, *m) == nullptr && *m != "S") {
+        if (methods::FindOption(*info, *m) == nullptr) {
           Problem(kv.second, f, "'" + *m + "' is not an option of " + block.method + "; known: " +
-                                    OptionNames(block.method));
+                                    methods::OptionNames(*info));
           ok = false;
         } else {
           block.match = *m;
@@ -514,14 +544,22 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
       continue;
     }
     const bool special = BlockKeys().count(key) > 0;
-    if ((key == "S" || key == "lr_theta" || key == "lr_core") && block.method != "jora") {
-      Problem(kv.first, f, "'" + key + "' applies to jora only");
+    if ((key == "lr_theta" || key == "lr_core") && !UsesTrainLr(*info, key)) {
+      Problem(kv.first, f, "'" + key + "' applies to " + MethodsUsingTrainLr(key) + " only");
       ok = false;
       continue;
     }
-    if (!special && FindOption(block.method, key) == nullptr) {
-      Problem(kv.first, f, "unknown option of " + block.method + "; known: " + OptionNames(block.method) +
-                               " (and budget, match, lr" + (block.method == "jora" ? ", S, lr_theta, lr_core" : "") + ")");
+    if (!special && methods::FindOption(*info, key) == nullptr && !MethodsWithAlias(key).empty()) {
+      Problem(kv.first, f, "'" + key + "' applies to " + MethodsWithAlias(key) + " only; known options of " +
+                               block.method + ": " + methods::OptionNames(*info));
+      ok = false;
+      continue;
+    }
+    if (!special && methods::FindOption(*info, key) == nullptr) {
+      std::string block_keys = "budget, match, lr";
+      for (const std::string& k : info->train_lr_keys) block_keys += ", " + k;
+      Problem(kv.first, f, "unknown option of " + block.method + "; known: " + methods::OptionNames(*info) +
+                               " (and " + block_keys + ")");
       ok = false;
       continue;
     }
@@ -569,7 +607,8 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
   }
   if (!block.match.empty()) {
     for (const GridAxis& a : block.axes) {
-      const bool same = a.key == block.match || (block.match == "S" && (a.key == "S_L" || a.key == "S_R"));
+      const std::vector<std::string> targets = methods::AliasTargets(block.match);
+      const bool same = a.key == block.match || std::find(targets.begin(), targets.end(), a.key) != targets.end();
       if (same) {
         Problem(a.where, "'" + a.key + "' is chosen by match: " + block.match + "; remove one of them");
         ok = false;

@@ -23,6 +23,7 @@ std::vector<json> AllMethodSettings() {
   return {
       {{"method", "lora"}, {"r", 4}, {"alpha", 8}},
       {{"method", "rslora"}, {"r", 4}, {"alpha", 8}},
+      {{"method", "lora_plus"}, {"r", 4}, {"alpha", 8}, {"lr_ratio", 8}},
       {{"method", "dora"}, {"r", 4}, {"alpha", 8}},
       {{"method", "dora"}, {"r", 4}, {"alpha", 8}, {"dora_impl", "column_norm"}},
       {{"method", "pre_diag"}, {"r", 4}, {"alpha", 8}},

@@ -10,12 +10,36 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/budget.h"
+#include "common/model_shapes.h"
 #include "worker/trainer/commands.h"
 
 namespace sweepd {
 namespace {
 
 using nlohmann::json;
+
+const std::string kLlama7b = std::string(SWEEPD_SOURCE_DIR) + "/tests/adapters/data/llama-2-7b";
+
+// Runs `sweep-train budget` in-process; its exit status, stdout and stderr.
+int RunBudgetCommand(std::vector<std::string> extra, std::string* out, std::string* err) {
+  CLI::App app;
+  int exit_code = -1;
+  trainer::AddBudgetCommand(app, &exit_code);
+  std::vector<std::string> args = {"sweep-train", "budget", "--model", kLlama7b, "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  std::ostringstream captured_out, captured_err;
+  std::streambuf* old_out = std::cout.rdbuf(captured_out.rdbuf());
+  std::streambuf* old_err = std::cerr.rdbuf(captured_err.rdbuf());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  std::cout.rdbuf(old_out);
+  std::cerr.rdbuf(old_err);
+  *out = captured_out.str();
+  *err = captured_err.str();
+  return exit_code;
+}
 
 std::vector<json> RunBudget(std::vector<std::string> extra) {
   CLI::App app;
@@ -63,6 +87,34 @@ TEST(BudgetCommandTest, LoraMatchesItselfAndDoraNeedsASmallerRank) {
   EXPECT_EQ(rows[0]["settings"]["r"], 16);
   EXPECT_EQ(rows[0]["count"], 8388608);
   EXPECT_TRUE(rows[1]["found"].get<bool>());
+}
+
+// JORA's S sets S_L = S_R; a row that gives the size knob is counted as it is, not searched.
+TEST(BudgetCommandTest, JoraSCountsBothSidesAsGiven) {
+  std::vector<json> rows =
+      RunBudget({"--track", "A", "--method", R"({"method":"jora","S":96,"k":24})"});
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["settings"]["S_L"], 96) << rows[0].dump();
+  EXPECT_EQ(rows[0]["settings"]["S_R"], 96) << rows[0].dump();
+  EXPECT_FALSE(rows[0]["settings"].contains("S")) << rows[0].dump();
+  Result<ModelShape> model = LoadModelShape(kLlama7b);
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  Result<std::vector<LinearShape>> layers = SelectTrack(*model, TrackSpec{"A", {}});
+  ASSERT_TRUE(layers.ok());
+  Result<int64_t> expected = CountForLayers({{"method", "jora"}, {"S_L", 96}, {"S_R", 96}, {"k", 24}}, *layers);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(rows[0]["count"].get<int64_t>(), *expected);
+  Result<int64_t> defaults = CountForLayers({{"method", "jora"}, {"k", 24}}, *layers);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_NE(*expected, *defaults) << "S=96 must not count as the default S_L = S_R";
+}
+
+TEST(BudgetCommandTest, AnUnknownOptionIsRefusedNamingIt) {
+  std::string out, err;
+  EXPECT_EQ(RunBudgetCommand({"--track", "A", "--method", R"({"method":"jora","SL":96})"}, &out, &err), 2);
+  EXPECT_NE(err.find("unknown option 'SL' of jora"), std::string::npos) << err;
+  EXPECT_NE(err.find("S_L"), std::string::npos) << "lists the known options: " << err;
+  EXPECT_EQ(out, "");
 }
 
 }  // namespace

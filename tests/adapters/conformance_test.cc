@@ -8,9 +8,15 @@
 #include <string>
 #include <vector>
 
+#include <iostream>
+#include <map>
+#include <sstream>
+
 #include <CLI/CLI.hpp>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include "worker/io/safetensors.h"
 #include "worker/trainer/commands.h"
 
 namespace sweepd {
@@ -62,6 +68,33 @@ TEST(ConformanceTest, TamperedReferenceFails) {
   std::fputc(c ^ 0x40, fp);
   std::fclose(fp);
   EXPECT_NE(RunConformance({dst}), 0);
+}
+
+// A reference file whose config has an option the method does not have is unusable (exit 2),
+// and the message names the option and lists the known ones, as at every other entry point.
+TEST(ConformanceTest, AnUnknownOptionInTheConfigMakesTheFileUnusable) {
+  const std::string dir = ::testing::TempDir() + "/conformance_unknown_option";
+  std::filesystem::create_directories(dir);
+  const std::string dst = dir + "/jora_misspelt.safetensors";
+  {
+    io::SafetensorsFile src = io::SafetensorsFile::Open(std::string(SWEEPD_FIXTURES) + "/adapters/jora_diag_angle.safetensors");
+    std::map<std::string, torch::Tensor> tensors;
+    for (const std::string& n : src.Names()) tensors[n] = src.Get(n).clone();
+    std::map<std::string, std::string> metadata = src.Metadata();
+    nlohmann::json config = nlohmann::json::parse(metadata.at("config"));
+    config["SL"] = config.at("S_L");  // the misspelling a user makes
+    config.erase("S_L");
+    metadata["config"] = config.dump();
+    io::SaveSafetensors(dst, tensors, metadata);
+  }
+  std::ostringstream captured;
+  std::streambuf* old = std::cout.rdbuf(captured.rdbuf());
+  const int status = RunConformance({dst});
+  std::cout.rdbuf(old);
+  EXPECT_EQ(status, 2) << captured.str();
+  EXPECT_NE(captured.str().find("UNUSABLE"), std::string::npos) << captured.str();
+  EXPECT_NE(captured.str().find("unknown option 'SL' of jora"), std::string::npos) << captured.str();
+  EXPECT_NE(captured.str().find("S_L"), std::string::npos) << captured.str();
 }
 
 TEST(ConformanceTest, BinaryPassesEveryFixtureFile) {

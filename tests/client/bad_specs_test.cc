@@ -40,6 +40,8 @@ const BadSpec kBadSpecs[] = {
     {"unknown_key.yaml", 7, "colour", "unknown key"},
     {"unknown_method.yaml", 7, "methods[1].method", "unknown method 'lorra'"},
     {"unknown_option.yaml", 6, "methods[0].rank", "unknown option of lora"},
+    {"jora_unknown_option.yaml", 6, "methods[0].SL", "unknown option of jora; known: S_L"},
+    {"lora_plus_negative_ratio.yaml", 6, "methods[0].lr_ratio", "must be greater than 0, got -1"},
     {"wrong_type.yaml", 7, "methods[1].r", "must be an integer"},
     {"empty_grid.yaml", 6, "methods[0].alpha", "empty list"},
     {"grid_over_limit.yaml", 6, "methods", "over the limit of 10000"},

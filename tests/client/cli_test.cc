@@ -75,6 +75,12 @@ TEST_F(SweepctlCli, ValidateAcceptsTheDemoSpec) {
   EXPECT_NE(out.find("ok, sweep 'demo'"), std::string::npos) << out;
 }
 
+TEST_F(SweepctlCli, ValidateAcceptsLoraPlus) {
+  std::string out;
+  EXPECT_EQ(Run({"validate", kSource + "/tests/client/fixtures/lora_plus.yaml"}, &out), 0) << out;
+  EXPECT_NE(out.find("ok, sweep 'lora-plus'"), std::string::npos) << out;
+}
+
 TEST_F(SweepctlCli, ValidatePrintsEveryProblemWithItsPositionAndExitsThree) {
   std::string out;
   const std::string spec = kSource + "/tests/client/fixtures/bad_spec.yaml";

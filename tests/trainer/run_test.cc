@@ -230,6 +230,70 @@ TEST(SweepTrainRun, UnknownMethodIsOneLineNamingTheJobFile) {
   EXPECT_NE(r.stderr_text.find("lorax"), std::string::npos) << r.stderr_text;
 }
 
+// A LoRA+ job trains, counts like LoRA, and leaves its adapter in PEFT's LoRA layout (PEFT
+// trains LoRA+ with a plain LoRA adapter; only the optimizer differs).
+TEST(SweepTrainRun, LoraPlusJobExportsPeftLoraLayout) {
+  const std::string dir = MakeTempDir("sweep-train-lora-plus-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_lora_plus_a.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+  const json& final_line = r.lines.back();
+  EXPECT_EQ(final_line["method"], "lora_plus");
+  const json job = json::parse(ReadFile(kJobs + "synthetic_lora_plus_a.json"));
+  const int64_t rank = job["adapter"]["r"];
+  // q_proj and v_proj of the 4 layers of synthetic:tiny: r (d_in + d_out) per layer, as LoRA.
+  EXPECT_EQ(final_line["trainable_params"].get<int64_t>(), 4 * (rank * (128 + 128) + rank * (128 + 64)));
+  const json config = json::parse(ReadFile(dir + "/work/adapter/adapter_config.json"));
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["r"], rank);
+  EXPECT_EQ(config["lora_alpha"], job["adapter"]["alpha"]);
+  EXPECT_EQ(config["use_dora"], false);
+  EXPECT_EQ(config["use_rslora"], false);
+  EXPECT_EQ(config["target_modules"], json::array({"q_proj", "v_proj"}));
+  io::SafetensorsFile weights = io::SafetensorsFile::Open(dir + "/work/adapter/adapter_model.safetensors");
+  int a = 0, b = 0;
+  for (const std::string& name : weights.Names()) {
+    EXPECT_EQ(name.rfind("base_model.model.model.layers.", 0), 0u) << name;
+    const bool is_a = name.size() > 14 && name.compare(name.size() - 14, 14, ".lora_A.weight") == 0;
+    const bool is_b = name.size() > 14 && name.compare(name.size() - 14, 14, ".lora_B.weight") == 0;
+    EXPECT_TRUE(is_a || is_b) << "PEFT's LoRA names only: " << name;
+    a += is_a;
+    b += is_b;
+    if (is_a) {
+      EXPECT_EQ(weights.Get(name).size(0), rank) << name;
+    } else if (is_b) {
+      EXPECT_EQ(weights.Get(name).size(1), rank) << name;
+    }
+  }
+  EXPECT_EQ(a, 8);
+  EXPECT_EQ(b, 8);
+}
+
+// A misspelt option is refused before any work, naming the job file, the option and the
+// options the method has (it used to be ignored: JORA trained with its default S_L).
+TEST(SweepTrainRun, UnknownAdapterOptionIsOneLineNamingItAndTheKnownOnes) {
+  const std::string dir = MakeTempDir("sweep-train-option-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "jora_unknown_option.json", "--workdir", dir}, dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("jora_unknown_option.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("unknown option 'SL' of jora"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("S_L"), std::string::npos) << r.stderr_text;
+}
+
+// `sweep-train bench --methods M.json` reads its entry through the same registry.
+TEST(SweepTrainBench, UnknownAdapterOptionInTheMethodsFileIsRefusedNamingIt) {
+  const std::string dir = MakeTempDir("sweep-train-bench-");
+  RunResult r = RunTrainer({kTrain, "bench", "--config", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama/config.json",
+                            "--methods", kJobs + "bench_methods_unknown_option.json", "--method", "jora_misspelt",
+                            "--device", "cpu", "--dtype", "float32", "--steps", "1", "--warmup", "0"},
+                           dir);
+  EXPECT_EQ(r.status, 2) << r.stderr_text;
+  EXPECT_TRUE(r.lines.empty()) << "no result line for a refused method";
+  EXPECT_NE(r.stderr_text.find("bench_methods_unknown_option.json"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("unknown option 'SL' of jora"), std::string::npos) << r.stderr_text;
+}
+
 // A job on a copy of the tiny-llama fixture, edited by `edit`.
 RunResult RunOnEditedModel(const std::function<void(const std::string&)>& edit, const std::string& dir) {
   const std::string model = dir + "/model";

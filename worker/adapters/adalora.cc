@@ -21,18 +21,18 @@ class AdaloraAdapter : public FrozenLinearAdapter {
  public:
   AdaloraAdapter(const AdapterOptions& o, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
       : FrozenLinearAdapter("adalora", std::move(weight), std::move(bias), std::move(shape)) {
-    r_ = o.Int("init_r", o.Int("r", 12));
+    r_ = o.Int("init_r", o.Int("r"));
     if (r_ <= 0) throw std::invalid_argument("adalora option 'init_r' must be positive");
     target_r_ = o.Int("target_r", std::min<int64_t>(8, r_));
-    alpha_ = o.Number("lora_alpha", o.Number("alpha", 8.0));
-    dropout_ = o.Number("lora_dropout", o.Number("dropout", 0.0));
-    tinit_ = o.Int("tinit", 0);
-    tfinal_ = o.Int("tfinal", 0);
-    delta_t_ = o.Int("deltaT", 1);
-    beta1_ = o.Number("beta1", 0.85);
-    beta2_ = o.Number("beta2", 0.85);
-    reg_weight_ = o.Number("orth_reg_weight", 0.5);
-    squared_ = o.Bool("orth_reg_squared", true);
+    alpha_ = o.Number("alpha");  // PEFT's lora_alpha resolves to alpha
+    dropout_ = o.Number("dropout");
+    tinit_ = o.Int("tinit");
+    tfinal_ = o.Int("tfinal");
+    delta_t_ = o.Int("deltaT");
+    beta1_ = o.Number("beta1");
+    beta2_ = o.Number("beta2");
+    reg_weight_ = o.Number("orth_reg_weight");
+    squared_ = o.Bool("orth_reg_squared");
     A_ = AddTrainable("lora_A", torch::randn({r_, Shape().d_in}, Options()) * 0.02);
     E_ = AddTrainable("lora_E", torch::zeros({r_, 1}, Options()));
     B_ = AddTrainable("lora_B", torch::randn({Shape().d_out, r_}, Options()) * 0.02);

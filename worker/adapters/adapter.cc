@@ -1,5 +1,5 @@
-// The parts of the adapter interface every method shares: options parsing, loading and
-// saving by PEFT's names, and merge-by-overwrite for frozen linear layers.
+// The parts of the adapter interface every method shares: loading and saving by PEFT's
+// names, and merge-by-overwrite for frozen linear layers.
 #include "worker/adapters/adapter.h"
 
 #include <cmath>
@@ -57,54 +57,6 @@ std::map<std::string, torch::Tensor> Adapter::Save() {
   for (const NamedTensor& nt : Trainable()) out[nt.name] = nt.tensor.detach();
   for (const NamedTensor& nt : State()) out[nt.name] = nt.tensor.detach();
   return out;
-}
-
-AdapterOptions::AdapterOptions(const nlohmann::json& settings, std::string method)
-    : settings_(settings.is_object() ? settings : nlohmann::json::object()), method_(std::move(method)) {}
-
-void AdapterOptions::Fail(const std::string& key, const std::string& what) const {
-  throw std::invalid_argument(method_ + " option '" + key + "' " + what + ", got " +
-                              (settings_.contains(key) ? settings_[key].dump() : std::string("nothing")));
-}
-
-bool AdapterOptions::Has(const std::string& key) const {
-  return settings_.contains(key) && !settings_[key].is_null();
-}
-
-int64_t AdapterOptions::Int(const std::string& key, int64_t fallback) const {
-  if (!Has(key)) return fallback;
-  const auto& v = settings_[key];
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
-    return static_cast<int64_t>(v.get<double>());
-  }
-  Fail(key, "must be an integer");
-}
-
-double AdapterOptions::Number(const std::string& key, double fallback) const {
-  if (!Has(key)) return fallback;
-  if (!settings_[key].is_number()) Fail(key, "must be a number");
-  return settings_[key].get<double>();
-}
-
-bool AdapterOptions::Bool(const std::string& key, bool fallback) const {
-  if (!Has(key)) return fallback;
-  if (!settings_[key].is_boolean()) Fail(key, "must be true or false");
-  return settings_[key].get<bool>();
-}
-
-std::string AdapterOptions::Choice(const std::string& key, const std::string& fallback,
-                                   const std::vector<std::string>& allowed) const {
-  if (!Has(key)) return fallback;
-  if (settings_[key].is_string()) {
-    const std::string v = settings_[key].get<std::string>();
-    for (const std::string& a : allowed) {
-      if (a == v) return v;
-    }
-  }
-  std::string list;
-  for (const std::string& a : allowed) list += (list.empty() ? "" : "|") + a;
-  Fail(key, "must be one of " + list);
 }
 
 FrozenLinearAdapter::FrozenLinearAdapter(std::string method, torch::Tensor weight, torch::Tensor bias,

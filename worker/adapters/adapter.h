@@ -1,18 +1,22 @@
 // The interface every PEFT method implements for one frozen linear layer
 // y = x Wᵀ + b (W [d_out, d_in]); the trainer, the merge code, the checkpoint code and
-// the conformance command use nothing else. Maths per method: ../shared/methods.md;
-// the per-method files (lora.cc, oft.cc, jora.cc, ...) say which reference they follow.
+// the conformance command use nothing else. A method's options, defaults and counts are its
+// registration (common/methods/); the per-method files here (lora.cc, oft.cc, ...) hold
+// only its tensor code and say which reference they follow.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/methods/method.h"
 #include "common/param_count.h"
 
 namespace sweepd::adapters {
@@ -20,6 +24,8 @@ namespace sweepd::adapters {
 using ::sweepd::LinearShape;
 
 // Which optimizer parameter group a trainable tensor belongs to (JORA's lr_theta, lr_core).
+// A method's per-tensor learning-rate multiplier (LoRA+'s lr_ratio) is declared by its
+// registration (MethodInfo::lr_scale) and applied on top (worker/trainer/optimizer_groups.h).
 enum class ParamGroup { kDefault, kTheta, kCore };
 
 struct NamedTensor {
@@ -58,6 +64,11 @@ class Adapter : public torch::nn::Module {
   virtual void Unmerge() = 0;
   virtual bool Merged() const = 0;
 
+  // The factors (B [d_out, r], A [r, d_in]) when ΔW is exactly s · B A for a scalar s (LoRA,
+  // rsLoRA, LoRA+), so that its spectrum is computed in O((d_out + d_in) r²) instead of from
+  // the dense ΔW; nullopt for every other method.
+  virtual std::optional<std::pair<torch::Tensor, torch::Tensor>> LowRankFactors() { return std::nullopt; }
+
   // Method-specific measures: orthogonality error of rotations, OER energy error, ...
   virtual std::map<std::string, double> Diagnostics() { return {}; }
   // Extra loss terms the method trains with (AdaLoRA's and SORSA's orthogonal regularisers).
@@ -85,23 +96,26 @@ class Adapter : public torch::nn::Module {
   virtual const torch::Tensor& BaseWeight() const = 0;
 };
 
-// Reads the options of an adapter's settings JSON; every error names the method and field.
+// The options of an adapter's settings, already resolved by the method registry (types,
+// ranges, aliases and unknown keys checked there). Reads without a fallback take the default
+// the method declares; a fallback is for options the method does not have or that default
+// to something computed (AdaLoRA's init_r from r).
 class AdapterOptions {
  public:
-  AdapterOptions(const nlohmann::json& settings, std::string method);
-  int64_t Int(const std::string& key, int64_t fallback) const;
-  double Number(const std::string& key, double fallback) const;
-  bool Bool(const std::string& key, bool fallback) const;
-  // `allowed` lists the accepted values; anything else throws.
-  std::string Choice(const std::string& key, const std::string& fallback,
-                     const std::vector<std::string>& allowed) const;
-  bool Has(const std::string& key) const;
-  const nlohmann::json& json() const { return settings_; }
+  explicit AdapterOptions(methods::MethodSettings settings) : settings_(std::move(settings)) {}
+  int64_t Int(const std::string& key) const { return settings_.Int(key); }
+  int64_t Int(const std::string& key, int64_t fallback) const { return settings_.Int(key, fallback); }
+  double Number(const std::string& key) const { return settings_.Number(key); }
+  double Number(const std::string& key, double fallback) const { return settings_.Number(key, fallback); }
+  bool Bool(const std::string& key) const { return settings_.Bool(key); }
+  bool Bool(const std::string& key, bool fallback) const { return settings_.Bool(key, fallback); }
+  std::string Choice(const std::string& key) const { return settings_.String(key); }
+  bool Has(const std::string& key) const { return settings_.Has(key); }
+  const nlohmann::json& json() const { return settings_.json(); }
+  const methods::MethodSettings& settings() const { return settings_; }
 
  private:
-  [[noreturn]] void Fail(const std::string& key, const std::string& what) const;
-  nlohmann::json settings_;
-  std::string method_;
+  methods::MethodSettings settings_;
 };
 
 // What most adapters share: the frozen W and b, the shape, and merging by writing the
@@ -144,8 +158,9 @@ class FrozenLinearAdapter : public Adapter {
   torch::Tensor saved_weight_, saved_bias_;  // W and b before Merge(), on the weight's device
 };
 
-// Builds the adapter named by settings["method"] around a frozen layer. Throws
-// std::invalid_argument naming the bad field for unknown methods or options. The key
+// Builds the adapter named by settings["method"] around a frozen layer, reading the settings
+// through methods::Resolve. Throws std::invalid_argument naming the bad field for unknown
+// methods or options (listing the method's options). The key
 // "init_weights": false skips data-dependent initialisation (SORSA's SVD split: the given
 // weight is then already the residual), for loading saved or reference tensors.
 std::shared_ptr<Adapter> MakeAdapter(const nlohmann::json& settings, torch::Tensor weight,

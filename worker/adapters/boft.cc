@@ -45,10 +45,10 @@ class BoftAdapter : public FrozenLinearAdapter {
     if (!count.ok()) throw std::invalid_argument(count.status().message());
     count_ = *count;
     const int64_t d_in = Shape().d_in;
-    b_ = o.Int("boft_block_size", 0);
-    if (b_ <= 0) b_ = o.Int("boft_block_num", 0) > 0 ? d_in / o.Int("boft_block_num", 0) : 4;
+    b_ = o.Int("boft_block_size");
+    if (b_ <= 0) b_ = o.Int("boft_block_num") > 0 ? d_in / o.Int("boft_block_num") : 4;
     blocks_ = d_in / b_;
-    factors_ = o.Int("boft_n_butterfly_factor", 1);
+    factors_ = o.Int("boft_n_butterfly_factor");
     auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(Options().device());
     for (int64_t f = 0; f < factors_; ++f) {
       std::vector<int64_t> perm = ButterflyPermutation(d_in, blocks_ >> f, b_ / 2, factors_ - 1);

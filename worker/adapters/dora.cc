@@ -19,7 +19,7 @@ class DoraAdapter : public LoraAdapter {
  public:
   DoraAdapter(const AdapterOptions& options, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
       : LoraAdapter("dora", options, std::move(weight), std::move(bias), std::move(shape)) {
-    conditioning_ = options.Choice("dora_impl", "conditioning", {"conditioning", "column_norm"}) == "conditioning";
+    conditioning_ = options.Choice("dora_impl") == "conditioning";
     torch::NoGradGuard no_grad;
     base_row_sq_ = weight_.to(torch::kFloat64).pow(2).sum(1).to(AccumulateType());
     magnitude_ = AddTrainable("lora_magnitude_vector", base_row_sq_.sqrt().to(weight_.scalar_type()));

@@ -1,8 +1,11 @@
-// MakeAdapter: the one place that maps a method name in the settings JSON to its class.
+// MakeAdapter: settings are read through the method registry (common/methods/), whose
+// registration names the tensor code that builds each method; this table maps those names
+// to the constructors of the per-method files.
 #include <functional>
 #include <map>
 #include <stdexcept>
 
+#include "common/methods/registry.h"
 #include "worker/adapters/adapter.h"
 #include "worker/adapters/methods.h"
 
@@ -13,24 +16,21 @@ std::shared_ptr<Adapter> MakeAdapter(const nlohmann::json& settings, torch::Tens
   using Maker = std::function<std::shared_ptr<Adapter>(const std::string&, const AdapterOptions&, torch::Tensor,
                                                        torch::Tensor, const LinearShape&)>;
   static const auto* makers = new std::map<std::string, Maker>{
-      {"lora", MakeLora},       {"rslora", MakeLora}, {"dora", MakeDora},   {"pre_diag", MakePreDiag},
-      {"sora", MakeSora},       {"oft", MakeOft},     {"boft", MakeBoft},   {"ia3", MakeIa3},
-      {"adalora", MakeAdalora}, {"sorsa", MakeSorsa}, {"jora", MakeJora},
+      {"lora", MakeLora}, {"dora", MakeDora}, {"pre_diag", MakePreDiag}, {"sora", MakeSora},
+      {"oft", MakeOft},   {"boft", MakeBoft}, {"ia3", MakeIa3},          {"adalora", MakeAdalora},
+      {"sorsa", MakeSorsa}, {"jora", MakeJora},
   };
-  if (!settings.is_object() || !settings.contains("method") || !settings["method"].is_string()) {
-    throw std::invalid_argument("adapter settings need a string 'method', got " + settings.dump());
-  }
-  std::string method = settings["method"].get<std::string>();
-  AdapterOptions options(settings, method);
-  if (method == "lora" && options.Bool("dora", false)) method = "dora";
-  if (method == "lora" && options.Bool("use_dora", false)) method = "dora";
-  auto it = makers->find(method);
+  Result<methods::MethodSettings> resolved = methods::Resolve(settings);
+  if (!resolved.ok()) throw std::invalid_argument(resolved.status().message());
+  const std::string code = resolved->method().adapter(*resolved);
+  auto it = makers->find(code);
   if (it == makers->end()) {
-    std::string known;
-    for (const auto& [name, _] : *makers) known += (known.empty() ? "" : ", ") + name;
-    throw std::invalid_argument("unknown adapter method '" + method + "'; known: " + known);
+    throw std::logic_error("method '" + resolved->method().name + "' names tensor code '" + code +
+                           "', which worker/adapters/factory.cc does not have");
   }
-  return it->second(method, options, std::move(weight), std::move(bias), shape);
+  // LoRA+ and rsLoRA keep their own name on LoRA's tensor code; lora with dora: true is DoRA.
+  const std::string method = code == "dora" ? code : resolved->method().name;
+  return it->second(method, AdapterOptions(*resolved), std::move(weight), std::move(bias), shape);
 }
 
 }  // namespace sweepd::adapters

@@ -44,33 +44,33 @@ class JoraAdapter : public FrozenLinearAdapter {
     if (!count.ok()) throw std::invalid_argument(count.status().message());
     count_ = *count;
     const int64_t d_in = Shape().d_in, d_out = Shape().d_out;
-    s_l_ = o.Int("S_L", 32);
-    s_r_ = o.Int("S_R", 32);
-    k_ = o.Int("k", 8);
-    cayley_ = o.Choice("rotation_param", "cayley", {"cayley", "angle"}) == "cayley";
-    max_angle_ = o.Number("max_angle", 0.0);
-    selection_ = o.Choice("selection", "topk_ema", {"topk_ema", "random", "none"});
-    ema_beta_ = o.Number("ema_beta", 0.98);
-    update_interval_ = std::max<int64_t>(1, o.Int("update_interval", 1));
-    warmup_steps_ = o.Int("warmup_steps", 0);
-    warmup_ratio_ = o.Number("warmup_ratio", 0.0);
-    high_low_ = o.Choice("pairing_strategy", "consecutive", {"consecutive", "high_low"}) == "high_low";
-    use_gumbel_ = o.Bool("use_gumbel", false);
-    gumbel_tau_ = o.Number("gumbel_tau", 1.0);
-    const std::string sided = o.Choice("single_sided", "none", {"none", "left", "right"});
+    s_l_ = o.Int("S_L");
+    s_r_ = o.Int("S_R");
+    k_ = o.Int("k");
+    cayley_ = o.Choice("rotation_param") == "cayley";
+    max_angle_ = o.Number("max_angle");
+    selection_ = o.Choice("selection");
+    ema_beta_ = o.Number("ema_beta");
+    update_interval_ = std::max<int64_t>(1, o.Int("update_interval"));
+    warmup_steps_ = o.Int("warmup_steps");
+    warmup_ratio_ = o.Number("warmup_ratio");
+    high_low_ = o.Choice("pairing_strategy") == "high_low";
+    use_gumbel_ = o.Bool("use_gumbel");
+    gumbel_tau_ = o.Number("gumbel_tau");
+    const std::string sided = o.Choice("single_sided");
     use_left_ = s_l_ > 0 && sided != "right";
     use_right_ = s_r_ > 0 && sided != "left";
-    core_ = o.Choice("core", "diag", {"diag", "block", "lowrank", "selective_diag"});
-    magnitude_ = o.Choice("magnitude", "oer_softmax", {"none", "ecd_tanh", "oer_softmax"});
-    scope_output_ = o.Choice("magnitude_scope", "delta", {"delta", "output"}) == "output";
-    oer_temperature_ = o.Number("oer_temperature", 1.0);
-    ecd_temperature_ = o.Number("ecd_temperature", 1.0);
-    ecd_alpha_ = o.Number("ecd_alpha", 0.5);
-    eps_ = o.Number("eps", 1e-8);
-    const bool zero_core = o.Bool("zero_init_core", false);
-    tanh_clip_ = o.Bool("tanh_clip", false);
-    const bool init = o.Bool("init_weights", true);
-    const double theta_std = o.Number("theta_init_std", 0.02);
+    core_ = o.Choice("core");
+    magnitude_ = o.Choice("magnitude");
+    scope_output_ = o.Choice("magnitude_scope") == "output";
+    oer_temperature_ = o.Number("oer_temperature");
+    ecd_temperature_ = o.Number("ecd_temperature");
+    ecd_alpha_ = o.Number("ecd_alpha");
+    eps_ = o.Number("eps");
+    const bool zero_core = o.Bool("zero_init_core");
+    tanh_clip_ = o.Bool("tanh_clip");
+    const bool init = o.Bool("init_weights");
+    const double theta_std = o.Number("theta_init_std");
 
     if (use_left_) theta_l_ = AddTrainable("theta_L", torch::randn({s_l_}, Options()) * theta_std, ParamGroup::kTheta);
     if (use_right_) theta_r_ = AddTrainable("theta_R", torch::randn({s_r_}, Options()) * theta_std, ParamGroup::kTheta);
@@ -79,7 +79,7 @@ class JoraAdapter : public FrozenLinearAdapter {
     if (core_ == "diag") {
       diag_ = AddTrainable("core.diag_params", torch::randn({m}, Options()) * (0.01 * core_scale), ParamGroup::kCore);
     } else if (core_ == "block") {
-      block_ = o.Int("block_size", 4);
+      block_ = o.Int("block_size");
       const int64_t nb = m / block_, rem = m % block_;
       if (nb > 0) {
         blocks_ = AddTrainable("core.blocks", torch::randn({nb, block_, block_}, Options()) * (0.1 * core_scale),
@@ -90,7 +90,7 @@ class JoraAdapter : public FrozenLinearAdapter {
                              ParamGroup::kCore);
       }
     } else if (core_ == "lowrank") {
-      const int64_t r = o.Int("lowrank_r", 8);
+      const int64_t r = o.Int("lowrank_r");
       lowrank_scale_ = o.Number("lowrank_alpha", static_cast<double>(r)) / static_cast<double>(r);
       low_a_ = AddTrainable("core.A", torch::randn({d_out, r}, Options()) * (0.1 * core_scale), ParamGroup::kCore);
       low_b_ = AddTrainable("core.B", torch::randn({d_in, r}, Options()) * 0.1, ParamGroup::kCore);

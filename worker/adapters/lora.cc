@@ -13,13 +13,12 @@ LoraAdapter::LoraAdapter(std::string method, const AdapterOptions& options, torc
                          torch::Tensor bias, LinearShape shape)
     : FrozenLinearAdapter(std::move(method), std::move(weight), std::move(bias), std::move(shape)),
       settings_(options.json()) {
-  r_ = options.Int("r", 8);
-  if (r_ <= 0) throw std::invalid_argument(Method() + " option 'r' must be positive");
-  const double alpha = options.Number("alpha", options.Number("lora_alpha", 8.0));
-  const bool rslora = Method() == "rslora" || options.Bool("rslora", false) || options.Bool("use_rslora", false);
+  r_ = options.Int("r");
+  const double alpha = options.Number("alpha");
+  // rsLoRA is a method of its own and a flag of lora (methods without the flag read false).
+  const bool rslora = Method() == "rslora" || options.Bool("rslora", false);
   scale_ = rslora ? alpha / std::sqrt(static_cast<double>(r_)) : alpha / static_cast<double>(r_);
-  dropout_ = options.Number("dropout", options.Number("lora_dropout", 0.0));
-  settings_["method"] = Method();
+  dropout_ = options.Number("dropout");
   A_ = AddTrainable("lora_A.weight", torch::empty({r_, Shape().d_in}, Options()));
   B_ = AddTrainable("lora_B.weight", torch::zeros({Shape().d_out, r_}, Options()));
   KaimingUniform(A_);
@@ -53,9 +52,21 @@ torch::Tensor LoraAdapter::AdaptedForward(const torch::Tensor& x) {
 
 torch::Tensor LoraAdapter::ComputeWeight() { return weight_ + LowRankWeight(); }
 
+namespace {
+
+// LoRA itself (and rsLoRA, LoRA+): ΔW = s · B A exactly. DoRA, Pre-Diag and SORA derive from
+// LoraAdapter but rescale or rotate the branch, so only this class reports the factors.
+class PlainLoraAdapter final : public LoraAdapter {
+ public:
+  using LoraAdapter::LoraAdapter;
+  std::optional<std::pair<torch::Tensor, torch::Tensor>> LowRankFactors() override { return {{B_, A_}}; }
+};
+
+}  // namespace
+
 std::shared_ptr<Adapter> MakeLora(const std::string& method, const AdapterOptions& options,
                                   torch::Tensor weight, torch::Tensor bias, const LinearShape& shape) {
-  return std::make_shared<LoraAdapter>(method, options, std::move(weight), std::move(bias), shape);
+  return std::make_shared<PlainLoraAdapter>(method, options, std::move(weight), std::move(bias), shape);
 }
 
 }  // namespace sweepd::adapters

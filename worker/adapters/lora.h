@@ -8,8 +8,8 @@ namespace sweepd::adapters {
 
 class LoraAdapter : public FrozenLinearAdapter {
  public:
-  // Options: r (8), alpha (or lora_alpha; 8, PEFT's default), rslora (s = alpha/√r),
-  // dropout (or lora_dropout; on the branch's input, training mode only).
+  // Options (defaults in common/methods/lora_like.h): r, alpha (s = alpha/r; alpha/√r with
+  // rslora), dropout (on the branch's input, training mode only).
   LoraAdapter(std::string method, const AdapterOptions& options, torch::Tensor weight, torch::Tensor bias,
               LinearShape shape);
 

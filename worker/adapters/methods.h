@@ -13,7 +13,7 @@ namespace sweepd::adapters {
   std::shared_ptr<Adapter> Name(const std::string& method, const AdapterOptions& options, \
                                 torch::Tensor weight, torch::Tensor bias, const LinearShape& shape)
 
-SWEEPD_ADAPTER_MAKER(MakeLora);     // lora, rslora
+SWEEPD_ADAPTER_MAKER(MakeLora);     // lora, rslora, lora_plus
 SWEEPD_ADAPTER_MAKER(MakeDora);     // dora (or lora with "dora": true)
 SWEEPD_ADAPTER_MAKER(MakePreDiag);  // pre_diag
 SWEEPD_ADAPTER_MAKER(MakeSora);     // sora

@@ -23,13 +23,13 @@ class OftAdapter : public FrozenLinearAdapter {
     Result<int64_t> count = CountTrainableParameters(settings_, Shape());
     if (!count.ok()) throw std::invalid_argument(count.status().message());
     count_ = *count;
-    n_ = o.Int("oft_block_size", 0);
-    if (n_ <= 0) n_ = o.Int("r", 0) > 0 ? Shape().d_in / o.Int("r", 0) : 32;
+    n_ = o.Int("oft_block_size");
+    if (n_ <= 0) n_ = o.Int("r") > 0 ? Shape().d_in / o.Int("r") : 32;
     blocks_ = Shape().d_in / n_;
-    coft_ = o.Bool("coft", false);
-    eps_ = o.Number("eps", 6e-5);
-    neumann_ = o.Bool("use_cayley_neumann", false);
-    terms_ = o.Int("num_cayley_neumann_terms", 5);
+    coft_ = o.Bool("coft");
+    eps_ = o.Number("eps");
+    neumann_ = o.Bool("use_cayley_neumann");
+    terms_ = o.Int("num_cayley_neumann_terms");
     packed_ = AddTrainable("oft_R.weight", torch::zeros({blocks_, n_ * (n_ - 1) / 2}, Options()));
   }
 

@@ -95,13 +95,13 @@ class SoraAdapter : public PreDiagAdapter {
  public:
   SoraAdapter(const AdapterOptions& o, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
       : PreDiagAdapter("sora", o, std::move(weight), std::move(bias), std::move(shape)) {
-    r_p_ = o.Int("r_p", 4);
+    r_p_ = o.Int("r_p");
     if (r_p_ <= 0) throw std::invalid_argument("sora option 'r_p' must be positive");
-    initial_s_p_ = o.Number("initial_s_p", 1.0);
+    initial_s_p_ = o.Number("initial_s_p");
     if (!(initial_s_p_ > 0)) {
       throw std::invalid_argument("sora option 'initial_s_p' must be positive (0 leaves no rotation: that is pre_diag)");
     }
-    exact_ = o.Choice("rotation", "taylor", {"taylor", "exact"}) == "exact";
+    exact_ = o.Choice("rotation") == "exact";
     torch::Tensor c = torch::empty({Shape().d_out, r_p_}, Options());
     {
       torch::NoGradGuard no_grad;  // Kaiming-uniform, a = √5, fan_out = d_out

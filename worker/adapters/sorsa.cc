@@ -17,18 +17,18 @@ class SorsaAdapter : public FrozenLinearAdapter {
  public:
   SorsaAdapter(const AdapterOptions& o, torch::Tensor weight, torch::Tensor bias, LinearShape shape)
       : FrozenLinearAdapter("sorsa", std::move(weight), std::move(bias), std::move(shape)) {
-    r_ = o.Int("r", 8);
+    r_ = o.Int("r");
     if (r_ <= 0 || r_ > std::min(Shape().d_in, Shape().d_out)) {
       throw std::invalid_argument("sorsa option 'r' must be in 1..min(d_in, d_out)");
     }
-    scale_ = o.Has("alpha") ? o.Number("alpha", 1.0) / static_cast<double>(r_) : 1.0;
+    scale_ = o.Has("alpha") ? o.Number("alpha") / static_cast<double>(r_) : 1.0;
     A_ = AddTrainable("sorsa_A", torch::zeros({r_, Shape().d_in}, Options()));
     B_ = AddTrainable("sorsa_B", torch::zeros({Shape().d_out, r_}, Options()));
     S_ = AddTrainable("sorsa_S", torch::zeros({r_}, Options()));
     A0_ = register_buffer("sorsa_A_init", torch::zeros({r_, Shape().d_in}, Options()));
     B0_ = register_buffer("sorsa_B_init", torch::zeros({Shape().d_out, r_}, Options()));
     S0_ = register_buffer("sorsa_S_init", torch::zeros({r_}, Options()));
-    if (o.Bool("init_weights", true)) SplitWeight();
+    if (o.Bool("init_weights")) SplitWeight();
   }
 
   std::vector<NamedTensor> Trainable() override { return TrainableList(); }

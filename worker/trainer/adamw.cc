@@ -16,6 +16,13 @@ void AdamW::Add(const std::string& name, torch::Tensor param, int group) {
   if (!groups_.count(group)) groups_[group] = ParamGroupSettings{};
 }
 
+ParamGroupSettings AdamW::SettingsOf(const std::string& name) const {
+  for (const Entry& e : entries_) {
+    if (e.name == name) return groups_.at(e.group);
+  }
+  throw std::out_of_range("the optimizer has no param '" + name + "'");
+}
+
 void AdamW::Step(double lr_scale) {
   torch::NoGradGuard no_grad;
   ++steps_;

@@ -23,6 +23,9 @@ class AdamW {
   // Adds `param` (a leaf requiring grad) under `name` to group `group`.
   void Add(const std::string& name, torch::Tensor param, int group);
   void SetGroup(int group, ParamGroupSettings settings) { groups_[group] = settings; }
+  // The settings of the group the param `name` was added to; throws std::out_of_range naming
+  // it when no param has that name.
+  ParamGroupSettings SettingsOf(const std::string& name) const;
 
   // One update with every group's lr multiplied by `lr_scale`; params without grad are skipped.
   void Step(double lr_scale);

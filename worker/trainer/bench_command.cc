@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "common/job_config.h"
+#include "common/methods/registry.h"
 #include "worker/compat.h"
 #include "worker/models/llama.h"
 #include "worker/models/llama_config.h"
@@ -21,6 +22,7 @@
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/commands.h"
 #include "worker/trainer/cuda_graph.h"
+#include "worker/trainer/optimizer_groups.h"
 
 #if defined(SWEEPD_HAVE_CUDA)
 #include <cuda_runtime_api.h>
@@ -57,16 +59,27 @@ json ReadJsonFile(const std::string& path) {
   }
 }
 
+// The adapter settings of --adapter or of --methods' entry --method, read through the method
+// registry like a job's (an unknown option is an error naming it and the known ones).
 json AdapterSettings(const BenchOptions& o) {
-  if (!o.adapter.empty()) return json::parse(o.adapter);
-  if (o.methods.empty() || o.method.empty()) {
-    throw std::invalid_argument("give --adapter JSON, or --methods FILE with --method NAME");
+  json settings;
+  std::string where = "--adapter";
+  if (!o.adapter.empty()) {
+    settings = json::parse(o.adapter);
+  } else {
+    if (o.methods.empty() || o.method.empty()) {
+      throw std::invalid_argument("give --adapter JSON, or --methods FILE with --method NAME");
+    }
+    json all = ReadJsonFile(o.methods);
+    if (!all.contains(o.method) || !all[o.method].is_object()) {
+      throw std::invalid_argument(o.methods + " has no method '" + o.method + "'");
+    }
+    settings = all[o.method];
+    where = o.methods + ": '" + o.method + "'";
   }
-  json all = ReadJsonFile(o.methods);
-  if (!all.contains(o.method) || !all[o.method].is_object()) {
-    throw std::invalid_argument(o.methods + " has no method '" + o.method + "'");
-  }
-  return all[o.method];
+  Result<methods::MethodSettings> resolved = methods::Resolve(settings);
+  if (!resolved.ok()) throw std::invalid_argument(where + ": " + resolved.status().message());
+  return resolved->json();
 }
 
 std::string DeviceName(const torch::Device& device) {
@@ -173,10 +186,10 @@ int RunBench(const BenchOptions& o) {
     line["trainable_params"] = adapters.TrainableParameters();
 
     AdamW optimizer;
-    optimizer.SetGroup(0, {o.lr, o.weight_decay});
-    for (const auto& a : adapters.adapters()) {
-      for (const auto& t : a.adapter->Trainable()) optimizer.Add(a.module + "." + t.name, t.tensor, 0);
-    }
+    TrainSpec train;  // the job's groups (LoRA+'s lr_ratio included) at --lr; lr_theta/lr_core unset
+    train.lr = o.lr;
+    train.weight_decay = o.weight_decay;
+    AddAdapterParams(optimizer, adapters, settings, train, "");
     const std::vector<torch::Tensor> params = optimizer.Params();
 
     auto long_opts = torch::TensorOptions().dtype(torch::kInt64).device(device);

@@ -12,8 +12,8 @@ namespace sweepd::trainer {
 void AddRunCommand(CLI::App& app, int* exit_code);          // worker/trainer/run_command.cc
 void AddPrepareCommand(CLI::App& app, int* exit_code);      // worker/trainer/run_command.cc
 void AddProbeCommand(CLI::App& app, int* exit_code);        // worker/trainer/probe_command.cc
-void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/adapters/conformance.cc
-void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/adapters/budget_command.cc
+void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/trainer/conformance_command.cc
+void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/trainer/budget_command.cc
 void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
 
 }  // namespace sweepd::trainer

@@ -26,6 +26,7 @@
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/cuda_graph.h"
+#include "worker/trainer/optimizer_groups.h"
 #include "worker/trainer/peft_folder.h"
 #include "worker/trainer/synthetic_base.h"
 
@@ -117,15 +118,9 @@ json SpectrumReport(const AdapterSet& set) {
   double entropy = 0, normalized = 0, stable = 0;
   for (const auto& a : set.adapters()) {
     eval::SpectrumStats s;
-    torch::Tensor lora_a, lora_b;
-    for (const auto& t : a.adapter->Trainable()) {
-      if (t.name == "lora_A.weight") lora_a = t.tensor;
-      if (t.name == "lora_B.weight") lora_b = t.tensor;
-    }
-    const std::string method = a.adapter->Method();
-    if ((method == "lora" || method == "rslora") && lora_a.defined() && lora_b.defined()) {
+    if (auto factors = a.adapter->LowRankFactors()) {
       // ΔW = s·B·A: the spectrum of B·A scaled; entropy and stable rank ignore the scale.
-      s = eval::SpectrumOfLowRank(lora_b, lora_a);
+      s = eval::SpectrumOfLowRank(factors->first, factors->second);
     } else {
       s = eval::SpectrumOfDelta(a.adapter->DeltaWeight());
     }
@@ -262,24 +257,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   }
 
   AdamW optimizer;
-  int group_index = 0;
-  std::map<adapters::ParamGroup, int> group_ids;
-  auto group_of = [&](adapters::ParamGroup g) {
-    auto it = group_ids.find(g);
-    if (it != group_ids.end()) return it->second;
-    const int id = group_index++;
-    double lr = config.train.lr;
-    if (g == adapters::ParamGroup::kTheta && config.train.lr_theta) lr = *config.train.lr_theta;
-    if (g == adapters::ParamGroup::kCore && config.train.lr_core) lr = *config.train.lr_core;
-    optimizer.SetGroup(id, {lr, config.train.weight_decay});
-    group_ids[g] = id;
-    return id;
-  };
-  for (const auto& a : adapters.adapters()) {
-    for (const auto& t : a.adapter->Trainable()) {
-      optimizer.Add("base_model.model." + a.module + "." + t.name, t.tensor, group_of(t.group));
-    }
-  }
+  AddAdapterParams(optimizer, adapters, config.adapter, config.train, "base_model.model.");
 
   std::vector<data::TokenizedExample> tokenized;
   for (const auto& ex : examples) tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer));

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "common/methods/registry.h"
 #include "worker/io/safetensors.h"
 #include "worker/trainer/checkpoint.h"
 
@@ -15,51 +16,52 @@ using nlohmann::json;
 
 namespace {
 
-std::string MethodOf(const json& settings) { return settings.value("method", ""); }
-
-double Number(const json& s, const char* a, const char* b, double fallback) {
-  if (s.contains(a) && s[a].is_number()) return s[a].get<double>();
-  if (s.contains(b) && s[b].is_number()) return s[b].get<double>();
-  return fallback;
+// The settings through the method registry (aliases resolved, defaults declared there).
+methods::MethodSettings Resolved(const json& settings) {
+  Result<methods::MethodSettings> s = methods::Resolve(settings);
+  if (!s.ok()) throw std::invalid_argument(s.status().message());
+  return *s;
 }
 
 }  // namespace
 
 bool HasPeftLayout(const json& settings) {
-  const std::string m = MethodOf(settings);
-  return m == "lora" || m == "rslora" || m == "dora" || m == "ia3" || m == "oft";
+  Result<methods::MethodSettings> s = methods::Resolve(settings);
+  return s.ok() && !s->method().peft_type.empty();
 }
 
 void WritePeftFolder(const std::string& folder, const json& settings, const TrackSpec& track,
                      const AdapterSet& adapters, const std::string& base_model) {
-  const std::string m = MethodOf(settings);
+  const methods::MethodSettings s = Resolved(settings);
+  const std::string type = s.method().peft_type;
   std::vector<std::string> targets;
   for (const std::string& t : TrackModules(track)) targets.push_back(t);
   json targets_json = targets.size() == 1 && targets[0] == "all-linear" ? json("all-linear") : json(targets);
   json config = {{"base_model_name_or_path", base_model}, {"bias", "none"}, {"fan_in_fan_out", false},
                  {"inference_mode", true}, {"modules_to_save", nullptr}, {"revision", nullptr},
                  {"target_modules", targets_json}, {"task_type", "CAUSAL_LM"}};
-  if (m == "lora" || m == "rslora" || m == "dora") {
-    const int64_t r = settings.value("r", 8);
+  // LoRA's layout holds every method built by LoRA's or DoRA's tensor code (rsLoRA, LoRA+:
+  // PEFT trains LoRA+ with the same LoRA adapter and only a different optimizer).
+  if (type == "LORA") {
     config["peft_type"] = "LORA";
-    config["r"] = r;
-    config["lora_alpha"] = Number(settings, "alpha", "lora_alpha", 8.0);
-    config["lora_dropout"] = Number(settings, "dropout", "lora_dropout", 0.0);
-    config["use_rslora"] = m == "rslora" || settings.value("rslora", false) || settings.value("use_rslora", false);
-    config["use_dora"] = m == "dora";
+    config["r"] = s.Int("r");
+    config["lora_alpha"] = s.Number("alpha");
+    config["lora_dropout"] = s.Number("dropout");
+    config["use_rslora"] = s.method().name == "rslora" || s.Bool("rslora", false);
+    config["use_dora"] = s.method().adapter(s) == "dora";
     config["init_lora_weights"] = true;
-  } else if (m == "ia3") {
+  } else if (type == "IA3") {
     config["peft_type"] = "IA3";
     config["feedforward_modules"] = json::array({"down_proj"});
-  } else if (m == "oft") {
+  } else if (type == "OFT") {
     config["peft_type"] = "OFT";
-    config["oft_block_size"] = settings.value("oft_block_size", 0);
-    config["r"] = settings.value("r", 0);
-    config["coft"] = settings.value("coft", false);
-    config["eps"] = Number(settings, "eps", "eps", 6e-5);
+    config["oft_block_size"] = s.Int("oft_block_size");
+    config["r"] = s.Int("r");
+    config["coft"] = s.Bool("coft");
+    config["eps"] = s.Number("eps");
     config["module_dropout"] = 0.0;
   } else {
-    throw std::invalid_argument("method '" + m + "' has no PEFT layout");
+    throw std::invalid_argument("method '" + s.method().name + "' has no PEFT layout");
   }
   fs::create_directories(folder);
   io::SaveSafetensors((fs::path(folder) / "adapter_model.safetensors").string(), adapters.Tensors(false),

@@ -1,0 +1,19 @@
+// rsLoRA (Kalajdzievski 2023): LoRA with the scale alpha / sqrt(r); PEFT's use_rslora.
+#include "common/methods/lora_like.h"
+
+namespace sweepd::methods {
+
+MethodInfo Rslora() {
+  MethodInfo m;
+  m.name = "rslora";
+  m.label = "rsLoRA";
+  m.label_keys = {"r"};
+  m.options = LoraLikeOptions();
+  m.size_knob = "r";
+  m.count = [](const MethodSettings& s, const LinearShape& sh) { return CountLowRank(s, sh, 0); };
+  m.adapter = [](const MethodSettings&) { return std::string("lora"); };
+  m.peft_type = "LORA";
+  return m;
+}
+
+}  // namespace sweepd::methods
