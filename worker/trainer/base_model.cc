@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "worker/eval/scoring.h"
+#include "worker/failures.h"
 #include "worker/models/hf_checkpoint.h"
 #include "worker/trainer/stderr_log.h"
 #include "worker/trainer/stopwatch.h"
@@ -17,11 +18,12 @@ torch::Device ParseDevice(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name.rfind("cuda", 0) == 0) {
     if (!torch::cuda::is_available()) {
-      throw std::invalid_argument("device '" + name + "' requested but this sweep-train sees no CUDA device");
+      // A CUDA job is only leased to a CUDA slot: the device has gone since the worker probed it.
+      throw DeviceError("device '" + name + "' requested but this sweep-train sees no CUDA device");
     }
     return torch::Device(name);
   }
-  throw std::invalid_argument("device must be cpu or cuda[:N], not '" + name + "'");
+  throw InvalidInput("device must be cpu or cuda[:N], not '" + name + "'");
 }
 
 BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir) {
@@ -35,7 +37,7 @@ BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir) {
     std::string tokenizer = spec.tokenizer;
     if (tokenizer.empty()) tokenizer = (fs::path(spec.source) / "tokenizer.model").string();
     if (!fs::exists(tokenizer)) {
-      throw std::invalid_argument(tokenizer + ": no SentencePiece tokenizer; set model.tokenizer");
+      throw InvalidInput(tokenizer + ": no SentencePiece tokenizer; set model.tokenizer");
     }
     base.tokenizer = data::LoadSentencePieceTokenizer(tokenizer);
   }

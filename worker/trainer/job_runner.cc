@@ -10,10 +10,12 @@
 #include <optional>
 #include <stdexcept>
 
+#include "common/contracts.h"
 #include "common/model_shapes.h"
 #include "common/param_count.h"
 #include "worker/compat.h"
 #include "worker/eval/eval_tasks.h"
+#include "worker/failures.h"
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/base_model.h"
 #include "worker/trainer/peft_folder.h"
@@ -32,12 +34,12 @@ namespace {
 void CheckAdapterSettings(const JobConfig& config, const RunOptions& options) {
   const std::string where = options.job_path.empty() ? "job" : options.job_path;
   Result<ModelShape> shape = LoadModelShape(config.model.source);
-  if (!shape.ok()) throw std::invalid_argument(shape.status().message());
+  if (!shape.ok()) throw InvalidInput(shape.status().message());
   Result<std::vector<LinearShape>> layers = SelectTrack(*shape, config.track);
-  if (!layers.ok()) throw std::invalid_argument(where + ": " + layers.status().message());
+  if (!layers.ok()) throw InvalidInput(where + ": " + layers.status().message());
   for (const LinearShape& layer : *layers) {
     Result<int64_t> count = CountTrainableParameters(config.adapter, layer);
-    if (!count.ok()) throw std::invalid_argument(where + ": " + count.status().message());
+    if (!count.ok()) throw InvalidInput(where + ": " + count.status().message());
   }
 }
 
@@ -58,7 +60,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     CheckAdapterSettings(config, options);
     examples = TrainingExamples(config);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
-      throw std::invalid_argument("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
+      throw InvalidInput("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
     }
   }
 
@@ -68,7 +70,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (config.kind == "base_eval") {
     auto scores = Evaluate(config, base, "base", tasks, device, metrics);
     metrics.Emit(BaseEvalFinalLine(config, base.fingerprint, scores, base.total_params, device, wall.Seconds()));
-    return kExitOk;
+    return exit_status::kOk;
   }
 
   // Adapters first (seeded), so that their initial values do not depend on whether base
@@ -94,7 +96,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
                       metrics);
   };
   if (!Train(config, base, adapters, optimizer, packer, device, wall, options.stop, progress, save, metrics)) {
-    return kExitNonFinite;
+    return exit_status::kNonFinite;
   }
   if (config.train.steps > start_step || !resumed) save(config.train.steps);
   if (HasPeftLayout(config.adapter)) {
@@ -106,7 +108,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   auto scores = Evaluate(config, base, "final", tasks, device, metrics);
   metrics.Emit(TrainFinalLine(config, base.fingerprint, scores, base_scores, progress, adapters, base.total_params,
                               device, wall.Seconds()));
-  return kExitOk;
+  return exit_status::kOk;
 }
 
 }  // namespace sweepd::trainer

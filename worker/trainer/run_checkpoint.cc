@@ -1,5 +1,9 @@
-// A run's checkpoints (see run_checkpoint.h); the folder format is checkpoint.h's.
+// A run's checkpoints (see run_checkpoint.h); the folder format is checkpoint.h's. A
+// checkpoint that cannot be restored is set aside and the attempt crashes: the retry resumes
+// from the checkpoint before it.
 #include "worker/trainer/run_checkpoint.h"
+
+#include <new>
 
 #include <nlohmann/json.hpp>
 
@@ -26,17 +30,29 @@ std::optional<Checkpoint> CheckpointToResume(const std::string& workdir) { retur
 
 std::optional<std::map<std::string, double>> SavedBaseScores(const Checkpoint& checkpoint) {
   if (!checkpoint.state.contains("base_scores")) return std::nullopt;
-  return checkpoint.state["base_scores"].get<std::map<std::string, double>>();
+  try {
+    return checkpoint.state["base_scores"].get<std::map<std::string, double>>();
+  } catch (const nlohmann::json::exception& e) {
+    SetAsideCheckpoint(checkpoint.path, checkpoint.path + "/trainer_state.json: base_scores: " + e.what());
+  }
 }
 
 void RestoreRun(const Checkpoint& checkpoint, AdapterSet& adapters, AdamW& optimizer, data::Packer& packer,
                 TrainingProgress& progress) {
-  adapters.Load(checkpoint.adapter, checkpoint.path + "/adapter_model.safetensors");
-  optimizer.LoadState(checkpoint.optimizer, checkpoint.state.at("optimizer_steps").get<int64_t>());
-  packer.set_cursor(checkpoint.state.at("data_cursor").get<int64_t>());
-  progress.step = checkpoint.step;
-  progress.total_tokens = checkpoint.state.value("tokens", int64_t{0});
-  progress.train_seconds = checkpoint.state.value("train_seconds", 0.0);
+  try {
+    adapters.Load(checkpoint.adapter, checkpoint.path + "/adapter_model.safetensors");
+    optimizer.LoadState(checkpoint.optimizer, checkpoint.state.at("optimizer_steps").get<int64_t>());
+    packer.set_cursor(checkpoint.state.at("data_cursor").get<int64_t>());
+    progress.step = checkpoint.step;
+    progress.total_tokens = checkpoint.state.value("tokens", int64_t{0});
+    progress.train_seconds = checkpoint.state.value("train_seconds", 0.0);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Tensors or state that do not fit this job's adapters: the job id is the hash of its
+    // configuration, so the checkpoint was damaged, not made by another job.
+    SetAsideCheckpoint(checkpoint.path, e.what());
+  }
   LogLine("resumed from " + checkpoint.path + " at step " + std::to_string(progress.step));
 }
 

@@ -21,13 +21,15 @@ void SaveRunCheckpoint(const std::string& workdir, const std::string& job_id, in
                        const AdamW& optimizer, const data::Packer& packer, const TrainingProgress& progress,
                        const std::map<std::string, double>& base_scores, MetricsWriter& metrics);
 
-// The latest checkpoint under WORKDIR/checkpoints, if any.
+// The latest checkpoint under WORKDIR/checkpoints, if any; throws CorruptCheckpoint for one
+// that cannot be read (set aside: the next attempt takes the one before it).
 std::optional<Checkpoint> CheckpointToResume(const std::string& workdir);
 
 // The base scores the checkpoint's run compared against, if it saved them.
 std::optional<std::map<std::string, double>> SavedBaseScores(const Checkpoint& checkpoint);
 
-// Restores adapter, optimizer, data cursor and progress from `checkpoint`.
+// Restores adapter, optimizer, data cursor and progress from `checkpoint`; throws
+// CorruptCheckpoint (and sets it aside) when they do not fit the job's adapters.
 void RestoreRun(const Checkpoint& checkpoint, AdapterSet& adapters, AdamW& optimizer, data::Packer& packer,
                 TrainingProgress& progress);
 
