@@ -1,6 +1,6 @@
 // sweep-train run as the worker runs it: a real subprocess on the synthetic benchmark,
-// its JSON lines checked against docs/metrics.schema.json, resumption after SIGKILL, and
-// one-line errors with exit status 2.
+// its JSON lines checked against docs/metrics.schema.json, resumption after SIGKILL and after
+// a corrupt checkpoint, and one-line errors: exit status 2 for invalid input only.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/contracts.h"
 #include "tests/support/process.h"
 #include "worker/io/safetensors.h"
 
@@ -292,6 +293,78 @@ TEST(SweepTrainBench, UnknownAdapterOptionInTheMethodsFileIsRefusedNamingIt) {
   EXPECT_TRUE(r.lines.empty()) << "no result line for a refused method";
   EXPECT_NE(r.stderr_text.find("bench_methods_unknown_option.json"), std::string::npos) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("unknown option 'SL' of jora"), std::string::npos) << r.stderr_text;
+}
+
+// A job file that is not JSON is the job's fault: exit kInvalid, one "invalid input" line.
+TEST(SweepTrainRun, JobFileThatIsNotJsonIsInvalidInput) {
+  const std::string dir = MakeTempDir("sweep-train-not-json-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", kJobs + "not_json.json", "--workdir", dir + "/work"}, dir);
+  EXPECT_EQ(r.status, exit_status::kInvalid);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("invalid input: " + kJobs + "not_json.json: not valid JSON"), std::string::npos)
+      << r.stderr_text;
+}
+
+// So is a training data file that is not there; nothing is retried for it.
+TEST(SweepTrainRun, MissingTrainingDataFileIsInvalidInput) {
+  const std::string dir = MakeTempDir("sweep-train-no-data-");
+  std::ifstream in(kJobs + "synthetic_lora_a.json");
+  json job = json::parse(in);
+  const std::string data = dir + "/no-such-data.jsonl";
+  job["train"]["data"] = data;
+  std::ofstream(dir + "/job.json") << job.dump();
+  RunResult r = RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+  EXPECT_EQ(r.status, exit_status::kInvalid);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("invalid input: " + data + ": cannot open data file"), std::string::npos)
+      << r.stderr_text;
+}
+
+// The step-NNNNNNNN checkpoint folders of a workdir, oldest first.
+std::vector<fs::path> CheckpointFolders(const std::string& workdir) {
+  std::vector<fs::path> folders;
+  for (const auto& entry : fs::directory_iterator(workdir + "/checkpoints")) {
+    if (entry.path().filename().string().rfind("step-", 0) == 0) folders.push_back(entry.path());
+  }
+  std::sort(folders.begin(), folders.end());
+  return folders;
+}
+
+// A checkpoint that cannot be read back on resume is a crash of that attempt (retried by
+// sweepd), not the job's fault; it is set aside, and the next attempt resumes from the
+// checkpoint before it and ends with the adapter an unbroken run ends with.
+TEST(SweepTrainRun, CorruptCheckpointOnResumeCrashesAndTheRetryResumesFromTheOneBefore) {
+  const std::string job = kJobs + "synthetic_resume.json";
+  const std::string dir = MakeTempDir("sweep-train-corrupt-");
+  const std::string work = dir + "/work";
+  RunResult straight = RunTrainer({kTrain, "run", "--job", job, "--workdir", work}, dir);
+  ASSERT_EQ(straight.status, exit_status::kOk) << straight.stderr_text;
+  const std::vector<fs::path> folders = CheckpointFolders(work);
+  ASSERT_GE(folders.size(), 2u);
+  const fs::path latest = folders.back(), before = folders[folders.size() - 2];
+  const auto unbroken = Tensors((latest / "adapter_model.safetensors").string());
+  const fs::path adapter_file = latest / "adapter_model.safetensors";
+  fs::resize_file(adapter_file, fs::file_size(adapter_file) / 2);  // a torn write
+
+  RunResult crashed = RunTrainer({kTrain, "run", "--job", job, "--workdir", work, "--resume"}, dir);
+  EXPECT_EQ(crashed.status, exit_status::kCrashed);
+  ExpectOneLine(crashed.stderr_text);
+  EXPECT_NE(crashed.stderr_text.find("crash (corrupt checkpoint): " + adapter_file.string()), std::string::npos)
+      << crashed.stderr_text;
+  EXPECT_FALSE(fs::exists(latest));
+  EXPECT_TRUE(fs::exists(latest.parent_path() / ("corrupt-" + latest.filename().string())));
+
+  RunResult retried = RunTrainer({kTrain, "run", "--job", job, "--workdir", work, "--resume"}, dir);
+  ASSERT_EQ(retried.status, exit_status::kOk) << retried.stderr_text;
+  EXPECT_NE(retried.stderr_text.find("resumed from " + before.string() + " at step"), std::string::npos)
+      << retried.stderr_text;
+  ExpectValidLines(retried.lines);
+  const auto resumed = Tensors((latest / "adapter_model.safetensors").string());
+  ASSERT_EQ(resumed.size(), unbroken.size());
+  for (const auto& [name, tensor] : unbroken) {
+    ASSERT_TRUE(resumed.count(name)) << name;
+    EXPECT_TRUE(torch::equal(tensor, resumed.at(name))) << name << " differs after resuming from " << before;
+  }
 }
 
 // A job on a copy of the tiny-llama fixture, edited by `edit`.

@@ -3,6 +3,7 @@
 #include "worker/data/instruction_data.h"
 
 #include "worker/data/jsonl.h"
+#include "worker/failures.h"
 
 namespace sweepd::data {
 namespace {
@@ -62,7 +63,7 @@ std::vector<InstructionExample> ReadInstructionFile(const std::string& path) {
     const std::string input = row.contains("input") ? StringField(row, "input", path, line) : "";
     out.push_back({AlpacaPrompt(instruction, input), StringField(row, "output", path, line)});
   });
-  if (out.empty()) throw std::invalid_argument(path + ": no examples");
+  if (out.empty()) throw InvalidInput(path + ": no examples");
   return out;
 }
 

@@ -3,12 +3,14 @@
 
 #include <fstream>
 
+#include "worker/failures.h"
+
 namespace sweepd::data {
 
 void ForEachJsonLine(const std::string& path,
                      const std::function<void(const nlohmann::json&, int64_t)>& visit) {
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument(path + ": cannot open data file");
+  if (!in) throw InvalidInput(IoErrorText(path, "cannot open data file"));
   std::string text;
   int64_t line = 0;
   while (std::getline(in, text)) {

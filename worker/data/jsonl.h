@@ -7,17 +7,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/failures.h"
+
 namespace sweepd::data {
 
 // A malformed row of a data file; what() is "FILE:LINE: problem".
-class DataError : public std::invalid_argument {
+class DataError : public InvalidInput {
  public:
   DataError(const std::string& file, int64_t line, const std::string& problem)
-      : std::invalid_argument(file + ":" + std::to_string(line) + ": " + problem) {}
+      : InvalidInput(file + ":" + std::to_string(line) + ": " + problem) {}
 };
 
 // Calls visit(row, line) for every non-blank line of `path`; throws DataError for a line
-// that is not a JSON object, and std::invalid_argument when the file cannot be read.
+// that is not a JSON object, and InvalidInput when the file cannot be read.
 void ForEachJsonLine(const std::string& path,
                      const std::function<void(const nlohmann::json&, int64_t)>& visit);
 

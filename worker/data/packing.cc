@@ -6,6 +6,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "worker/failures.h"
+
 namespace sweepd::data {
 
 TokenizedExample TokenizeExample(const InstructionExample& example, const Tokenizer& tokenizer) {
@@ -27,7 +29,7 @@ TokenizedExample TokenizeExample(const InstructionExample& example, const Tokeni
 
 Packer::Packer(std::vector<TokenizedExample> examples, uint64_t seed, int64_t pad_id)
     : examples_(std::move(examples)), seed_(seed), pad_id_(pad_id) {
-  if (examples_.empty()) throw std::invalid_argument("no training examples");
+  if (examples_.empty()) throw InvalidInput("no training examples");
 }
 
 const TokenizedExample& Packer::At(int64_t position) {

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "worker/data/tokenizer.h"
+#include "worker/failures.h"
 
 namespace sweepd::data {
 namespace {
@@ -69,7 +70,7 @@ class SentencePieceTokenizer : public Tokenizer {
   explicit SentencePieceTokenizer(const std::string& path) : plugin_(LoadPlugin()) {
     char error[512] = {0};
     processor_ = plugin_.load(path.c_str(), error, sizeof error);
-    if (processor_ == nullptr) throw std::runtime_error(path + ": cannot load SentencePiece model: " + error);
+    if (processor_ == nullptr) throw InvalidInput(path + ": cannot load SentencePiece model: " + error);
   }
   ~SentencePieceTokenizer() override { plugin_.free_processor(processor_); }
   SentencePieceTokenizer(const SentencePieceTokenizer&) = delete;
@@ -110,7 +111,7 @@ class SentencePieceTokenizer : public Tokenizer {
 }  // namespace
 
 std::unique_ptr<Tokenizer> LoadSentencePieceTokenizer(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error(path + ": no such SentencePiece model file");
+  if (!std::filesystem::exists(path)) throw InvalidInput(path + ": no such SentencePiece model file");
   return std::make_unique<SentencePieceTokenizer>(path);
 }
 

@@ -7,6 +7,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "worker/failures.h"
+
 namespace sweepd::data {
 namespace {
 
@@ -164,7 +166,7 @@ std::vector<InstructionExample> SyntheticTrainingExamples(const std::string& nam
                                                           int64_t count) {
   if (name == "arith" || name == "gsm8k") return ArithmeticExamples(seed, count);
   if (name == "mc" || name == "successor") return SuccessorExamples(seed, count);
-  throw std::invalid_argument("unknown synthetic data 'synthetic:" + name +
+  throw InvalidInput("unknown synthetic data 'synthetic:" + name +
                               "'; known: synthetic:arith, synthetic:mc");
 }
 

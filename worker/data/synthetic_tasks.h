@@ -26,7 +26,7 @@ std::vector<MultipleChoiceItem> SuccessorEvalItems(uint64_t seed, int64_t count)
 std::vector<InstructionExample> PretrainingExamples(uint64_t seed, int64_t count);
 
 // Training examples of a "synthetic:<skill>" data name (arith, mc); throws
-// std::invalid_argument listing the known names.
+// InvalidInput listing the known names.
 std::vector<InstructionExample> SyntheticTrainingExamples(const std::string& name, uint64_t seed,
                                                           int64_t count);
 

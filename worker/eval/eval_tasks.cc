@@ -6,6 +6,7 @@
 
 #include "worker/data/jsonl.h"
 #include "worker/data/synthetic_tasks.h"
+#include "worker/failures.h"
 
 namespace sweepd::eval {
 namespace {
@@ -141,7 +142,7 @@ EvalTask LoadEvalTask(const EvalSpec& spec) {
   task.name = spec.task;
   static const std::vector<std::string> kTasks = {"gsm8k", "arc_challenge", "mmlu", "hellaswag"};
   if (std::find(kTasks.begin(), kTasks.end(), spec.task) == kTasks.end()) {
-    throw std::invalid_argument("unknown eval task '" + spec.task +
+    throw InvalidInput("unknown eval task '" + spec.task +
                                 "'; known: gsm8k, arc_challenge, mmlu, hellaswag");
   }
   task.generative = spec.task == "gsm8k";
@@ -154,12 +155,12 @@ EvalTask LoadEvalTask(const EvalSpec& spec) {
     } else if (!task.generative && (name == "mc" || name == "successor")) {
       task.choices = data::SuccessorEvalItems(kSyntheticEvalSeed + 1, n);
     } else {
-      throw std::invalid_argument("eval data '" + spec.data + "' does not fit task '" + spec.task +
+      throw InvalidInput("eval data '" + spec.data + "' does not fit task '" + spec.task +
                                   "' (gsm8k: synthetic:arith; multiple choice: synthetic:mc)");
     }
     return task;
   }
-  if (spec.data.empty()) throw std::invalid_argument("eval task '" + spec.task + "' has no data");
+  if (spec.data.empty()) throw InvalidInput("eval task '" + spec.task + "' has no data");
   data::ForEachJsonLine(spec.data, [&](const json& row, int64_t line) {
     if (spec.task == "gsm8k") task.generation.push_back(Gsm8kRow(row, spec.data, line));
     if (spec.task == "arc_challenge") task.choices.push_back(ArcRow(row, spec.data, line));
@@ -169,7 +170,7 @@ EvalTask LoadEvalTask(const EvalSpec& spec) {
   Limit(task.generation, spec.limit);
   Limit(task.choices, spec.limit);
   if (task.generation.empty() && task.choices.empty()) {
-    throw std::invalid_argument(spec.data + ": no evaluation items");
+    throw InvalidInput(spec.data + ": no evaluation items");
   }
   return task;
 }

@@ -18,7 +18,7 @@ struct EvalTask {
 };
 
 // Reads the task of `spec` (data "synthetic:<name>" or a JSONL file; `limit` > 0 keeps the
-// first items). Throws std::invalid_argument for an unknown task and data::DataError
+// first items). Throws InvalidInput for an unknown task and data::DataError
 // ("FILE:LINE: problem") for a malformed row.
 EvalTask LoadEvalTask(const EvalSpec& spec);
 

@@ -13,11 +13,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/failures.h"
+
 namespace sweepd::io {
 namespace {
 
+// A file that is not what it should be: the input's fault (a checkpoint's reader turns it
+// into CorruptCheckpoint).
 [[noreturn]] void Fail(const std::string& path, const std::string& what) {
-  throw std::runtime_error(path + ": " + what);
+  throw InvalidInput(path + ": " + what);
+}
+
+// A system call that failed on a file that is there: the machine's fault. A missing file (or
+// one this user may not read) is the input's.
+[[noreturn]] void FailIo(const std::string& path, const std::string& what) {
+  const int err = errno;
+  if (err == ENOENT || err == ENOTDIR || err == EACCES) Fail(path, what + ": " + std::strerror(err));
+  throw IoError(IoErrorText(path, what));
 }
 
 torch::ScalarType ParseDtype(const std::string& path, const std::string& name,
@@ -63,11 +75,13 @@ SafetensorsFile SafetensorsFile::Open(const std::string& path) {
   SafetensorsFile f;
   f.path_ = path;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) Fail(path, std::string("cannot open: ") + std::strerror(errno));
+  if (fd < 0) FailIo(path, "cannot open");
   struct stat st {};
   if (fstat(fd, &st) != 0) {
+    const int err = errno;
     ::close(fd);
-    Fail(path, std::string("cannot stat: ") + std::strerror(errno));
+    errno = err;
+    FailIo(path, "cannot stat");
   }
   auto mapping = std::make_shared<Mapping>();
   mapping->size = static_cast<size_t>(st.st_size);
@@ -77,7 +91,7 @@ SafetensorsFile SafetensorsFile::Open(const std::string& path) {
   }
   mapping->data = mmap(nullptr, mapping->size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
-  if (mapping->data == MAP_FAILED) Fail(path, std::string("mmap failed: ") + std::strerror(errno));
+  if (mapping->data == MAP_FAILED) FailIo(path, "mmap failed");
   f.mapping_ = mapping;
 
   const auto* bytes = static_cast<const unsigned char*>(mapping->data);
@@ -171,7 +185,7 @@ void SaveSafetensors(const std::string& path, const std::map<std::string, torch:
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) Fail(tmp, "cannot open for writing");
+    if (!out) throw IoError(IoErrorText(tmp, "cannot open for writing"));
     unsigned char len[8];
     uint64_t hl = h.size();
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((hl >> (8 * i)) & 0xff);
@@ -181,15 +195,20 @@ void SaveSafetensors(const std::string& path, const std::map<std::string, torch:
       out.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.numel() * c.element_size()));
     }
     out.flush();
-    if (!out) Fail(tmp, "write failed");
+    if (!out) throw IoError(IoErrorText(tmp, "write failed"));
+    out.close();
+    if (!out) throw IoError(IoErrorText(tmp, "write failed"));
   }
   int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
-    ::fsync(fd);
+    const bool synced = ::fsync(fd) == 0;
+    const int err = errno;
     ::close(fd);
+    errno = err;
+    if (!synced) throw IoError(IoErrorText(tmp, "fsync failed"));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    Fail(path, std::string("cannot rename temporary file: ") + std::strerror(errno));
+    throw IoError(IoErrorText(path, "cannot rename temporary file"));
   }
 }
 

@@ -14,13 +14,14 @@ namespace sweepd::io {
 // while any copy of this object (or the tensor) lives.
 class SafetensorsFile {
  public:
-  // Throws std::runtime_error naming the file and the problem (missing, truncated, bad header).
+  // Throws InvalidInput naming the file and the problem (missing, truncated, bad header), IoError
+  // when the system cannot read a file that is there (worker/failures.h).
   static SafetensorsFile Open(const std::string& path);
 
   const std::string& path() const { return path_; }
   bool Has(const std::string& name) const { return entries_.count(name) > 0; }
   std::vector<std::string> Names() const;
-  // The tensor `name`; throws std::runtime_error "FILE: no tensor 'NAME'" when absent.
+  // The tensor `name`; throws InvalidInput "FILE: no tensor 'NAME'" when absent.
   torch::Tensor Get(const std::string& name) const;
   std::vector<int64_t> Shape(const std::string& name) const;
   const std::map<std::string, std::string>& Metadata() const { return metadata_; }
@@ -42,7 +43,7 @@ class SafetensorsFile {
 };
 
 // Writes `tensors` (any device and layout; copied to contiguous CPU) atomically:
-// to PATH.tmp, fsync, rename. Throws std::runtime_error on failure.
+// to PATH.tmp, fsync, rename. Throws IoError on failure (a full disk: "No space left on device").
 void SaveSafetensors(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
                      const std::map<std::string, std::string>& metadata = {});
 

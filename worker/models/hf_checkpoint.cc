@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "worker/failures.h"
 #include "worker/io/safetensors.h"
 
 namespace sweepd::models {
@@ -26,11 +27,11 @@ std::string ShapeText(at::IntArrayRef shape) {
 
 nlohmann::json ReadJsonFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument(path + ": cannot open");
+  if (!in) throw InvalidInput(path + ": cannot open");
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
-    throw std::invalid_argument(path + ": not valid JSON (" + e.what() + ")");
+    throw InvalidInput(path + ": not valid JSON (" + e.what() + ")");
   }
 }
 
@@ -41,7 +42,7 @@ std::map<std::string, std::shared_ptr<io::SafetensorsFile>> TensorFiles(const st
   if (fs::exists(index)) {
     const nlohmann::json j = ReadJsonFile(index.string());
     if (!j.contains("weight_map") || !j["weight_map"].is_object()) {
-      throw std::invalid_argument(index.string() + ": no 'weight_map' object");
+      throw InvalidInput(index.string() + ": no 'weight_map' object");
     }
     std::map<std::string, std::shared_ptr<io::SafetensorsFile>> shards;
     for (const auto& [name, shard] : j["weight_map"].items()) {
@@ -55,7 +56,7 @@ std::map<std::string, std::shared_ptr<io::SafetensorsFile>> TensorFiles(const st
   }
   const fs::path single = fs::path(folder) / "model.safetensors";
   if (!fs::exists(single)) {
-    throw std::invalid_argument(folder + ": no model.safetensors or model.safetensors.index.json");
+    throw InvalidInput(folder + ": no model.safetensors or model.safetensors.index.json");
   }
   auto file = std::make_shared<io::SafetensorsFile>(io::SafetensorsFile::Open(single.string()));
   for (const std::string& name : file->Names()) files[name] = file;
@@ -68,7 +69,7 @@ torch::ScalarType ParseDtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;
   if (name == "float16") return torch::kFloat16;
-  throw std::invalid_argument("model.dtype must be float32, bfloat16 or float16, not '" + name + "'");
+  throw InvalidInput("model.dtype must be float32, bfloat16 or float16, not '" + name + "'");
 }
 
 nlohmann::json ReadConfigJson(const std::string& folder) {
@@ -84,12 +85,12 @@ void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder) {
       const std::string where = fs::exists(fs::path(folder) / "model.safetensors")
                                     ? (fs::path(folder) / "model.safetensors").string()
                                     : folder;
-      throw std::invalid_argument(where + ": missing tensor '" + p.key() + "'");
+      throw InvalidInput(where + ": missing tensor '" + p.key() + "'");
     }
     const io::SafetensorsFile& file = *it->second;
     torch::Tensor t = file.Get(p.key());
     if (t.sizes() != p.value().sizes()) {
-      throw std::invalid_argument(file.path() + ": tensor '" + p.key() + "' has shape " +
+      throw InvalidInput(file.path() + ": tensor '" + p.key() + "' has shape " +
                                   ShapeText(t.sizes()) + " but config.json implies " +
                                   ShapeText(p.value().sizes()));
     }
@@ -100,7 +101,7 @@ void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder) {
 LlamaForCausalLM LoadHfModel(const std::string& folder, torch::ScalarType dtype) {
   const std::string config_path = (fs::path(folder) / "config.json").string();
   Result<LlamaConfig> config = LlamaConfigFromJson(ReadConfigJson(folder), config_path);
-  if (!config.ok()) throw std::invalid_argument(config.status().message());
+  if (!config.ok()) throw InvalidInput(config.status().message());
   LlamaForCausalLM model(*config);
   model->to(dtype);
   LoadHfWeights(model, folder);
@@ -117,7 +118,7 @@ void SaveHfModel(LlamaForCausalLM& model, const nlohmann::json& config, const st
   {
     std::ofstream out(tmp);
     out << config.dump(2) << "\n";
-    if (!out) throw std::runtime_error(tmp + ": cannot write");
+    if (!out) throw IoError(IoErrorText(tmp, "cannot write"));
   }
   fs::rename(tmp, fs::path(folder) / "config.json");
 }

@@ -11,14 +11,14 @@
 
 namespace sweepd::models {
 
-// "float32" | "bfloat16" | "float16"; throws std::invalid_argument otherwise.
+// "float32" | "bfloat16" | "float16"; throws InvalidInput otherwise.
 torch::ScalarType ParseDtype(const std::string& name);
 
-// Reads FOLDER/config.json; throws std::invalid_argument naming the file and the problem.
+// Reads FOLDER/config.json; throws InvalidInput naming the file and the problem.
 nlohmann::json ReadConfigJson(const std::string& folder);
 
 // Builds the model of FOLDER/config.json and fills every parameter from the checkpoint,
-// converted to `dtype`. Throws std::invalid_argument naming the file and the tensor for a
+// converted to `dtype`. Throws InvalidInput naming the file and the tensor for a
 // missing tensor or a shape that does not match config.json.
 LlamaForCausalLM LoadHfModel(const std::string& folder, torch::ScalarType dtype);
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "worker/compat.h"
+#include "worker/failures.h"
 
 namespace sweepd::trainer {
 
@@ -136,7 +137,7 @@ double ScheduleMultiplier(const std::string& schedule, double warmup_ratio, int6
   const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
   if (schedule == "linear") return 1.0 - progress;
   if (schedule == "cosine") return 0.5 * (1.0 + std::cos(M_PI * progress));
-  throw std::invalid_argument("train.schedule must be cosine, linear or constant, not '" + schedule + "'");
+  throw InvalidInput("train.schedule must be cosine, linear or constant, not '" + schedule + "'");
 }
 
 double ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "worker/failures.h"
+
 namespace sweepd::trainer {
 namespace {
 
@@ -22,7 +24,7 @@ std::vector<std::string> TrackModules(const TrackSpec& track) {
   if (!track.modules.empty()) return track.modules;
   if (track.name == "A") return {"q_proj", "v_proj"};
   if (track.name == "B") return {"all-linear"};
-  throw std::invalid_argument("track '" + track.name + "' names no modules; give track.modules or use A or B");
+  throw InvalidInput("track '" + track.name + "' names no modules; give track.modules or use A or B");
 }
 
 AdapterSet AdapterSet::Attach(models::LlamaForCausalLM& model, const nlohmann::json& settings,
@@ -47,16 +49,22 @@ AdapterSet AdapterSet::Attach(models::LlamaForCausalLM& model, const nlohmann::j
     shape.d_in = linear->weight().size(1);
     shape.has_bias = linear->bias().defined();
     shape.feed_forward = NamesModule(name, "down_proj");
-    auto adapter = adapters::MakeAdapter(settings, linear->weight(), linear->bias(), shape);
+    std::shared_ptr<adapters::Adapter> adapter;
+    try {
+      adapter = adapters::MakeAdapter(settings, linear->weight(), linear->bias(), shape);
+    } catch (const std::invalid_argument& e) {
+      // The adapters library refuses settings with std::invalid_argument: the job's input.
+      throw InvalidInput(e.what());
+    }
     linear->Attach(adapter);
     set.adapters_.push_back({name, adapter});
   }
   for (const std::string& m : modules) {
     if (m != "all-linear" && !used.count(m)) {
-      throw std::invalid_argument("track module '" + m + "' matches no linear layer of the model");
+      throw InvalidInput("track module '" + m + "' matches no linear layer of the model");
     }
   }
-  if (set.adapters_.empty()) throw std::invalid_argument("the track selects no layer to adapt");
+  if (set.adapters_.empty()) throw InvalidInput("the track selects no layer to adapt");
   return set;
 }
 

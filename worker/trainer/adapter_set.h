@@ -25,7 +25,7 @@ struct AttachedAdapter {
 class AdapterSet {
  public:
   // Attaches one adapter per selected layer: A = q_proj,v_proj; B = every linear of the
-  // blocks; else track.modules. Throws std::invalid_argument for unknown methods or
+  // blocks; else track.modules. Throws InvalidInput for unknown methods or
   // modules. Freezes every base parameter.
   static AdapterSet Attach(models::LlamaForCausalLM& model, const nlohmann::json& settings, const TrackSpec& track);
 

@@ -18,15 +18,9 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;  // set by SIGTERM; the run ends promptly
 };
 
-// Exit statuses of the contract.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitInvalid = 2;
-inline constexpr int kExitNonFinite = 3;
-inline constexpr int kExitOutOfMemory = 4;
-inline constexpr int kExitTerminated = 143;
-
-// Runs `config`, printing metrics lines to `metrics`; returns the exit status. Throws on
-// invalid input (the caller maps exceptions to exit statuses).
+// Runs `config`, printing metrics lines to `metrics`; returns exit_status::kOk or kNonFinite
+// (common/contracts.h). Throws InvalidInput for wrong input, other exceptions for faults of
+// the attempt (worker/failures.h; ClassifyFailure maps them to exit statuses).
 int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& metrics);
 
 }  // namespace sweepd::trainer

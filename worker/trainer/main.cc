@@ -2,7 +2,8 @@
 // (prepare), checks adapters and models against reference files (conformance), prints
 // matched parameter budgets (budget), lists devices (probe), times training steps on a
 // random-weight model (bench).
-// Exceptions from LibTorch end here as a one-line message and exit status 2.
+// `run` and `prepare` classify their own failures (worker/trainer/failure_exit.h); an exception
+// of another subcommand ends here as a one-line message and exit status 2.
 #include <exception>
 #include <iostream>
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "common/methods/registry.h"
+#include "worker/failures.h"
 #include "worker/io/safetensors.h"
 #include "worker/trainer/checkpoint.h"
 
@@ -68,18 +69,18 @@ void WritePeftFolder(const std::string& folder, const json& settings, const Trac
                       {{"format", "pt"}});
   std::ofstream out(fs::path(folder) / "adapter_config.json");
   out << config.dump(2) << "\n";
-  if (!out) throw std::runtime_error(folder + "/adapter_config.json: cannot write");
+  if (!out) throw IoError(IoErrorText(folder + "/adapter_config.json", "cannot write"));
 }
 
 PeftAdapter ReadPeftConfig(const std::string& folder) {
   const std::string path = (fs::path(folder) / "adapter_config.json").string();
   std::ifstream in(path);
-  if (!in) throw std::invalid_argument(path + ": cannot open");
+  if (!in) throw InvalidInput(path + ": cannot open");
   json c;
   try {
     c = json::parse(in);
   } catch (const json::parse_error& e) {
-    throw std::invalid_argument(path + ": not valid JSON (" + e.what() + ")");
+    throw InvalidInput(path + ": not valid JSON (" + e.what() + ")");
   }
   PeftAdapter a;
   const std::string type = c.value("peft_type", "");
@@ -89,7 +90,7 @@ PeftAdapter ReadPeftConfig(const std::string& folder) {
                   {"alpha", c.value("lora_alpha", 8.0)},
                   {"rslora", c.value("use_rslora", false)}};
     if (c.contains("rank_pattern") && c["rank_pattern"].is_object() && !c["rank_pattern"].empty()) {
-      throw std::invalid_argument(path + ": rank_pattern is not supported");
+      throw InvalidInput(path + ": rank_pattern is not supported");
     }
   } else if (type == "IA3") {
     a.settings = {{"method", "ia3"}};
@@ -98,7 +99,7 @@ PeftAdapter ReadPeftConfig(const std::string& folder) {
                   {"coft", c.value("coft", false)}};
     if (c.contains("eps") && c["eps"].is_number()) a.settings["eps"] = c["eps"];
   } else {
-    throw std::invalid_argument(path + ": peft_type '" + type + "' is not supported (LORA, IA3, OFT)");
+    throw InvalidInput(path + ": peft_type '" + type + "' is not supported (LORA, IA3, OFT)");
   }
   a.track.name = "peft";
   const json& targets = c.value("target_modules", json());
@@ -107,7 +108,7 @@ PeftAdapter ReadPeftConfig(const std::string& folder) {
   } else if (targets.is_array()) {
     for (const auto& t : targets) a.track.modules.push_back(t.get<std::string>());
   } else {
-    throw std::invalid_argument(path + ": target_modules must be a list or a string");
+    throw InvalidInput(path + ": target_modules must be a list or a string");
   }
   return a;
 }

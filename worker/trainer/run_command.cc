@@ -7,14 +7,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <new>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/contracts.h"
 #include "common/job_config.h"
 #include "worker/trainer/commands.h"
+#include "worker/trainer/failure_exit.h"
 #include "worker/trainer/job_runner.h"
 #include "worker/trainer/synthetic_base.h"
 
@@ -32,62 +33,39 @@ struct RunFlags {
   bool resume = false;
 };
 
-bool IsOutOfMemory(const std::string& what) {
-  return what.find("out of memory") != std::string::npos || what.find("Out of memory") != std::string::npos ||
-         what.find("DefaultCPUAllocator: can't allocate") != std::string::npos;
+// One "invalid input: ..." line and exit_status::kInvalid: the job as written can never run.
+int Invalid(const std::string& what) {
+  std::cerr << "sweep-train: invalid input: " << what << std::endl;
+  return exit_status::kInvalid;
 }
-
-// The first line of an exception message (LibTorch appends C++ stack traces).
-std::string FirstLine(const std::string& what) { return what.substr(0, what.find('\n')); }
 
 int Run(const RunFlags& flags) {
   std::ifstream in(flags.job);
-  if (!in) {
-    std::cerr << "sweep-train: " << flags.job << ": cannot open job file" << std::endl;
-    return kExitInvalid;
-  }
+  if (!in) return Invalid(flags.job + ": cannot open job file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
-    std::cerr << "sweep-train: " << flags.job << ": not valid JSON (" << e.what() << ")" << std::endl;
-    return kExitInvalid;
+    return Invalid(flags.job + ": not valid JSON (" + e.what() + ")");
   }
   Result<JobConfig> config = JobConfigFromJson(j);
-  if (!config.ok()) {
-    std::cerr << "sweep-train: " << flags.job << ": " << config.status().message() << std::endl;
-    return kExitInvalid;
-  }
+  if (!config.ok()) return Invalid(flags.job + ": " + config.status().message());
   std::signal(SIGTERM, OnTerminate);
   std::signal(SIGINT, OnTerminate);
   RunOptions options;
   options.job_path = flags.job;
   options.workdir = flags.workdir;
-  options.cache_dir = ResolveCacheDir(flags.cache);
   options.resume = flags.resume;
   options.stop = &g_stop;
   MetricsWriter metrics;
   try {
+    options.cache_dir = ResolveCacheDir(flags.cache);
     std::filesystem::create_directories(flags.workdir);
     return RunJob(*config, options, metrics);
-  } catch (const std::bad_alloc&) {
-    std::cerr << "sweep-train: out of host memory" << std::endl;
-    return kExitOutOfMemory;
-  } catch (const c10::Error& e) {
-    const std::string what = e.what_without_backtrace();
-    if (IsOutOfMemory(what)) {
-      std::cerr << "sweep-train: out of memory: " << FirstLine(what) << std::endl;
-      return kExitOutOfMemory;
-    }
-    std::cerr << "sweep-train: " << FirstLine(what) << std::endl;
-    return kExitInvalid;
-  } catch (const std::exception& e) {
-    if (g_stop.load()) {
-      std::cerr << "sweep-train: terminated by signal" << std::endl;
-      return kExitTerminated;
-    }
-    std::cerr << "sweep-train: " << FirstLine(e.what()) << std::endl;
-    return kExitInvalid;
+  } catch (...) {
+    const FailureExit end = ClassifyFailure(std::current_exception(), g_stop.load());
+    std::cerr << "sweep-train: " << end.line << std::endl;
+    return end.status;
   }
 }
 
@@ -103,7 +81,7 @@ int Prepare(const PrepareFlags& flags) {
       std::cerr << "sweep-train prepare: " << model
                 << ": only synthetic:NAME base models are prepared (checkpoint folders are read as they are)"
                 << std::endl;
-      return kExitInvalid;
+      return exit_status::kInvalid;
     }
   }
   try {
@@ -113,9 +91,10 @@ int Prepare(const PrepareFlags& flags) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::cout << nlohmann::json{{"model", model}, {"cache", cache}, {"seconds", s}}.dump() << std::endl;
     }
-  } catch (const std::exception& e) {
-    std::cerr << "sweep-train prepare: " << FirstLine(e.what()) << std::endl;
-    return kExitInvalid;
+  } catch (...) {
+    const FailureExit end = ClassifyFailure(std::current_exception(), false);
+    std::cerr << "sweep-train prepare: " << end.line << std::endl;
+    return end.status;
   }
   return 0;
 }

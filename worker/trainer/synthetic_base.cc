@@ -17,6 +17,7 @@
 #include "common/model_shapes.h"
 #include "worker/data/packing.h"
 #include "worker/data/synthetic_tasks.h"
+#include "worker/failures.h"
 #include "worker/models/hf_checkpoint.h"
 #include "worker/trainer/adamw.h"
 
@@ -51,8 +52,8 @@ class FileLock {
  public:
   explicit FileLock(const std::string& path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error(path + ": cannot open lock file");
-    if (::flock(fd_, LOCK_EX) != 0) throw std::runtime_error(path + ": cannot lock");
+    if (fd_ < 0) throw IoError(IoErrorText(path, "cannot open lock file"));
+    if (::flock(fd_, LOCK_EX) != 0) throw IoError(IoErrorText(path, "cannot lock"));
   }
   ~FileLock() {
     ::flock(fd_, LOCK_UN);
@@ -140,9 +141,9 @@ models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std:
                                            const std::function<void(const std::string&)>& log,
                                            std::string* fingerprint) {
   Result<nlohmann::json> config_json = SyntheticModelConfig(source);
-  if (!config_json.ok()) throw std::invalid_argument(config_json.status().message());
+  if (!config_json.ok()) throw InvalidInput(config_json.status().message());
   Result<models::LlamaConfig> config = models::LlamaConfigFromJson(*config_json, source);
-  if (!config.ok()) throw std::invalid_argument(config.status().message());
+  if (!config.ok()) throw InvalidInput(config.status().message());
   const std::string name = source.substr(source.find(':') + 1);
   const std::string key = Fnv1aHex(config_json->dump() + "#" + std::to_string(kRecipeVersion));
   const fs::path folder = fs::path(cache_dir) / ("synthetic-" + name + "-" + key);
@@ -162,7 +163,7 @@ models::LlamaForCausalLM LoadSyntheticBase(const std::string& source, const std:
   if (fingerprint != nullptr) {
     std::ifstream in(folder / "model.safetensors", std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) throw std::runtime_error((folder / "model.safetensors").string() + ": cannot read");
+    if (!in.good() && !in.eof()) throw IoError(IoErrorText((folder / "model.safetensors").string(), "cannot read"));
     *fingerprint = Fnv1aHex(bytes);
   }
   return models::LoadHfModel(folder.string(), torch::kFloat32);

@@ -1,0 +1,46 @@
+// The training loop of a train job: the optimizer over the adapters' tensors, the packed
+// data, and the steps (micro-batches, CUDA graphs, clipping, schedule, `step` lines).
+#pragma once
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "common/job_config.h"
+#include "worker/data/examples.h"
+#include "worker/data/packing.h"
+#include "worker/trainer/adamw.h"
+#include "worker/trainer/adapter_set.h"
+#include "worker/trainer/base_model.h"
+#include "worker/trainer/metrics_writer.h"
+#include "worker/trainer/stopwatch.h"
+
+namespace sweepd::trainer {
+
+// How far the loop has got: what a checkpoint keeps of it besides the tensors.
+struct TrainingProgress {
+  int64_t step = 0;  // optimizer steps done
+  int64_t total_tokens = 0;
+  double train_seconds = 0;
+  double last_loss = std::nan("");  // of the last step this process ran
+};
+
+// The job's training examples: its JSONL file, or a seeded synthetic stream.
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config);
+
+// AdamW over every trainable tensor of the adapters (PEFT names), one parameter group per
+// adapters::ParamGroup with its learning rate.
+AdamW BuildOptimizer(const JobConfig& config, const AdapterSet& adapters);
+
+// Runs the steps from progress.step to config.train.steps, calling `save(step)` every
+// train.checkpoint_every steps (not at the last). Returns false when the loss is not finite
+// (the stderr line says so); throws std::runtime_error("terminated") once *stop is set.
+bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW& optimizer, data::Packer& packer,
+           const torch::Device& device, const Stopwatch& wall, const std::atomic<bool>* stop,
+           TrainingProgress& progress, const std::function<void(int64_t)>& save, MetricsWriter& metrics);
+
+}  // namespace sweepd::trainer
