@@ -145,6 +145,11 @@ Result<std::vector<WorkerInfo>> DbSource::ListWorkers() {
 
 Status DbSource::WatchSweep(const std::string& sweep,
                             const std::function<bool(const SweepProgress&)>& on_progress) {
+  // Watching waits for sweepd's commits: reopen so that SQLite follows the writer.
+  Result<std::unique_ptr<store::StoreReader>> live =
+      store::StoreReader::Open(path_, "sweepctl", /*follow_writers=*/true);
+  if (!live.ok()) return live.status();
+  reader_ = std::move(*live);
   for (;;) {
     SweepProgress progress;
     auto summary = ReadSummary(sweep);

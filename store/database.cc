@@ -122,12 +122,13 @@ int OpenAndProbe(const std::string& uri, sqlite3** db) {
 
 }  // namespace
 
-Result<std::unique_ptr<Database>> Database::OpenReadOnly(const std::string& path) {
+Result<std::unique_ptr<Database>> Database::OpenReadOnly(const std::string& path,
+                                                       bool follow_writers) {
   const std::string base = "file:" + UriPath(path) + "?mode=ro";
-  const bool wal_present = ::access((path + "-wal").c_str(), F_OK) == 0;
+  const bool live = follow_writers || ::access((path + "-wal").c_str(), F_OK) == 0;
   sqlite3* db = nullptr;
-  int rc = OpenAndProbe(wal_present ? base : base + "&immutable=1", &db);
-  if (rc == SQLITE_CANTOPEN && wal_present) {
+  int rc = OpenAndProbe(live ? base : base + "&immutable=1", &db);
+  if (rc == SQLITE_CANTOPEN && live) {
     // A read-only folder with a -wal but no -shm: read the file as it is.
     sqlite3_close(db);
     db = nullptr;

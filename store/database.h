@@ -55,11 +55,13 @@ class Database {
  public:
   // Opens (creating if needed) the database file at `path`.
   static Result<std::unique_ptr<Database>> Open(const std::string& path);
-  // Opens an existing file read-only (SQLite's mode=ro), so reading never writes it. With
-  // no -wal file next to it (sweepd stopped, or a copied file) nothing can change under the
-  // reader and it opens immutable, which creates no -wal or -shm file either. Unavailable
-  // when the file is not a SQLite database.
-  static Result<std::unique_ptr<Database>> OpenReadOnly(const std::string& path);
+  // Opens an existing file read-only (SQLite's mode=ro), so reading never writes it. Unless
+  // `follow_writers`, a file with no -wal next to it (sweepd stopped, or a copied file) opens
+  // immutable, which creates no -wal or -shm file; SQLite needs both to follow a writer's
+  // commits, so a reader that waits for them (watch) may create them. Unavailable when the
+  // file is not a SQLite database.
+  static Result<std::unique_ptr<Database>> OpenReadOnly(const std::string& path,
+                                                        bool follow_writers = false);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;

@@ -12,7 +12,8 @@
 namespace sweepd::store {
 
 Result<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& path,
-                                                       std::string_view program) {
+                                                       std::string_view program,
+                                                       bool follow_writers) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     return Status::NotFound("no database file at '" + path +
@@ -22,7 +23,7 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const std::string& path,
     return Status::Unavailable(path + " is not a file; --db takes the file sweepd writes, "
                                "e.g. var/sweepd.db");
   }
-  Result<std::unique_ptr<Database>> db = Database::OpenReadOnly(path);
+  Result<std::unique_ptr<Database>> db = Database::OpenReadOnly(path, follow_writers);
   if (!db.ok()) return db.status();
   {
     Query q = (*db)->Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "

@@ -23,8 +23,10 @@ class StoreReader {
   // schema version: a database of a newer sweepd is refused rather than misread, naming
   // `program` ("var/sweepd.db has schema version 3; this sweepctl reads up to 2").
   // NotFound when there is no file; Unavailable when it is not a sweepd database.
+  // `follow_writers`: the reader will wait for sweepd's commits (Database::OpenReadOnly).
   static Result<std::unique_ptr<StoreReader>> Open(const std::string& path,
-                                                   std::string_view program);
+                                                   std::string_view program,
+                                                   bool follow_writers = false);
   // Reads through `db`, which must outlive the reader (the store's own connections).
   explicit StoreReader(Database& db) : db_(db) {}
 
