@@ -1,29 +1,31 @@
-// DbSource: reads a sweepd database file directly, read-only (schema/001_initial.sql),
-// so that results and progress can be read with no coordinator running, e.g. on a copy
-// of var/sweepd.db. Commands that change state need a coordinator and are refused.
+// DbSource: answers sweepctl's read-only questions from a sweepd database file, through the
+// store's read-only reader (store/store_reader.h: the same queries sweepd runs, and a
+// schema-version check), so results and progress can be read with no coordinator running,
+// e.g. on a copy of var/sweepd.db. Commands that change state need a coordinator and are
+// refused.
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "client/sweep_source.h"
-
-struct sqlite3;
+#include "store/store_reader.h"
 
 namespace sweepd::client {
 
 class DbSource : public SweepSource {
  public:
-  // Opens `path` read-only; an error says why (missing file, not a sweepd database).
+  // Opens `path` read-only; an error says why (no file, not a SQLite or sweepd database,
+  // a schema newer than this sweepctl reads).
   static Result<std::unique_ptr<DbSource>> Open(const std::string& path);
-  ~DbSource() override;
 
   Result<std::vector<SweepInfo>> ListSweeps() override;
   Result<SweepDetail> GetSweep(const std::string& sweep) override;
   Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep) override;
   Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq) override;
   Result<std::vector<WorkerInfo>> ListWorkers() override;
-  // Polls the file once a second; sweepd writes it in WAL mode, so new rows appear.
+  // Polls the file once a second; sweepd writes it in WAL mode, so new rows appear (this
+  // follows the writer, so SQLite may create the -wal and -shm files it needs).
   Status WatchSweep(const std::string& sweep,
                     const std::function<bool(const SweepProgress&)>& on_progress) override;
 
@@ -32,12 +34,12 @@ class DbSource : public SweepSource {
   Result<int64_t> RetryJobs(const std::string& sweep, const std::vector<std::string>& job_ids) override;
 
  private:
-  DbSource(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  DbSource(std::unique_ptr<store::StoreReader> reader, std::string path)
+      : reader_(std::move(reader)), path_(std::move(path)) {}
   Result<SweepInfo> ReadSummary(const std::string& sweep);
-  Result<std::vector<RunningMetrics>> ReadRunning(const std::string& sweep);
   Status ReadOnlyRefusal(const std::string& what) const;
 
-  sqlite3* db_;  // owned; closed by the destructor
+  std::unique_ptr<store::StoreReader> reader_;
   std::string path_;
 };
 

@@ -8,6 +8,8 @@
 #include "client/commands.h"
 #include "client/exit_codes.h"
 #include "client/result_table.h"
+#include "common/contracts.h"
+#include "common/metric_line.h"
 
 namespace sweepd::client {
 namespace {
@@ -18,36 +20,41 @@ std::string Fixed(double v, const char* fmt) {
   return buf;
 }
 
-// One metric line for people; unknown types print as they came.
-std::string DescribeMetricLine(const std::string& line) {
-  auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return line;
-  const std::string type = j.value("type", "");
-  auto num = [&](const char* k) { return j.contains(k) && j[k].is_number() ? j[k].get<double>() : 0.0; };
-  if (type == "step") {
-    return "step " + std::to_string(j.value("step", 0)) + "/" + std::to_string(j.value("total_steps", 0)) +
-           "  loss " + Fixed(num("loss"), "%.4f") + "  lr " + Fixed(num("lr"), "%.2e") + "  tokens/s " +
-           Fixed(num("tokens_per_s"), "%.0f") + "  peak mem " + Fixed(num("peak_mem_bytes") / 1048576.0, "%.1f") +
-           " MiB";
+// One metric line for people; unknown types, and lines that are not metric lines, print as
+// they came. Every field is read with its type checked ("step": "twelve" prints the line).
+std::string DescribeMetricLine(const std::string& text) {
+  const Result<MetricLine> read = MetricLine::Read(text);
+  if (!read.ok()) return text;
+  const MetricLine& line = *read;
+  auto num = [&](const char* k) { return line.Number(k).value_or(0.0); };
+  auto integer = [&](const char* k) { return std::to_string(line.Integer(k).value_or(0)); };
+  auto str = [&](const char* k) { return line.Text(k).value_or(std::string()); };
+  const std::string& type = line.type();
+  const std::string step = std::to_string(line.step().value_or(0));
+  if (type == metric_type::kStep) {
+    return "step " + step + "/" + integer("total_steps") + "  loss " + Fixed(num("loss"), "%.4f") +
+           "  lr " + Fixed(num("lr"), "%.2e") + "  tokens/s " + Fixed(num("tokens_per_s"), "%.0f") +
+           "  peak mem " + Fixed(num("peak_mem_bytes") / 1048576.0, "%.1f") + " MiB";
   }
-  if (type == "eval") {
-    return "eval " + j.value("stage", std::string()) + "  " + j.value("task", std::string()) + " " +
-           Fixed(num("score"), "%.2f") + " (n=" + std::to_string(j.value("n", 0)) + ")";
+  if (type == metric_type::kEval) {
+    return "eval " + str("stage") + "  " + str("task") + " " + Fixed(num("score"), "%.2f") +
+           " (n=" + integer("n") + ")";
   }
-  if (type == "checkpoint") {
-    return "checkpoint at step " + std::to_string(j.value("step", 0)) + ": " + j.value("path", std::string());
-  }
-  if (type == "final") {
-    std::string text = "final  kind " + j.value("kind", std::string());
-    if (j.contains("final_loss")) text += "  loss " + Fixed(num("final_loss"), "%.4f");
-    if (j.contains("tokens_per_s")) text += "  tokens/s " + Fixed(num("tokens_per_s"), "%.0f");
-    if (j.contains("scores") && j["scores"].is_object()) {
-      for (const auto& [task, v] : j["scores"].items()) text += "  " + task + " " + ValueText(v);
+  if (type == metric_type::kCheckpoint) return "checkpoint at step " + step + ": " + str("path");
+  if (type == metric_type::kFinal) {
+    const nlohmann::json& j = line.value();
+    std::string text_out = "final  kind " + str("kind");
+    if (j.contains("final_loss")) text_out += "  loss " + Fixed(num("final_loss"), "%.4f");
+    if (j.contains("tokens_per_s")) text_out += "  tokens/s " + Fixed(num("tokens_per_s"), "%.0f");
+    if (j.contains(metric_key::kScores) && j[metric_key::kScores].is_object()) {
+      for (const auto& [task, v] : j[metric_key::kScores].items()) {
+        text_out += "  " + task + " " + ValueText(v);
+      }
     }
-    if (j.contains("tradeoff")) text += "  trade-off " + Fixed(num("tradeoff"), "%+.2f");
-    return text;
+    if (j.contains("tradeoff")) text_out += "  trade-off " + Fixed(num("tradeoff"), "%+.2f");
+    return text_out;
   }
-  return line;
+  return text;
 }
 
 int RunLogs(const std::string& job, bool follow, const CliContext& ctx) {

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "client/table_columns.h"
+#include "common/contracts.h"
 #include "common/methods/registry.h"
 
 namespace sweepd::client {
@@ -49,7 +50,10 @@ std::string ShortPath(const std::string& path) {
 }
 
 bool IsBaseEval(const ResultRecord& r) {
-  auto kind = [](const json& j) { return j.is_object() ? j.value("kind", "") : ""; };
+  auto kind = [](const json& j) {
+    auto it = j.is_object() ? j.find("kind") : j.end();
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
   return kind(r.config) == "base_eval" || kind(r.result) == "base_eval";
 }
 
@@ -278,8 +282,8 @@ Result<Table> BuildTable(const std::vector<ResultRecord>& records, const TableOp
       continue;
     }
     kept.push_back(&r);
-    if (r.result.contains("scores") && r.result["scores"].is_object()) {
-      for (const auto& [t, v] : r.result["scores"].items()) task_list.push_back(t);
+    if (r.result.contains(metric_key::kScores) && r.result[metric_key::kScores].is_object()) {
+      for (const auto& [t, v] : r.result[metric_key::kScores].items()) task_list.push_back(t);
     }
   }
   const std::vector<std::string> tasks = OrderTasks(task_list);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/contracts.h"
 #include "common/methods/registry.h"
 
 namespace sweepd::client {
@@ -31,7 +32,7 @@ ColumnDef Direct(Column c, const std::string& key) {
 
 std::optional<double> Delta(const ResultRecord& r, const std::string& task) {
   if (auto d = Nested(r.result, "delta", task)) return d;
-  auto ft = Nested(r.result, "scores", task);
+  auto ft = Nested(r.result, metric_key::kScores, task);
   auto base = Nested(r.result, "base_scores", task);
   if (ft && base) return *ft - *base;
   return std::nullopt;
@@ -90,13 +91,13 @@ std::vector<ColumnDef> ColumnCatalogue(const std::vector<std::string>& tasks,
   for (const std::string& task : tasks) {
     const std::string name = TaskDisplayName(task);
     defs.push_back({Column::Of("score_" + task, name + " ft").Under(name, "ft").HigherIsBetter(),
-                    [task](const ResultRecord& r) { return MetricValue{Nested(r.result, "scores", task), ""}; }});
+                    [task](const ResultRecord& r) { return MetricValue{Nested(r.result, metric_key::kScores, task), ""}; }});
     defs.push_back({Column::Of("delta_" + task, name + " Δ").Under(name, "Δ").In(Unit::kSigned).HigherIsBetter(),
                     [task](const ResultRecord& r) { return MetricValue{Delta(r, task), ""}; }});
   }
   defs.push_back({Column::Of("avg_score", "Avg ft").HigherIsBetter(),
                   [](const ResultRecord& r) {
-                    return MetricValue{r.result.contains("scores") ? MeanOf(r.result["scores"]) : std::nullopt, ""};
+                    return MetricValue{r.result.contains(metric_key::kScores) ? MeanOf(r.result[metric_key::kScores]) : std::nullopt, ""};
                   }});
   defs.push_back({Column::Of("avg_delta", "Avg Δ").In(Unit::kSigned).HigherIsBetter(),
                   [](const ResultRecord& r) {

@@ -15,7 +15,8 @@
 #include <optional>
 #include <stdexcept>
 
-#include "server/store.h"
+#include "common/contracts.h"
+#include "server/store_names.h"
 
 namespace sweepd::server {
 namespace {
@@ -185,10 +186,11 @@ CoordinatorMetrics::CoordinatorMetrics(std::chrono::seconds retention, SnapshotS
       gauge("sweepd_job_trainable_parameters", "Trainable parameters of a job's adapters.");
 
   // Known label values start at zero, so rates and alerts see the series before the first event.
-  for (const char* cls : {"out_of_memory", "non_finite_loss", "crashed", "timed_out", "cancelled",
-                          "invalid_config", "handed_back", "lease_expired"}) {
-    retries_->Add({{"class", cls}});
-    failures_->Add({{"class", cls}});
+  // Every attempt outcome but success, and dependency_failed (a job's, never an attempt's).
+  for (const auto& [outcome, cls] : kOutcomeNames) {
+    if (outcome == Outcome::kSucceeded || outcome == Outcome::kDependencyFailed) continue;
+    retries_->Add({{"class", std::string(cls)}});
+    failures_->Add({{"class", std::string(cls)}});
   }
   lease_latency_->Add({}, LatencyBuckets());
   dispatch_latency_->Add({}, WaitBuckets());

@@ -22,7 +22,7 @@
 #include "server/coordinator_metrics.h"
 #include "server/rpc_metrics_interceptor.h"
 #include "server/scheduler.h"
-#include "server/store.h"
+#include "server/store_names.h"
 #include "server/sweep_service.h"
 #include "server/worker_service.h"
 

@@ -85,16 +85,16 @@ void ToProto(const WorkerRecord& w, v1::WorkerInfo* out) {
   for (const std::string& j : w.running_jobs) out->add_running_jobs(j);
 }
 
-std::string OutcomeName(v1::Outcome o) {
+Outcome FromProto(v1::Outcome o) {
   switch (o) {
-    case v1::OUTCOME_SUCCEEDED: return outcome::kSucceeded;
-    case v1::OUTCOME_OUT_OF_MEMORY: return outcome::kOutOfMemory;
-    case v1::OUTCOME_NON_FINITE_LOSS: return outcome::kNonFiniteLoss;
-    case v1::OUTCOME_TIMED_OUT: return outcome::kTimedOut;
-    case v1::OUTCOME_CANCELLED: return outcome::kCancelled;
-    case v1::OUTCOME_HANDED_BACK: return outcome::kHandedBack;
-    case v1::OUTCOME_INVALID_CONFIG: return outcome::kInvalidConfig;
-    default: return outcome::kCrashed;
+    case v1::OUTCOME_SUCCEEDED: return Outcome::kSucceeded;
+    case v1::OUTCOME_OUT_OF_MEMORY: return Outcome::kOutOfMemory;
+    case v1::OUTCOME_NON_FINITE_LOSS: return Outcome::kNonFiniteLoss;
+    case v1::OUTCOME_TIMED_OUT: return Outcome::kTimedOut;
+    case v1::OUTCOME_CANCELLED: return Outcome::kCancelled;
+    case v1::OUTCOME_HANDED_BACK: return Outcome::kHandedBack;
+    case v1::OUTCOME_INVALID_CONFIG: return Outcome::kInvalidConfig;
+    default: return Outcome::kCrashed;
   }
 }
 

@@ -5,7 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/status.h"
-#include "server/store.h"
+#include "server/store_names.h"
 #include "spec/sweep_spec.h"
 #include "sweepd/v1/sweepd.pb.h"
 
@@ -17,7 +17,7 @@ void ToProto(const JobRecord& job, const std::string& sweep, v1::Job* out);
 void ToProto(const SweepRecord& sweep, v1::SweepSummary* out);
 void ToProto(const spec::SpecProblem& problem, v1::SpecProblem* out);
 void ToProto(const WorkerRecord& worker, v1::WorkerInfo* out);
-// The store's outcome name of a worker-reported outcome.
-std::string OutcomeName(v1::Outcome outcome);
+// A worker-reported outcome; anything unknown is a crash (retried).
+Outcome FromProto(v1::Outcome outcome);
 
 }  // namespace sweepd::server

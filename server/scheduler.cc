@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/metric_line.h"
+
 namespace sweepd::server {
 
 namespace {
@@ -37,11 +39,12 @@ std::optional<JobLabels> Scheduler::LabelsOf(const std::string& job_id) {
 }
 
 void Scheduler::RecordAttemptEnd(const std::string& job_id, JobState job_state,
-                                 const std::string& outcome_name) {
+                                 Outcome outcome) {
   if (!metrics_) return;
-  if (outcome_name != outcome::kSucceeded && outcome_name != outcome::kHandedBack) {
-    metrics_->CountFailure(outcome_name);
-    if (job_state == JobState::kQueued) metrics_->CountRetry(outcome_name);
+  if (outcome != Outcome::kSucceeded && outcome != Outcome::kHandedBack) {
+    const std::string failure_class(OutcomeName(outcome));
+    metrics_->CountFailure(failure_class);
+    if (job_state == JobState::kQueued) metrics_->CountRetry(failure_class);
   }
   if (IsTerminal(job_state) && job_state != JobState::kSucceeded) metrics_->EndJob(job_id);
 }
@@ -100,7 +103,7 @@ Result<std::vector<std::string>> Scheduler::Housekeep() {
     for (const std::string& attempt : *expired) {
       if (Result<std::string> job_id = store_.JobOfAttempt(attempt); job_id.ok()) {
         if (Result<JobRecord> job = store_.GetJob(*job_id); job.ok()) {
-          RecordAttemptEnd(*job_id, job->state, outcome::kLeaseExpired);
+          RecordAttemptEnd(*job_id, job->state, Outcome::kLeaseExpired);
         }
       }
     }
@@ -189,13 +192,13 @@ void Scheduler::StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
   std::optional<nlohmann::json> last_step;
   std::vector<nlohmann::json> finals;
   if (metrics_) {
-    const MetricPointIn* step_line = nullptr;
     for (MetricPointIn& p : points) {
-      ReadMetricLine(p);  // the store uses what this reads
-      if (p.type == "step") step_line = &p;
-      if (p.type == "final") finals.push_back(nlohmann::json::parse(p.json, nullptr, false));
+      p.line = MetricLine::Read(p.json);  // read once: the store uses it too
+      if (!p.line->ok()) continue;
+      const MetricLine& line = **p.line;
+      if (line.type() == metric_type::kStep) last_step = line.value();
+      if (line.type() == metric_type::kFinal) finals.push_back(line.value());
     }
-    if (step_line) last_step = nlohmann::json::parse(step_line->json, nullptr, false);
   }
   store_.StoreMetricsAsync(
       std::move(attempt_id), fencing_token, std::move(points), clock_(),
@@ -217,13 +220,13 @@ void Scheduler::StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
 void Scheduler::FinishAsync(FinishReport report, StatusReply reply) {
   const auto start = std::chrono::steady_clock::now();
   std::optional<nlohmann::json> final_line;
-  if (metrics_ && report.outcome == outcome::kSucceeded && !report.result_json.empty()) {
-    nlohmann::json line = nlohmann::json::parse(report.result_json, nullptr, false);
-    if (line.is_object()) final_line = std::move(line);
+  if (metrics_ && report.outcome == Outcome::kSucceeded && !report.result_json.empty()) {
+    Result<MetricLine> line = MetricLine::Read(report.result_json);
+    if (line.ok() && line->type() == metric_type::kFinal) final_line = line->value();
   }
-  const std::string outcome_name = report.outcome;
+  const Outcome outcome = report.outcome;
   store_.FinishAttemptAsync(std::move(report), options_.backoff, clock_(),
-                            [this, start, outcome_name, final_line = std::move(final_line),
+                            [this, start, outcome, final_line = std::move(final_line),
                              reply = std::move(reply)](Result<AttemptEnd> ended) {
                               if (!ended.ok()) return reply(ended.status());
                               // An empty job id: a repeated finish, already counted.
@@ -234,7 +237,7 @@ void Scheduler::FinishAsync(FinishReport report, StatusReply reply) {
                                     metrics_->FinishJob(*labels, *final_line);
                                   }
                                 }
-                                RecordAttemptEnd(ended->job_id, ended->job_state, outcome_name);
+                                RecordAttemptEnd(ended->job_id, ended->job_state, outcome);
                               }
                               reply(Status::Ok());
                             });

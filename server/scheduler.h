@@ -17,9 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/contracts.h"
 #include "common/status.h"
 #include "server/coordinator_metrics.h"
-#include "server/store.h"
+#include "server/store_names.h"
 
 namespace sweepd::server {
 
@@ -73,8 +74,7 @@ class Scheduler {
   // Labels of a job's metric series (cached: they never change).
   std::optional<JobLabels> LabelsOf(const std::string& job_id);
   // Counts the failure (and the retry, if the job was requeued) of an ended attempt.
-  void RecordAttemptEnd(const std::string& job_id, JobState job_state,
-                        const std::string& outcome_name);
+  void RecordAttemptEnd(const std::string& job_id, JobState job_state, Outcome outcome);
 
   Store& store_;
   SchedulerOptions options_;

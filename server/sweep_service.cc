@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/metric_line.h"
 #include "server/proto_convert.h"
 #include "server/sweep_submission.h"
 
@@ -24,12 +25,13 @@ void AddRunning(const std::vector<RunningProgress>& running, v1::SweepEvent* eve
     v1::LatestMetrics* m = event->add_running();
     m->set_job_id(r.job_id);
     m->set_worker(r.worker_id);
-    const nlohmann::json step = nlohmann::json::parse(r.step_json, nullptr, false);
-    if (!step.is_object()) continue;
-    m->set_step(step.value("step", int64_t{0}));
-    m->set_total_steps(step.value("total_steps", int64_t{0}));
-    m->set_loss(step.value("loss", 0.0));
-    m->set_tokens_per_second(step.value("tokens_per_s", 0.0));
+    // Typed reads: a field of the wrong type shows as 0 and never fails the watch.
+    const Result<MetricLine> step = MetricLine::Read(r.step_json);
+    if (!step.ok()) continue;
+    m->set_step(step->step().value_or(0));
+    m->set_total_steps(step->Integer("total_steps").value_or(0));
+    m->set_loss(step->Number("loss").value_or(0.0));
+    m->set_tokens_per_second(step->Number("tokens_per_s").value_or(0.0));
   }
 }
 

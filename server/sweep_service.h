@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "server/scheduler.h"
-#include "server/store.h"
+#include "server/store_names.h"
 #include "spec/sweep_spec.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "server/store.h"
+#include "server/store_names.h"
 #include "spec/sweep_spec.h"
 
 namespace sweepd::server {

@@ -149,7 +149,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerC
   FinishReport r;
   r.attempt_id = req->attempt_id();
   r.fencing_token = req->fencing_token();
-  r.outcome = OutcomeName(req->outcome());
+  r.outcome = FromProto(req->outcome());
   r.exit_code = req->exit_code();
   r.signal = req->signal();
   r.stderr_tail = req->stderr_tail();

@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
+#include "store/migrations.h"
 #include "tests/client/fixture_db.h"
 #include "tests/support/process.h"
 
@@ -133,6 +135,48 @@ TEST_F(SweepctlCli, OfflineErrorsSayWhatIsMissing) {
   EXPECT_EQ(Run({"--db", "/nonexistent/sweepd.db", "list"}, &out), 5) << out;
   EXPECT_EQ(Run({"--db", db_, "cancel", "golden"}, &out), 7) << out;
   EXPECT_NE(out.find("--coordinator"), std::string::npos) << out;
+}
+
+TEST_F(SweepctlCli, DatabaseOfANewerSchemaExitsFourNamingBothVersions) {
+  const std::string path = MakeTempDir("sweepctl-newer-") + "/sweepd.db";
+  testing::BuildFixtureDb(path, kSource + "/tests/client/fixtures/golden_results.json");
+  // As a later sweepd's migration would leave it.
+  testing::ExecSql(path,
+                   "INSERT INTO schema_version (version, name, applied_ms) "
+                   "SELECT MAX(version) + 1, 'from_a_newer_sweepd', 0 FROM schema_version");
+  const int64_t newest = store::NewestSchemaVersion();
+  std::string out;
+  EXPECT_EQ(Run({"--db", path, "list"}, &out), 4) << out;
+  EXPECT_NE(out.find(path + " has schema version " + std::to_string(newest + 1) +
+                     "; this sweepctl reads up to " + std::to_string(newest)),
+            std::string::npos)
+      << out;
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+}
+
+TEST_F(SweepctlCli, DatabaseThatIsNotSqliteExitsFour) {
+  const std::string dir = MakeTempDir("sweepctl-notdb-");
+  const std::string path = dir + "/sweepd.db";
+  std::ofstream(path) << "results: not a database\n";
+  std::string out;
+  EXPECT_EQ(Run({"--db", path, "results", "golden"}, &out), 4) << out;
+  EXPECT_NE(out.find(path + " is not a SQLite database"), std::string::npos) << out;
+  EXPECT_EQ(Run({"--db", dir, "list"}, &out), 4) << "a folder: " << out;
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(SweepctlCli, ReadingADatabaseCreatesNoWalOrShmFile) {
+  const std::string path = MakeTempDir("sweepctl-ro-") + "/sweepd.db";
+  testing::BuildFixtureDb(path, kSource + "/tests/client/fixtures/golden_results.json");
+  ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
+  const std::string before = sweepd::testing::ReadFile(path);
+  std::string out;
+  EXPECT_EQ(Run({"--db", path, "status", "golden"}, &out), 0) << out;
+  EXPECT_EQ(Run({"--db", path, "results", "golden"}, &out), 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
+  EXPECT_EQ(sweepd::testing::ReadFile(path), before) << "the file was written";
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
 TEST_F(SweepctlCli, ResultsCsvHasOneLinePerJobWithFiniteLossAndPositiveThroughput) {

@@ -1,5 +1,5 @@
-// Builds test databases through the real schema, so that a schema change that breaks
-// sweepctl's queries fails these tests.
+// Builds test databases through the real schema and sweepd's own migrations, so that a
+// schema change that breaks sweepctl's queries fails these tests.
 #include "tests/client/fixture_db.h"
 
 #include <sqlite3.h>
@@ -11,6 +11,9 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "store/database.h"
+#include "store/migrations.h"
 
 namespace sweepd::client::testing {
 namespace {
@@ -64,15 +67,15 @@ std::string ReadTextFile(const std::string& path) {
 void BuildFixtureDb(const std::string& db_path, const std::string& fixture_path) {
   std::filesystem::remove(db_path);
   const json fixture = json::parse(ReadTextFile(fixture_path));
-  Db db(db_path);
-  db.Exec("PRAGMA journal_mode=WAL");
-  std::vector<std::filesystem::path> migrations;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(SWEEPD_SOURCE_DIR) + "/schema")) {
-    if (e.path().extension() == ".sql") migrations.push_back(e.path());
+  {
+    // The schema as sweepd applies it: schema/*.sql in order, recorded in schema_version.
+    auto store_db = store::Database::Open(db_path);
+    ASSERT_TRUE(store_db.ok()) << store_db.status().message();
+    ASSERT_FALSE(store::EmbeddedMigrations().empty());
+    const Status applied = store::ApplyMigrations(**store_db, store::EmbeddedMigrations(), 0);
+    ASSERT_TRUE(applied.ok()) << applied.message();
   }
-  std::sort(migrations.begin(), migrations.end());
-  ASSERT_FALSE(migrations.empty());
-  for (const auto& m : migrations) db.Exec(ReadTextFile(m.string()));
+  Db db(db_path);
 
   db.Exec("BEGIN");
   const int64_t t0 = fixture.at("sweeps").at(0).at("submitted_ms").get<int64_t>();

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/scheduler.h"
-#include "server/store.h"
+#include "server/store_names.h"
 #include "server/sweep_service.h"
 #include "server/worker_service.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"

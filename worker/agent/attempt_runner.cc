@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/contracts.h"
+#include "common/metric_line.h"
 #include "worker/agent/child_process.h"
 
 namespace sweepd::agent {
@@ -71,9 +73,20 @@ void AttemptRunner::OnStdoutLine(const std::string& line) {
     OnStderrLine("[stdout] " + line);
     return;
   }
+  // Every JSON object goes to sweepd, which stores a malformed one as such; only a line that
+  // reads as a metric line (typed: {"type":1} is not one) can be the final line.
   auto seq = spool_->Append(line);
   if (!seq.ok()) spdlog::error("attempt {}: {}", spec_.attempt_id, seq.status().message());
-  if (parsed.value("type", std::string()) == "final") final_line_ = line;
+  const Result<MetricLine> metric = MetricLine::Read(line);
+  if (!metric.ok()) {
+    spdlog::warn("attempt {}: {}", spec_.attempt_id, metric.status().message());
+    return;
+  }
+  if (metric->type() != metric_type::kFinal) return;
+  final_line_ = line;
+  if (Result<FinalLine> final_line = FinalLine::Read(*metric); !final_line.ok()) {
+    spdlog::warn("attempt {}: {}", spec_.attempt_id, final_line.status().message());
+  }
 }
 
 void AttemptRunner::OnStderrLine(const std::string& line) {

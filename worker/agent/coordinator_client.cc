@@ -48,6 +48,9 @@ pb::Outcome ToProto(Outcome o) {
       return pb::OUTCOME_HANDED_BACK;
     case Outcome::kInvalidConfig:
       return pb::OUTCOME_INVALID_CONFIG;
+    case Outcome::kLeaseExpired:      // sweepd's own outcomes: a worker never reports them
+    case Outcome::kDependencyFailed:
+      return pb::OUTCOME_CRASHED;
   }
   return pb::OUTCOME_CRASHED;
 }

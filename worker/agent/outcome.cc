@@ -21,33 +21,7 @@ constexpr std::array<std::pair<std::string_view, StderrHint>, 10> kStderrPattern
     {"loss is inf", StderrHint::kNonFiniteLoss},
 }};
 
-constexpr int kExitInvalidConfig = 2;
-constexpr int kExitNonFinite = 3;
-constexpr int kExitOutOfMemory = 4;
-
 }  // namespace
-
-std::string_view OutcomeName(Outcome outcome) {
-  switch (outcome) {
-    case Outcome::kSucceeded:
-      return "succeeded";
-    case Outcome::kOutOfMemory:
-      return "out_of_memory";
-    case Outcome::kNonFiniteLoss:
-      return "non_finite_loss";
-    case Outcome::kCrashed:
-      return "crashed";
-    case Outcome::kTimedOut:
-      return "timed_out";
-    case Outcome::kCancelled:
-      return "cancelled";
-    case Outcome::kHandedBack:
-      return "handed_back";
-    case Outcome::kInvalidConfig:
-      return "invalid_config";
-  }
-  return "crashed";
-}
 
 StderrHint ScanStderrLine(std::string_view line) {
   for (const auto& [pattern, hint] : kStderrPatterns) {
@@ -70,13 +44,13 @@ Outcome ClassifyOutcome(const AttemptEnd& end) {
     case StopReason::kNone:
       break;
   }
-  if (end.exit.exit_code == 0) {
+  if (end.exit.exit_code == exit_status::kOk) {
     // A trainer that exits 0 without its final line did not finish its contract.
     return end.saw_final_line ? Outcome::kSucceeded : Outcome::kCrashed;
   }
-  if (end.exit.exit_code == kExitInvalidConfig) return Outcome::kInvalidConfig;
-  if (end.exit.exit_code == kExitNonFinite) return Outcome::kNonFiniteLoss;
-  if (end.exit.exit_code == kExitOutOfMemory) return Outcome::kOutOfMemory;
+  if (end.exit.exit_code == exit_status::kInvalid) return Outcome::kInvalidConfig;
+  if (end.exit.exit_code == exit_status::kNonFinite) return Outcome::kNonFiniteLoss;
+  if (end.exit.exit_code == exit_status::kOutOfMemory) return Outcome::kOutOfMemory;
   // A crash (abort, SIGKILL by the kernel's OOM killer, odd exit) whose stderr names the
   // cause is reported as that cause: the retry policy treats them differently.
   if (end.hint == StderrHint::kOutOfMemory) return Outcome::kOutOfMemory;

@@ -1,28 +1,17 @@
-// How an attempt ended, decided from the trainer's exit status, the signal that killed
-// it, what it wrote on stderr, and what the agent itself did to it (cancel, timeout,
-// drain). The trainer's exit codes are the contract in docs/worker.md: 0 success,
-// 2 invalid configuration, 3 non-finite loss, 4 out of memory; anything else a crash.
+// How an attempt ended (an Outcome of common/contracts.h), decided from the trainer's exit
+// status (exit_status:: there, docs/worker.md), the signal that killed it, what it wrote on
+// stderr, and what the agent itself did to it (cancel, timeout, drain). Only
+// exit_status::kInvalid means the job cannot succeed as written; anything not listed there
+// is a crash, which sweepd retries.
 #pragma once
 
 #include <string>
 #include <string_view>
 
+#include "common/contracts.h"
 #include "worker/agent/child_process.h"
 
 namespace sweepd::agent {
-
-enum class Outcome {
-  kSucceeded,
-  kOutOfMemory,
-  kNonFiniteLoss,
-  kCrashed,
-  kTimedOut,
-  kCancelled,
-  kHandedBack,
-  kInvalidConfig,
-};
-
-std::string_view OutcomeName(Outcome outcome);
 
 // What a stderr line says about the failure, if anything. Scanned line by line as the
 // trainer writes, so a message that scrolled out of the tail still counts.

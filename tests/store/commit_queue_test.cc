@@ -1,7 +1,7 @@
 // Group commit: a caller is answered only once its writes are committed (another
 // connection sees them), a failing work is rolled back alone, and works from many threads
 // all land.
-#include "server/commit_queue.h"
+#include "store/commit_queue.h"
 
 #include <atomic>
 #include <filesystem>
@@ -12,7 +12,7 @@
 
 #include "tests/support/process.h"
 
-namespace sweepd::server {
+namespace sweepd::store {
 namespace {
 
 class RecordingObserver : public CommitQueue::Observer {
@@ -124,4 +124,4 @@ TEST_F(CommitQueueTest, QueuedWorkRunsBeforeTheQueueStops) {
 }
 
 }  // namespace
-}  // namespace sweepd::server
+}  // namespace sweepd::store

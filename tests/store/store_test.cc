@@ -1,7 +1,7 @@
 // The store on real SQLite files: every job transition, fencing, metrics exactly once,
 // retries with backoff, cancellation, capability matching, restart. Time is passed in,
 // so no test sleeps.
-#include "server/store.h"
+#include "store/store.h"
 
 #include <filesystem>
 #include <future>
@@ -14,12 +14,19 @@
 
 #include "spec/sweep_spec.h"
 #include "tests/support/process.h"
+#include "tests/support/store_sync.h"
 
-namespace sweepd::server {
+namespace sweepd::store {
 namespace {
 
 using ::testing::HasSubstr;
 using nlohmann::json;
+using sweepd::testing::FinishAttempt;
+using sweepd::testing::Heartbeat;
+using sweepd::testing::LeaseJob;
+using sweepd::testing::MarkStarted;
+using sweepd::testing::RegisterWorker;
+using sweepd::testing::StoreMetrics;
 
 constexpr int64_t kT0 = 1'700'000'000'000;
 constexpr int64_t kLease = 60'000;
@@ -56,13 +63,13 @@ class StoreTest : public ::testing::Test {
     WorkerRecord w;
     w.hostname = host;
     w.slots.push_back({0, "cpu", "cpu", 0, ""});
-    auto id = store_->RegisterWorker(w, kT0);
+    auto id = RegisterWorker(*store_, w, kT0);
     EXPECT_TRUE(id.ok());
     return *id;
   }
   std::optional<Lease> LeaseAt(const std::string& worker, int64_t now, const std::string& device = "cpu",
                                int64_t free_memory = 0) {
-    auto lease = store_->LeaseJob({worker, 0, device, free_memory}, now, kLease);
+    auto lease = LeaseJob(*store_, {worker, 0, device, free_memory}, now, kLease);
     EXPECT_TRUE(lease.ok()) << lease.status().message();
     return lease.ok() ? *lease : std::nullopt;
   }
@@ -73,25 +80,25 @@ class StoreTest : public ::testing::Test {
   }
   // Streams one final line and finishes the attempt as succeeded.
   void Succeed(const Lease& lease, const json& final_line, int64_t now) {
-    auto through = store_->StoreMetrics(lease.attempt_id, lease.fencing_token, {{1, final_line.dump()}}, now);
+    auto through = StoreMetrics(*store_, lease.attempt_id, lease.fencing_token, {{1, final_line.dump()}}, now);
     ASSERT_TRUE(through.ok()) << through.status().message();
     FinishReport r;
     r.attempt_id = lease.attempt_id;
     r.fencing_token = lease.fencing_token;
-    r.outcome = outcome::kSucceeded;
+    r.outcome = Outcome::kSucceeded;
     r.result_json = final_line.dump();
     r.last_metric_seq = 1;
-    Status s = store_->FinishAttempt(r, {}, now);
+    Status s = FinishAttempt(*store_, r, {}, now);
     ASSERT_TRUE(s.ok()) << s.message();
   }
-  Status Fail(const Lease& lease, const std::string& outcome_name, int64_t now) {
+  Status Fail(const Lease& lease, Outcome outcome, int64_t now) {
     FinishReport r;
     r.attempt_id = lease.attempt_id;
     r.fencing_token = lease.fencing_token;
-    r.outcome = outcome_name;
+    r.outcome = outcome;
     r.exit_code = 1;
     r.stderr_tail = "loading\nRuntimeError: boom\n";
-    return store_->FinishAttempt(r, backoff_, now);
+    return FinishAttempt(*store_, r, backoff_, now);
   }
 
   std::string dir_, path_;
@@ -157,7 +164,7 @@ TEST_F(StoreTest, BaseEvalSuccessUnblocksTrainJobsAndTheirLeasesCarryBaseScores)
   // Nothing else can run until the base evaluation succeeded.
   EXPECT_FALSE(LeaseAt(worker, kT0 + 11).has_value());
 
-  ASSERT_TRUE(store_->MarkStarted(base->attempt_id, base->fencing_token, kT0 + 20).ok());
+  ASSERT_TRUE(MarkStarted(*store_, base->attempt_id, base->fencing_token, kT0 + 20).ok());
   EXPECT_EQ(StateOf(base->job.job_id), JobState::kRunning);
   const json scores = {{"gsm8k", 12.5}, {"arc_challenge", 30.0}};
   Succeed(*base, {{"type", "final"}, {"kind", "base_eval"}, {"scores", scores}, {"base_fingerprint", "0123456789abcdef"}},
@@ -182,7 +189,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuesJobAndRefusesTheLateResult) {
   const std::string worker = AddWorker();
   auto first = LeaseAt(worker, kT0);
   ASSERT_TRUE(first.has_value());
-  ASSERT_TRUE(store_->MarkStarted(first->attempt_id, first->fencing_token, kT0 + 1).ok());
+  ASSERT_TRUE(MarkStarted(*store_, first->attempt_id, first->fencing_token, kT0 + 1).ok());
 
   // Not yet expired: nothing happens.
   auto none = store_->ExpireLeases(backoff_, kT0 + kLease - 1);
@@ -193,7 +200,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuesJobAndRefusesTheLateResult) {
   EXPECT_EQ(*expired, std::vector<std::string>{first->attempt_id});
   auto job = store_->GetJob(first->job.job_id);
   EXPECT_EQ(job->state, JobState::kQueued);
-  EXPECT_EQ(job->last_outcome, outcome::kLeaseExpired);
+  EXPECT_EQ(job->last_outcome, OutcomeName(Outcome::kLeaseExpired));
 
   // The job is leased again (after its backoff) with a newer token.
   EXPECT_FALSE(LeaseAt(worker, kT0 + kLease + 2).has_value());
@@ -203,18 +210,18 @@ TEST_F(StoreTest, ExpiredLeaseRequeuesJobAndRefusesTheLateResult) {
   EXPECT_GT(second->fencing_token, first->fencing_token);
 
   // The first worker comes back: its metrics, heartbeat and result are all refused.
-  auto late_metrics = store_->StoreMetrics(first->attempt_id, first->fencing_token,
+  auto late_metrics = StoreMetrics(*store_, first->attempt_id, first->fencing_token,
                                            {{1, R"({"type":"step","step":1})"}}, kT0 + 2 * kLease);
   EXPECT_EQ(late_metrics.status().code(), StatusCode::kFailedPrecondition);
-  auto hb = store_->Heartbeat({worker, {{first->attempt_id, first->fencing_token}}, false}, kT0 + 2 * kLease, kLease);
+  auto hb = Heartbeat(*store_, {worker, {{first->attempt_id, first->fencing_token}}, false}, kT0 + 2 * kLease, kLease);
   ASSERT_TRUE(hb.ok());
   EXPECT_EQ(hb->lost_attempts, std::vector<std::string>{first->attempt_id});
   FinishReport late;
   late.attempt_id = first->attempt_id;
   late.fencing_token = first->fencing_token;
-  late.outcome = outcome::kSucceeded;
+  late.outcome = Outcome::kSucceeded;
   late.result_json = R"({"type":"final","final_loss":1.0})";
-  Status s = store_->FinishAttempt(late, backoff_, kT0 + 2 * kLease);
+  Status s = FinishAttempt(*store_, late, backoff_, kT0 + 2 * kLease);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(StateOf(first->job.job_id), JobState::kLeased);
   EXPECT_TRUE(store_->QueryResults("urgent")->empty());
@@ -222,7 +229,7 @@ TEST_F(StoreTest, ExpiredLeaseRequeuesJobAndRefusesTheLateResult) {
   // A forged token on the live attempt is refused too.
   late.attempt_id = second->attempt_id;
   late.fencing_token = first->fencing_token;
-  EXPECT_EQ(store_->FinishAttempt(late, backoff_, kT0 + 2 * kLease).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FinishAttempt(*store_, late, backoff_, kT0 + 2 * kLease).code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(StoreTest, HeartbeatExtendsTheLease) {
@@ -230,7 +237,7 @@ TEST_F(StoreTest, HeartbeatExtendsTheLease) {
   const std::string worker = AddWorker();
   auto lease = LeaseAt(worker, kT0);
   ASSERT_TRUE(lease.has_value());
-  auto hb = store_->Heartbeat({worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + kLease - 10, kLease);
+  auto hb = Heartbeat(*store_, {worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + kLease - 10, kLease);
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->lost_attempts.empty());
   EXPECT_EQ(hb->lease_expires_ms, kT0 + 2 * kLease - 10);
@@ -244,7 +251,7 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   auto lease = LeaseAt(worker, kT0);
   ASSERT_TRUE(lease.has_value());
   auto point = [](int step) { return json{{"type", "step"}, {"step", step}, {"loss", 1.0}}.dump(); };
-  auto through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token,
+  auto through = StoreMetrics(*store_, lease->attempt_id, lease->fencing_token,
                                       {{1, point(1)}, {2, point(2)}, {4, point(4)}}, kT0 + 1);
   ASSERT_TRUE(through.ok());
   EXPECT_EQ(through->stored_through, 2);  // 3 is missing
@@ -256,12 +263,12 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   FinishReport early;
   early.attempt_id = lease->attempt_id;
   early.fencing_token = lease->fencing_token;
-  early.outcome = outcome::kSucceeded;
+  early.outcome = Outcome::kSucceeded;
   early.result_json = R"({"type":"final"})";
   early.last_metric_seq = 4;
-  EXPECT_EQ(store_->FinishAttempt(early, backoff_, kT0 + 2).code(), StatusCode::kUnavailable);
+  EXPECT_EQ(FinishAttempt(*store_, early, backoff_, kT0 + 2).code(), StatusCode::kUnavailable);
 
-  through = store_->StoreMetrics(lease->attempt_id, lease->fencing_token, {{2, point(2)}, {3, point(3)}}, kT0 + 3);
+  through = StoreMetrics(*store_, lease->attempt_id, lease->fencing_token, {{2, point(2)}, {3, point(3)}}, kT0 + 3);
   ASSERT_TRUE(through.ok());
   EXPECT_EQ(through->stored_through, 4);
   auto log = store_->GetJobLog(lease->job.job_id, 0);
@@ -269,10 +276,10 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   ASSERT_EQ(log->points.size(), 4u);  // the resent 2 is not stored twice
   for (int i = 0; i < 4; ++i) EXPECT_EQ(log->points[i].seq, i + 1);
   EXPECT_EQ(store_->GetJobLog(lease->job.job_id, 2)->points.size(), 2u);
-  EXPECT_TRUE(store_->FinishAttempt(early, backoff_, kT0 + 4).ok());
+  EXPECT_TRUE(FinishAttempt(*store_, early, backoff_, kT0 + 4).ok());
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kSucceeded);
   // The same finish again (its reply was lost) is accepted and changes nothing.
-  EXPECT_TRUE(store_->FinishAttempt(early, backoff_, kT0 + 5).ok());
+  EXPECT_TRUE(FinishAttempt(*store_, early, backoff_, kT0 + 5).ok());
 }
 
 TEST_F(StoreTest, FailuresRetryWithBackoffThenFailForGoodAndFailTheirDependents) {
@@ -285,9 +292,9 @@ TEST_F(StoreTest, FailuresRetryWithBackoffThenFailForGoodAndFailTheirDependents)
     ASSERT_TRUE(lease.has_value()) << "attempt " << attempt;
     EXPECT_EQ(lease->attempt_number, attempt);
     base_id = lease->job.job_id;
-    ASSERT_TRUE(Fail(*lease, outcome::kCrashed, now).ok());
+    ASSERT_TRUE(Fail(*lease, Outcome::kCrashed, now).ok());
     auto job = store_->GetJob(base_id);
-    EXPECT_EQ(job->last_outcome, outcome::kCrashed);
+    EXPECT_EQ(job->last_outcome, OutcomeName(Outcome::kCrashed));
     EXPECT_THAT(job->last_error, HasSubstr("RuntimeError: boom"));
     if (attempt < 3) {
       EXPECT_EQ(job->state, JobState::kQueued);
@@ -301,7 +308,7 @@ TEST_F(StoreTest, FailuresRetryWithBackoffThenFailForGoodAndFailTheirDependents)
   for (const JobRecord& j : *jobs) {
     EXPECT_EQ(j.state, JobState::kFailed) << j.job_id;
     if (j.kind == "train") {
-      EXPECT_EQ(j.last_outcome, outcome::kDependencyFailed);
+      EXPECT_EQ(j.last_outcome, OutcomeName(Outcome::kDependencyFailed));
     }
   }
   EXPECT_TRUE(store_->GetSweep("demo")->finished());
@@ -328,7 +335,7 @@ TEST_F(StoreTest, InvalidConfigIsNotRetried) {
   const std::string worker = AddWorker();
   auto lease = LeaseAt(worker, kT0);
   ASSERT_TRUE(lease.has_value());
-  ASSERT_TRUE(Fail(*lease, outcome::kInvalidConfig, kT0 + 1).ok());
+  ASSERT_TRUE(Fail(*lease, Outcome::kInvalidConfig, kT0 + 1).ok());
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kFailed);
 }
 
@@ -337,12 +344,12 @@ TEST_F(StoreTest, HandedBackJobIsRequeuedWithoutCountingAFailure) {
   const std::string worker = AddWorker();
   auto lease = LeaseAt(worker, kT0);
   ASSERT_TRUE(lease.has_value());
-  ASSERT_TRUE(Fail(*lease, outcome::kHandedBack, kT0 + 1).ok());
+  ASSERT_TRUE(Fail(*lease, Outcome::kHandedBack, kT0 + 1).ok());
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kQueued);
   auto again = LeaseAt(worker, kT0 + 2);
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->job.job_id, lease->job.job_id);
-  ASSERT_TRUE(Fail(*again, outcome::kOutOfMemory, kT0 + 3).ok());
+  ASSERT_TRUE(Fail(*again, Outcome::kOutOfMemory, kT0 + 3).ok());
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kFailed);  // one real failure of one allowed
 }
 
@@ -361,10 +368,10 @@ TEST_F(StoreTest, CancelSweepCancelsWaitingJobsAndAsksWorkersToStopRunningOnes) 
     }
   }
   EXPECT_FALSE(LeaseAt(worker, kT0 + 2).has_value());
-  auto hb = store_->Heartbeat({worker, {{running->attempt_id, running->fencing_token}}, false}, kT0 + 3, kLease);
+  auto hb = Heartbeat(*store_, {worker, {{running->attempt_id, running->fencing_token}}, false}, kT0 + 3, kLease);
   ASSERT_TRUE(hb.ok());
   EXPECT_EQ(hb->cancel_attempts, std::vector<std::string>{running->attempt_id});
-  ASSERT_TRUE(Fail(*running, outcome::kCancelled, kT0 + 4).ok());
+  ASSERT_TRUE(Fail(*running, Outcome::kCancelled, kT0 + 4).ok());
   EXPECT_EQ(StateOf(running->job.job_id), JobState::kCancelled);
   EXPECT_TRUE(store_->GetSweep("two-jobs")->finished());
   EXPECT_TRUE(store_->GetSweep("two-jobs")->cancelled);
@@ -404,9 +411,9 @@ TEST_F(StoreTest, EqualPrioritySweepsShareTheWorkers) {
 
 TEST_F(StoreTest, UnknownWorkerMustRegisterAgain) {
   ASSERT_TRUE(store_->AddSweep(ServerSpec("urgent.yaml"), kT0).ok());
-  auto lease = store_->LeaseJob({"w-nobody", 0, "cpu", 0}, kT0, kLease);
+  auto lease = LeaseJob(*store_, {"w-nobody", 0, "cpu", 0}, kT0, kLease);
   EXPECT_EQ(lease.status().code(), StatusCode::kNotFound);
-  auto hb = store_->Heartbeat({"w-nobody", {{"a", 1}}, false}, kT0, kLease);
+  auto hb = Heartbeat(*store_, {"w-nobody", {{"a", 1}}, false}, kT0, kLease);
   ASSERT_TRUE(hb.ok());
   EXPECT_FALSE(hb->known_worker);
   EXPECT_EQ(hb->lost_attempts, std::vector<std::string>{"a"});
@@ -425,7 +432,7 @@ TEST_F(StoreTest, RestartKeepsSweepsJobsAndLeases) {
   EXPECT_EQ((*sweeps)[0].total_jobs, 5);
   EXPECT_EQ(StateOf(lease->job.job_id), JobState::kLeased);
   // The worker carries on with its lease after the restart.
-  auto hb = store_->Heartbeat({worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + 5, kLease);
+  auto hb = Heartbeat(*store_, {worker, {{lease->attempt_id, lease->fencing_token}}, false}, kT0 + 5, kLease);
   ASSERT_TRUE(hb.ok());
   EXPECT_TRUE(hb->known_worker);
   EXPECT_TRUE(hb->lost_attempts.empty());
@@ -458,8 +465,8 @@ TEST_F(StoreTest, QueueIndexAgreesWithTheDatabaseThroughEveryTransitionAndRestar
   auto b = LeaseAt(worker, kT0 + 3);
   auto c = LeaseAt(worker, kT0 + 4);
   ASSERT_TRUE(a && b && c);
-  ASSERT_TRUE(store_->MarkStarted(b->attempt_id, b->fencing_token, kT0 + 5).ok());
-  ASSERT_TRUE(Fail(*b, outcome::kOutOfMemory, kT0 + 6).ok());  // requeued with backoff
+  ASSERT_TRUE(MarkStarted(*store_, b->attempt_id, b->fencing_token, kT0 + 5).ok());
+  ASSERT_TRUE(Fail(*b, Outcome::kOutOfMemory, kT0 + 6).ok());  // requeued with backoff
   Succeed(*a, {{"type", "final"}, {"kind", "base_eval"}, {"scores", {{"synthetic", 0.5}}}},
           kT0 + 7);
   EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
@@ -468,7 +475,7 @@ TEST_F(StoreTest, QueueIndexAgreesWithTheDatabaseThroughEveryTransitionAndRestar
   ASSERT_TRUE(store_->RetryJobs("two-jobs", {}, kT0 + 9).ok());
   EXPECT_TRUE(store_->CheckQueueIndex().ok()) << store_->CheckQueueIndex().message();
   // A refused write (stale token) changes nothing, in the rows or the index.
-  EXPECT_FALSE(store_->MarkStarted(b->attempt_id, b->fencing_token, kT0 + 10).ok());
+  EXPECT_FALSE(MarkStarted(*store_, b->attempt_id, b->fencing_token, kT0 + 10).ok());
   auto expired = store_->ExpireLeases(backoff_, kT0 + 10 * kLease);
   ASSERT_TRUE(expired.ok());
   EXPECT_FALSE(expired->empty());
@@ -502,7 +509,7 @@ TEST_F(StoreTest, ConcurrentLeasesGetDistinctJobsAndIncreasingTokens) {
   std::vector<std::thread> threads;
   for (size_t i = 0; i < workers.size(); ++i) {
     threads.emplace_back([&, i] {
-      auto lease = store_->LeaseJob({workers[i], 0, "cpu", 0}, kT0 + 1, kLease);
+      auto lease = LeaseJob(*store_, {workers[i], 0, "cpu", 0}, kT0 + 1, kLease);
       if (lease.ok()) leases[i] = *lease;
     });
   }
@@ -528,7 +535,7 @@ TEST_F(StoreTest, AnsweredWritesSurviveAReopenWithoutAClose) {
   const std::string worker = AddWorker();
   auto lease = LeaseAt(worker, kT0 + 1);
   ASSERT_TRUE(lease.has_value());
-  auto stored = store_->StoreMetrics(lease->attempt_id, lease->fencing_token,
+  auto stored = StoreMetrics(*store_, lease->attempt_id, lease->fencing_token,
                                      {{1, R"({"type":"step","step":1})"}}, kT0 + 2);
   ASSERT_TRUE(stored.ok());
   auto second = Store::Open(path_, kT0 + 3);
@@ -538,27 +545,6 @@ TEST_F(StoreTest, AnsweredWritesSurviveAReopenWithoutAClose) {
   ASSERT_TRUE(log.ok());
   ASSERT_EQ(log->points.size(), 1u);
   EXPECT_TRUE((*second)->CheckQueueIndex().ok());
-}
-
-TEST_F(StoreTest, MetricLineTypeAndStepAreReadFromTheTopLevelObjectOnly) {
-  auto read = [](const std::string& text) {
-    MetricPointIn p{1, text};
-    ReadMetricLine(p);
-    EXPECT_TRUE(p.read);
-    return std::make_pair(p.type, p.step);
-  };
-  EXPECT_EQ(read(R"({"type":"step","step":7,"loss":1.5})"),
-            std::make_pair(std::string("step"), std::optional<int64_t>(7)));
-  EXPECT_EQ(read(R"({"type":"final","scores":{"type":"x","step":3}})"),
-            std::make_pair(std::string("final"), std::optional<int64_t>()));
-  EXPECT_EQ(read(R"({"step":1.5,"type":3})"),
-            std::make_pair(std::string(), std::optional<int64_t>()));
-  EXPECT_EQ(read(R"({"type":"step","type":"final"})"),
-            std::make_pair(std::string("final"), std::optional<int64_t>()));
-  EXPECT_EQ(read(R"([{"type":"step"}])"), std::make_pair(std::string(), std::optional<int64_t>()));
-  EXPECT_EQ(read(R"({"type":"step","step":2)"),
-            std::make_pair(std::string(), std::optional<int64_t>()));
-  EXPECT_EQ(read("not json"), std::make_pair(std::string(), std::optional<int64_t>()));
 }
 
 TEST_F(StoreTest, LargeMetricBatchesAreStoredOnceAndAckedUpToTheFirstGap) {
@@ -574,11 +560,11 @@ TEST_F(StoreTest, LargeMetricBatchesAreStoredOnceAndAckedUpToTheFirstGap) {
   };
   // 1..37 without 30 (several rows per statement and single ones), then 20..70 again with 30.
   auto first =
-      store_->StoreMetrics(lease->attempt_id, lease->fencing_token, points(1, 37, 30), kT0);
+      StoreMetrics(*store_, lease->attempt_id, lease->fencing_token, points(1, 37, 30), kT0);
   ASSERT_TRUE(first.ok()) << first.status().message();
   EXPECT_EQ(first->stored_through, 29);
   auto second =
-      store_->StoreMetrics(lease->attempt_id, lease->fencing_token, points(20, 70, 0), kT0 + 1);
+      StoreMetrics(*store_, lease->attempt_id, lease->fencing_token, points(20, 70, 0), kT0 + 1);
   ASSERT_TRUE(second.ok()) << second.status().message();
   EXPECT_EQ(second->stored_through, 70);
   auto log = store_->GetJobLog(lease->job.job_id, 0);
@@ -595,7 +581,7 @@ TEST_F(StoreTest, NoLeaseWhileBackingOffSaysWhenTheJobBecomesEligible) {
   auto a = LeaseAt(worker, kT0);
   auto b = LeaseAt(worker, kT0);
   ASSERT_TRUE(a && b);
-  ASSERT_TRUE(Fail(*a, outcome::kCrashed, kT0 + 10).ok());  // backoff_: 1 s after one failure
+  ASSERT_TRUE(Fail(*a, Outcome::kCrashed, kT0 + 10).ok());  // backoff_: 1 s after one failure
   std::promise<Result<LeaseOutcome>> done;
   store_->LeaseJobAsync({worker, 0, "cpu", 0}, kT0 + 20, kLease,
                         [&done](Result<LeaseOutcome> out) { done.set_value(std::move(out)); });
@@ -609,4 +595,4 @@ TEST_F(StoreTest, NoLeaseWhileBackingOffSaysWhenTheJobBecomesEligible) {
 }
 
 }  // namespace
-}  // namespace sweepd::server
+}  // namespace sweepd::store

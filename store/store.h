@@ -1,16 +1,15 @@
-// Store: sweepd's state in SQLite, and the one place where the life of a job is decided
-// (style rule 2). Every state change -- blocked -> queued when dependencies succeed,
-// queued -> leased -> running -> succeeded | failed | cancelled, retries with backoff,
-// expired leases -- happens inside one BEGIN IMMEDIATE transaction of a method here.
-// Times are passed in (Unix ms) so tests drive the clock.
+// Store: sweepd's state in SQLite and its public API. Every state change -- blocked ->
+// queued when dependencies succeed, queued -> leased -> running -> succeeded | failed |
+// cancelled, retries with backoff, expired leases -- happens inside one BEGIN IMMEDIATE
+// transaction of a method here, by the rules of store/job_lifecycle.h. Times are passed in
+// (Unix ms) so tests drive the clock.
 //
 // Threads: every method may be called from any thread. Writing methods hand their work to
 // the CommitQueue: one writer thread and connection runs them, many per transaction (group
-// commit), and the method returns once its writes are committed. The writer keeps a
-// JobQueueIndex of the leasable jobs in step with the rows it writes (SQLite's update hook
-// names every changed jobs/sweeps/sweep_jobs row; each is re-read after its work), so a
-// lease does not scan the jobs table. Reading methods use a connection of the calling
-// thread and see what was committed.
+// commit), and the method returns (or calls its reply) once its writes are committed. The
+// writer keeps a JobQueueIndex of the leasable jobs in step with the rows it writes
+// (store/queue_index_sync.cc), so a lease does not scan the jobs table. Reading methods use
+// a connection of the calling thread (StoreReader) and see what was committed.
 #pragma once
 
 #include <cstdint>
@@ -23,95 +22,23 @@
 #include <thread>
 #include <vector>
 
+#include "common/contracts.h"
+#include "common/metric_line.h"
 #include "common/status.h"
-#include "server/commit_queue.h"
-#include "server/database.h"
-#include "server/job_queue_index.h"
 #include "spec/sweep_spec.h"
+#include "store/commit_queue.h"
+#include "store/database.h"
+#include "store/job_lifecycle.h"
+#include "store/job_queue_index.h"
+#include "store/records.h"
+#include "store/store_reader.h"
 
-namespace sweepd::server {
-
-// Job states, as stored ("blocked", "queued", ...).
-enum class JobState { kBlocked, kQueued, kLeased, kRunning, kSucceeded, kFailed, kCancelled };
-const char* JobStateName(JobState state);
-std::optional<JobState> ParseJobState(const std::string& name);
-bool IsTerminal(JobState state);
-
-// How an attempt ended (attempts.outcome): succeeded, out_of_memory, non_finite_loss,
-// crashed, timed_out, cancelled, handed_back, invalid_config, lease_expired.
-namespace outcome {
-inline constexpr const char* kSucceeded = "succeeded";
-inline constexpr const char* kOutOfMemory = "out_of_memory";
-inline constexpr const char* kNonFiniteLoss = "non_finite_loss";
-inline constexpr const char* kCrashed = "crashed";
-inline constexpr const char* kTimedOut = "timed_out";
-inline constexpr const char* kCancelled = "cancelled";
-inline constexpr const char* kHandedBack = "handed_back";
-inline constexpr const char* kInvalidConfig = "invalid_config";
-inline constexpr const char* kLeaseExpired = "lease_expired";
-inline constexpr const char* kDependencyFailed = "dependency_failed";
-}  // namespace outcome
-
-struct JobRecord {
-  std::string job_id;
-  std::string kind;
-  std::string config_json;
-  std::string method;
-  std::string track;
-  int64_t seed = 0;
-  int64_t trainable_params = 0;
-  std::string device_kind;
-  int64_t memory_bytes = 0;
-  int priority = 0;
-  JobState state = JobState::kQueued;
-  int attempts = 0;
-  int max_attempts = 3;
-  int64_t not_before_ms = 0;
-  std::string last_outcome;
-  std::string last_error;
-  int64_t created_ms = 0;
-  int64_t updated_ms = 0;
-  std::vector<std::string> depends_on;
-  std::string sweep;  // the first sweep (by name) that includes the job
-};
-
-struct SweepRecord {
-  std::string name;
-  std::string spec_yaml;
-  std::string spec_path;
-  int priority = 0;
-  bool cancelled = false;
-  int64_t submitted_ms = 0;
-  int64_t total_jobs = 0;
-  std::map<JobState, int64_t> counts;
-  // True when no job of the sweep can change any more (all terminal).
-  bool finished() const;
-};
+namespace sweepd::store {
 
 struct AddSweepResult {
   int64_t jobs_total = 0;
   int64_t jobs_new = 0;
   int64_t jobs_reused = 0;
-};
-
-struct SlotInfo {
-  int index = 0;
-  std::string device_kind;
-  std::string device_name;
-  int64_t memory_bytes = 0;
-  std::string compute_capability;
-};
-
-struct WorkerRecord {
-  std::string worker_id;
-  std::string hostname;
-  std::string version;
-  std::vector<SlotInfo> slots;
-  std::map<std::string, std::string> labels;
-  std::string state;  // alive | draining | lost | gone
-  int64_t registered_ms = 0;
-  int64_t last_heartbeat_ms = 0;
-  std::vector<std::string> running_jobs;
 };
 
 struct LeaseRequest {
@@ -147,16 +74,10 @@ struct HeartbeatResult {
 struct MetricPointIn {
   int64_t seq = 0;
   std::string json;
-  // True when the caller has already read the line's "type" and integer "step" below (the
-  // scheduler does, for /metrics); otherwise the store reads them from `json`.
-  bool read = false;
-  std::string type = {};
-  std::optional<int64_t> step = {};
+  // The line read once (MetricLine::Read), by the scheduler or else by the store; a line
+  // that is not a metric line is stored with no type and no step.
+  std::optional<Result<MetricLine>> line = {};
 };
-
-// Reads a metric line's top-level "type" (string) and "step" (integer) into `point`; both stay
-// empty when the line is not a JSON object.
-void ReadMetricLine(MetricPointIn& point);
 
 struct MetricsStored {
   int64_t stored_through = 0;  // every point up to this seq is stored
@@ -166,7 +87,7 @@ struct MetricsStored {
 struct FinishReport {
   std::string attempt_id;
   int64_t fencing_token = 0;
-  std::string outcome;  // one of outcome::*
+  Outcome outcome = Outcome::kCrashed;
   int exit_code = 0;
   int signal = 0;
   std::string stderr_tail;
@@ -193,40 +114,6 @@ struct LeaseOutcome {
 template <typename T>
 using Reply = std::function<void(Result<T>)>;
 using StatusReply = std::function<void(Status)>;
-
-struct ResultRecord {
-  std::string job_id;
-  std::string sweep;
-  std::string config_json;
-  std::string result_json;
-  int64_t finished_ms = 0;
-};
-
-struct StoredPoint {
-  int64_t seq = 0;
-  std::string json;
-};
-
-struct JobLog {
-  JobState state = JobState::kQueued;
-  std::vector<StoredPoint> points;  // of the job's latest attempt
-  std::string stderr_tail;
-};
-
-// The latest "step" line of a running job.
-struct RunningProgress {
-  std::string job_id;
-  std::string worker_id;
-  std::string step_json;
-};
-
-// Retry policy for failed attempts: the wait before attempt n+1 is
-// min(max_ms, base_ms * 2^(failures-1)).
-struct BackoffPolicy {
-  int64_t base_ms = 5000;
-  int64_t max_ms = 10 * 60 * 1000;
-  int64_t DelayAfter(int failures) const;
-};
 
 class Store : private CommitQueue::Observer {
  public:
@@ -257,39 +144,28 @@ class Store : private CommitQueue::Observer {
   Result<std::vector<JobRecord>> SweepJobsChangedSince(const std::string& name, int64_t since_ms);
 
   // --- Workers (WorkerService) ---
+  // Each write is answered through `reply` once committed (for gRPC's callback API: no
+  // thread waits for the commit).
   // Registers a worker; `worker_id` non-empty re-registers a known id (after a restart of
-  // either side). Returns the worker's id.
-  Result<std::string> RegisterWorker(const WorkerRecord& worker, int64_t now_ms);
-  Result<HeartbeatResult> Heartbeat(const HeartbeatReport& report, int64_t now_ms,
-                                    int64_t lease_ms);
-  // The best queued job the slot can run, leased to it; nullopt when none fits now.
-  // NotFound when the worker is unknown (it must register again).
-  Result<std::optional<Lease>> LeaseJob(const LeaseRequest& request, int64_t now_ms,
-                                        int64_t lease_ms);
-  Status MarkStarted(const std::string& attempt_id, int64_t fencing_token, int64_t now_ms);
-  // Stores points once each ((attempt_id, seq) is unique) and returns the highest seq up to
-  // which every point is stored. FailedPrecondition when the token no longer holds the lease.
-  Result<MetricsStored> StoreMetrics(const std::string& attempt_id, int64_t fencing_token,
-                                     const std::vector<MetricPointIn>& points, int64_t now_ms);
-  // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
-  // FailedPrecondition for a stale token; Unavailable while metrics up to
-  // report.last_metric_seq are not all stored (send them, then finish again).
-  // `ended` (optional) receives the job and the state it was left in.
-  Status FinishAttempt(const FinishReport& report, const BackoffPolicy& backoff, int64_t now_ms,
-                       AttemptEnd* ended = nullptr);
-  // The same writes, answered through `reply` instead of waiting (for gRPC's callback API:
-  // no thread waits for the commit).
+  // either side). Answers the worker's id.
   void RegisterWorkerAsync(WorkerRecord worker, int64_t now_ms, Reply<std::string> reply);
   void HeartbeatAsync(HeartbeatReport report, int64_t now_ms, int64_t lease_ms,
                       Reply<HeartbeatResult> reply);
+  // The best queued job the slot can run, leased to it; no lease when none fits now.
+  // NotFound when the worker is unknown (it must register again).
   void LeaseJobAsync(LeaseRequest request, int64_t now_ms, int64_t lease_ms,
                      Reply<LeaseOutcome> reply);
   void MarkStartedAsync(std::string attempt_id, int64_t fencing_token, int64_t now_ms,
                         StatusReply reply);
+  // Stores points once each ((attempt_id, seq) is unique) and answers the highest seq up to
+  // which every point is stored. FailedPrecondition when the token no longer holds the lease.
   void StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
                          std::vector<MetricPointIn> points, int64_t now_ms,
                          Reply<MetricsStored> reply);
-  // A repeated finish (already stored) answers an AttemptEnd with an empty job_id.
+  // Ends an attempt and decides its job's next state (retry, fail, succeed, cancel).
+  // FailedPrecondition for a stale token; Unavailable while metrics up to
+  // report.last_metric_seq are not all stored (send them, then finish again). A repeated
+  // finish (already stored) answers an AttemptEnd with an empty job_id.
   void FinishAttemptAsync(FinishReport report, BackoffPolicy backoff, int64_t now_ms,
                           Reply<AttemptEnd> reply);
   // Ends attempts whose lease ran out before `now_ms`; their jobs are retried like a
@@ -314,6 +190,8 @@ class Store : private CommitQueue::Observer {
   explicit Store(std::string path) : path_(std::move(path)) {}
   // This thread's connection, opened on first use.
   Result<Database*> Connection();
+  // A reader on this thread's connection.
+  Result<StoreReader> Reader();
   // Runs `body` on the writer inside a group-committed transaction; returns after COMMIT.
   template <typename T>
   Result<T> Write(const std::function<Result<T>(Database&)>& body);
@@ -344,4 +222,4 @@ class Store : private CommitQueue::Observer {
   std::unique_ptr<CommitQueue> writer_;  // last: stopped before the members it uses go
 };
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

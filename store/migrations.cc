@@ -1,20 +1,31 @@
 // Applying schema migrations; see schema/ for the files.
-#include "server/migrations.h"
+#include "store/migrations.h"
 
 #include <algorithm>
 
-namespace sweepd::server {
+namespace sweepd::store {
+
+int64_t NewestSchemaVersion() {
+  int64_t newest = 0;
+  for (const Migration& m : EmbeddedMigrations()) newest = std::max<int64_t>(newest, m.version);
+  return newest;
+}
+
+Result<int64_t> SchemaVersion(Database& db) {
+  Query q = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+  int64_t version = 0;
+  if (q.Step()) version = q.Int(0);
+  SWEEPD_RETURN_IF_ERROR(q.status());
+  return version;
+}
 
 Status ApplyMigrations(Database& db, const std::vector<Migration>& migrations, int64_t now_ms) {
   SWEEPD_RETURN_IF_ERROR(db.ExecScript(
       "CREATE TABLE IF NOT EXISTS schema_version ("
       "  version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"));
-  int64_t current = 0;
-  {
-    Query q = db.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version");
-    if (q.Step()) current = q.Int(0);
-    SWEEPD_RETURN_IF_ERROR(q.status());
-  }
+  Result<int64_t> version = SchemaVersion(db);
+  if (!version.ok()) return version.status();
+  const int64_t current = *version;
   int64_t newest = 0;
   for (const Migration& m : migrations) newest = std::max<int64_t>(newest, m.version);
   if (current > newest) {
@@ -40,4 +51,4 @@ Status ApplyMigrations(Database& db, const std::vector<Migration>& migrations, i
   return Status::Ok();
 }
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

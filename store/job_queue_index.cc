@@ -1,10 +1,10 @@
 // The in-memory queue behind LeaseJob: per sweep and device kind, queued jobs in grid
 // order; jobs backing off wait in one set ordered by the time they become eligible.
-#include "server/job_queue_index.h"
+#include "store/job_queue_index.h"
 
 #include <algorithm>
 
-namespace sweepd::server {
+namespace sweepd::store {
 namespace {
 
 bool IsActive(const std::string& state) { return state == "leased" || state == "running"; }
@@ -145,4 +145,4 @@ std::vector<IndexedSweep> JobQueueIndex::Sweeps() const {
   return out;
 }
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

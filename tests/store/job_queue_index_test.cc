@@ -1,10 +1,10 @@
 // The in-memory queue behind LeaseJob: the order the store documents (priority, fair
 // share, age, grid order), capability matching and backoff.
-#include "server/job_queue_index.h"
+#include "store/job_queue_index.h"
 
 #include <gtest/gtest.h>
 
-namespace sweepd::server {
+namespace sweepd::store {
 namespace {
 
 IndexedJob Job(int64_t rowid, const std::string& sweep, const std::string& state = "queued") {
@@ -93,4 +93,4 @@ TEST(JobQueueIndexTest, TerminalJobsLeaveAndJobsOfTwoSweepsCountInBoth) {
 }
 
 }  // namespace
-}  // namespace sweepd::server
+}  // namespace sweepd::store

@@ -1,6 +1,6 @@
 // Database: one SQLite connection with sweepd's settings (WAL, foreign keys, busy
 // timeout) and a cache of prepared statements. Not thread-safe: the store gives each
-// thread its own connection (style rule 7); SQL is never built from strings.
+// thread its own connection (docs/coordinator.md); SQL is never built from strings.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace sweepd::server {
+namespace sweepd::store {
 
 class Database;
 
@@ -55,6 +55,13 @@ class Database {
  public:
   // Opens (creating if needed) the database file at `path`.
   static Result<std::unique_ptr<Database>> Open(const std::string& path);
+  // Opens an existing file read-only (SQLite's mode=ro), so reading never writes it. Unless
+  // `follow_writers`, a file with no -wal next to it (sweepd stopped, or a copied file) opens
+  // immutable, which creates no -wal or -shm file; SQLite needs both to follow a writer's
+  // commits, so a reader that waits for them (watch) may create them. Unavailable when the
+  // file is not a SQLite database.
+  static Result<std::unique_ptr<Database>> OpenReadOnly(const std::string& path,
+                                                        bool follow_writers = false);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -100,4 +107,4 @@ class Transaction {
   bool done_ = false;
 };
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

@@ -1,9 +1,10 @@
 // SQLite connection settings and statement handling for the store.
-#include "server/database.h"
+#include "store/database.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
-namespace sweepd::server {
+namespace sweepd::store {
 
 Query::Query(Database& db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {
   if (stmt_ == nullptr) status_ = Status::Internal("SQL prepare failed: " + db_.ErrorMessage());
@@ -88,6 +89,64 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// `path` as the path part of a file: URI (RFC 3986: '%', '?' and '#' percent-encoded).
+std::string UriPath(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == '%') {
+      out += "%25";
+    } else if (c == '?') {
+      out += "%3f";
+    } else if (c == '#') {
+      out += "%23";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Opens `uri` read-only and reads the schema once: SQLite opens files lazily, so this is
+// where a file that is not a database, or one it cannot read, says so.
+int OpenAndProbe(const std::string& uri, sqlite3** db) {
+  int rc = sqlite3_open_v2(uri.c_str(), db,
+                           SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc == SQLITE_OK) {
+    sqlite3_busy_timeout(*db, 5000);
+    rc = sqlite3_exec(*db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+  }
+  return rc;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::OpenReadOnly(const std::string& path,
+                                                       bool follow_writers) {
+  const std::string base = "file:" + UriPath(path) + "?mode=ro";
+  const bool live = follow_writers || ::access((path + "-wal").c_str(), F_OK) == 0;
+  sqlite3* db = nullptr;
+  int rc = OpenAndProbe(live ? base : base + "&immutable=1", &db);
+  if (rc == SQLITE_CANTOPEN && live) {
+    // A read-only folder with a -wal but no -shm: read the file as it is.
+    sqlite3_close(db);
+    db = nullptr;
+    rc = OpenAndProbe(base + "&immutable=1", &db);
+  }
+  if (rc != SQLITE_OK) {
+    const std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    if (rc == SQLITE_NOTADB) {
+      return Status::Unavailable(path + " is not a SQLite database (" + msg +
+                                 "); --db takes the file sweepd writes, e.g. var/sweepd.db");
+    }
+    return Status::Unavailable("cannot read database " + path + ": " + msg +
+                               "; check that the file is readable");
+  }
+  return std::unique_ptr<Database>(new Database(db));
+}
+
 Database::~Database() {
   for (auto& [_, stmt] : statements_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
@@ -148,4 +207,4 @@ Status Transaction::Commit() {
   return s;
 }
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

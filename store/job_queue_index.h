@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace sweepd::server {
+namespace sweepd::store {
 
 // What the index needs of a job row (jobs.rowid identifies it).
 struct IndexedJob {
@@ -101,4 +101,4 @@ class JobQueueIndex {
   int64_t promoted_through_ms_ = 0;
 };
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

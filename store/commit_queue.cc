@@ -1,13 +1,13 @@
 // Group commit: one writer thread, one transaction per batch of waiting works, one
 // savepoint per work, answers after COMMIT.
-#include "server/commit_queue.h"
+#include "store/commit_queue.h"
 
 #include <exception>
 #include <future>
 #include <utility>
 #include <vector>
 
-namespace sweepd::server {
+namespace sweepd::store {
 
 CommitQueue::CommitQueue(std::unique_ptr<Database> db, Observer* observer, size_t max_batch)
     : db_(std::move(db)), observer_(observer), max_batch_(max_batch == 0 ? 1 : max_batch) {
@@ -100,4 +100,4 @@ void CommitQueue::RunBatch(std::deque<Pending>& batch) {
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
 }
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store

@@ -16,9 +16,9 @@
 #include <thread>
 
 #include "common/status.h"
-#include "server/database.h"
+#include "store/database.h"
 
-namespace sweepd::server {
+namespace sweepd::store {
 
 class CommitQueue {
  public:
@@ -72,4 +72,4 @@ class CommitQueue {
   std::thread writer_;
 };
 
-}  // namespace sweepd::server
+}  // namespace sweepd::store
