@@ -97,16 +97,28 @@ std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config) 
   return data::ReadInstructionFile(d);
 }
 
+// `step` >= 0 and `base_scores` (optional) mark an evaluation during training: its lines
+// carry the step and each score's Δ against the base model.
 std::map<std::string, double> Evaluate(const JobConfig& config, BaseModel& base, const std::string& stage,
                                        const std::vector<eval::EvalTask>& tasks, const torch::Device& device,
-                                       MetricsWriter& metrics) {
+                                       MetricsWriter& metrics, int64_t step = -1,
+                                       const std::map<std::string, double>* base_scores = nullptr) {
+  // Scores are keyed by what they measure ("arc_challenge.acc_norm"); the eval line also
+  // carries the task's other metrics and, for MMLU, each subject's accuracy.
   std::map<std::string, double> scores;
   for (const auto& task : tasks) {
     const Clock clock;
-    eval::TaskScore s = eval::ScoreTask(base.model, *base.tokenizer, task, device);
-    scores[task.name] = s.score;
-    metrics.Emit({{"type", "eval"}, {"stage", stage}, {"task", task.name}, {"score", s.score}, {"n", s.n},
-                  {"elapsed_s", clock.Seconds()}});
+    eval::TaskResult s = eval::ScoreTask(base.model, *base.tokenizer, task, device);
+    scores[s.score_name] = s.score;
+    json line = {{"type", "eval"},       {"stage", stage},        {"task", task.spec.task},
+                 {"score_name", s.score_name}, {"score", s.score}, {"metrics", s.metrics},
+                 {"num_fewshot", task.spec.num_fewshot}, {"n", s.n}, {"elapsed_s", clock.Seconds()}};
+    if (!s.subjects.empty()) line["subjects"] = s.subjects;
+    if (step >= 0) line["step"] = step;
+    if (base_scores != nullptr && base_scores->count(s.score_name)) {
+      line["delta"] = s.score - base_scores->at(s.score_name);
+    }
+    metrics.Emit(line);
   }
   (void)config;
   return scores;
@@ -249,7 +261,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     base_scores = resumed->state["base_scores"].get<std::map<std::string, double>>();
   }
   bool missing_base = false;
-  for (const auto& t : tasks) missing_base |= !base_scores.count(t.name);
+  for (const auto& t : tasks) missing_base |= !base_scores.count(t.score_name);
   if (missing_base) {
     // The base model's scores: the adapters start as the identity for most methods, but
     // not all (SORSA, JORA's magnitude), so evaluate with the adapters detached.
@@ -395,8 +407,9 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     total_tokens += update.tokens;
     train_seconds += step_clock.Seconds();
     const int64_t done = step + 1;
-    if (done % log_every == 0 || done == train.steps || done == start_step + 1) {
-      metrics.Emit({{"type", "step"},
+    const bool spectrum_due = train.spectrum_every > 0 && done % train.spectrum_every == 0;
+    if (done % log_every == 0 || done == train.steps || done == start_step + 1 || spectrum_due) {
+      json line = {{"type", "step"},
                     {"step", done},
                     {"total_steps", train.steps},
                     {"loss", loss_sum},
@@ -404,7 +417,17 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
                     {"tokens_per_s", train_seconds > 0 ? static_cast<double>(total_tokens) / train_seconds : 0.0},
                     {"peak_mem_bytes", PeakMemoryBytes(device)},
                     {"tokens", total_tokens},
-                    {"elapsed_s", wall.Seconds()}});
+                    {"elapsed_s", wall.Seconds()}};
+      if (spectrum_due) {
+        // The spectra over training (spectrum_every): the means over layers, as in the final line.
+        json svd = SpectrumReport(adapters);
+        svd.erase("layers");
+        line["svd"] = svd;
+      }
+      metrics.Emit(line);
+    }
+    if (train.eval_every > 0 && done % train.eval_every == 0 && done != train.steps) {
+      Evaluate(config, base, "step", tasks, device, metrics, done, &base_scores);
     }
     if (train.checkpoint_every > 0 && done % train.checkpoint_every == 0 && done != train.steps) save(done);
   }
@@ -416,7 +439,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
                     config.model.source);
   }
 
-  auto scores = Evaluate(config, base, "final", tasks, device, metrics);
+  auto scores = Evaluate(config, base, "final", tasks, device, metrics, train.steps, &base_scores);
   eval::TradeoffResult tradeoff = eval::ComputeTradeoff(scores, base_scores, config.eval, config.tradeoff_lambda);
   final_line["steps"] = train.steps;
   final_line["final_loss"] = std::isfinite(last_loss) ? json(last_loss) : json(nullptr);
