@@ -30,7 +30,7 @@ std::string TaskWithRole(const std::vector<ResultRecord>& records, const std::st
   for (const auto& r : records) {
     if (!r.config.contains("eval") || !r.config["eval"].is_array()) continue;
     for (const auto& e : r.config["eval"]) {
-      if (e.is_object() && e.value("role", "") == role) return e.value("task", "");
+      if (e.is_object() && e.value("role", "") == role) return ScoreKeyOf(e);
     }
   }
   return "";

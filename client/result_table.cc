@@ -289,7 +289,7 @@ Result<Table> BuildTable(const std::vector<ResultRecord>& records, const TableOp
   const std::vector<std::string> tasks = OrderTasks(task_list);
 
   ParamBreakdownCache breakdowns;
-  const std::vector<ColumnDef> catalogue = ColumnCatalogue(tasks, breakdowns);
+  const std::vector<ColumnDef> catalogue = ColumnCatalogue(tasks, breakdowns, FewshotCounts(kept));
   auto find_def = [&](const std::string& id) -> const ColumnDef* {
     for (const auto& d : catalogue) {
       if (d.column.id == id) return &d;

@@ -7,6 +7,7 @@
 
 #include "common/contracts.h"
 #include "common/methods/registry.h"
+#include "common/eval_settings.h"
 
 namespace sweepd::client {
 namespace {
@@ -57,8 +58,36 @@ std::string TaskDisplayName(const std::string& task) {
   static const std::map<std::string, std::string> kNames = {
       {"arc_challenge", "ARC-C"}, {"arc_easy", "ARC-E"}, {"gsm8k", "GSM8K"},
       {"mmlu", "MMLU"},           {"hellaswag", "HellaSwag"}};
-  auto it = kNames.find(task);
-  return it == kNames.end() ? task : it->second;
+  const auto dot = task.find('.');
+  const std::string base = task.substr(0, dot);
+  auto it = kNames.find(base);
+  std::string name = it == kNames.end() ? base : it->second;
+  if (dot == std::string::npos) return name;
+  std::string metric = task.substr(dot + 1);
+  const std::string em = "exact_match.";
+  if (metric.rfind(em, 0) == 0) metric = "EM " + metric.substr(em.size());
+  return name + " " + metric;
+}
+
+std::string ScoreKeyOf(const nlohmann::json& eval_entry) {
+  if (!eval_entry.is_object()) return "";
+  if (!eval_entry.contains("metric")) return eval_entry.value("task", "");
+  std::vector<EvalProblem> problems;
+  const EvalSpec spec = ReadEvalSpec(eval_entry, problems);
+  return problems.empty() ? ScoreName(spec) : eval_entry.value("task", "");
+}
+
+std::map<std::string, int64_t> FewshotCounts(const std::vector<const ResultRecord*>& records) {
+  std::map<std::string, int64_t> shots;
+  for (const ResultRecord* r : records) {
+    if (!r->config.contains("eval") || !r->config["eval"].is_array()) continue;
+    for (const json& e : r->config["eval"]) {
+      if (e.is_object() && e.contains("num_fewshot") && e["num_fewshot"].is_number_integer()) {
+        shots[ScoreKeyOf(e)] = e["num_fewshot"].get<int64_t>();
+      }
+    }
+  }
+  return shots;
 }
 
 std::string MethodDisplayName(const std::string& method) { return methods::DisplayLabel(method); }
@@ -66,7 +95,7 @@ std::string MethodDisplayName(const std::string& method) { return methods::Displ
 std::vector<std::string> OrderTasks(std::vector<std::string> tasks) {
   static const std::vector<std::string> kOrder = {"arc_challenge", "gsm8k", "mmlu", "hellaswag"};
   auto rank = [](const std::string& t) {
-    auto it = std::find(kOrder.begin(), kOrder.end(), t);
+    auto it = std::find(kOrder.begin(), kOrder.end(), t.substr(0, t.find('.')));
     return static_cast<int>(it - kOrder.begin());
   };
   std::sort(tasks.begin(), tasks.end(), [&](const std::string& a, const std::string& b) {
@@ -77,7 +106,8 @@ std::vector<std::string> OrderTasks(std::vector<std::string> tasks) {
 }
 
 std::vector<ColumnDef> ColumnCatalogue(const std::vector<std::string>& tasks,
-                                       ParamBreakdownCache& breakdowns) {
+                                       ParamBreakdownCache& breakdowns,
+                                       const std::map<std::string, int64_t>& shots) {
   std::vector<ColumnDef> defs;
   defs.push_back(Direct(Column::Of("params", "Params").In(Unit::kParams).NoStd(),
                         "trainable_params"));
@@ -89,7 +119,10 @@ std::vector<ColumnDef> ColumnCatalogue(const std::vector<std::string>& tasks,
                     return MetricValue{100.0 * *t / *all, ""};
                   }});
   for (const std::string& task : tasks) {
-    const std::string name = TaskDisplayName(task);
+    const auto fewshot = shots.find(task);
+    const std::string name = TaskDisplayName(task) + (fewshot != shots.end() && fewshot->second > 0
+                                                          ? " " + std::to_string(fewshot->second) + "-shot"
+                                                          : "");
     defs.push_back({Column::Of("score_" + task, name + " ft").Under(name, "ft").HigherIsBetter(),
                     [task](const ResultRecord& r) { return MetricValue{Nested(r.result, metric_key::kScores, task), ""}; }});
     defs.push_back({Column::Of("delta_" + task, name + " Δ").Under(name, "Δ").In(Unit::kSigned).HigherIsBetter(),

@@ -4,6 +4,7 @@
 // SORA paper's rotation-rank table).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -29,8 +30,10 @@ struct ColumnDef {
 // Column definitions for a table over `tasks` (fixed columns, then one per task for the
 // per-task templates). `breakdowns` computes parameter components; it must outlive the
 // returned definitions.
+// `shots`: few-shot counts by score name, for the headers ("ARC-C acc_norm 25-shot").
 std::vector<ColumnDef> ColumnCatalogue(const std::vector<std::string>& tasks,
-                                       ParamBreakdownCache& breakdowns);
+                                       ParamBreakdownCache& breakdowns,
+                                       const std::map<std::string, int64_t>& shots = {});
 
 struct TableKind {
   std::string name;
@@ -45,8 +48,15 @@ struct TableKind {
 const std::vector<TableKind>& TableKindList();
 const TableKind* FindTableKind(const std::string& name);
 
-// Display names: "arc_challenge" -> "ARC-C", "lora" -> "LoRA"; unknown names unchanged.
+// Display names: "arc_challenge" -> "ARC-C", score names with their metric
+// ("arc_challenge.acc_norm" -> "ARC-C acc_norm", "gsm8k.exact_match.strict" -> "GSM8K EM
+// strict"), "lora" -> "LoRA"; unknown names unchanged.
 std::string TaskDisplayName(const std::string& task);
+// The key of an eval entry's scores in results: its score name ("arc_challenge.acc_norm"),
+// or the bare task for configurations written before scores carried their metric.
+std::string ScoreKeyOf(const nlohmann::json& eval_entry);
+// Few-shot counts by score key over the records' eval entries.
+std::map<std::string, int64_t> FewshotCounts(const std::vector<const ResultRecord*>& records);
 std::string MethodDisplayName(const std::string& method);
 // Tasks in the order the seed design's tables list them, unknown ones after, by name.
 std::vector<std::string> OrderTasks(std::vector<std::string> tasks);

@@ -1,6 +1,8 @@
 // JSON (de)serialisation of JobConfig; see docs/job-config.md for the format.
 #include "common/job_config.h"
 
+#include "common/eval_settings.h"
+
 namespace sweepd {
 namespace {
 
@@ -41,12 +43,13 @@ json ToJson(const JobConfig& c) {
                 {"grad_clip", c.train.grad_clip},
                 {"log_every", c.train.log_every},
                 {"checkpoint_every", c.train.checkpoint_every}};
+  // Written only when set, so that jobs without them keep their identity.
+  if (c.train.eval_every > 0) train["eval_every"] = c.train.eval_every;
+  if (c.train.spectrum_every > 0) train["spectrum_every"] = c.train.spectrum_every;
   if (c.train.lr_theta) train["lr_theta"] = *c.train.lr_theta;
   if (c.train.lr_core) train["lr_core"] = *c.train.lr_core;
   json eval = json::array();
-  for (const auto& e : c.eval) {
-    eval.push_back({{"task", e.task}, {"data", e.data}, {"role", e.role}, {"limit", e.limit}});
-  }
+  for (const auto& e : c.eval) eval.push_back(EvalSpecToJson(e));
   json out = {{"job_id", c.job_id},
               {"sweep", c.sweep},
               {"kind", c.kind},
@@ -108,17 +111,19 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
     ReadOptional(t, "lr_core", p, c.train.lr_core, err);
     Read(t, "log_every", p, c.train.log_every, err);
     Read(t, "checkpoint_every", p, c.train.checkpoint_every, err);
+    Read(t, "eval_every", p, c.train.eval_every, err);
+    Read(t, "spectrum_every", p, c.train.spectrum_every, err);
   }
   if (j.contains("eval")) {
     if (!j["eval"].is_array()) return Status::InvalidArgument("field 'eval' is not a list");
     for (size_t i = 0; i < j["eval"].size(); ++i) {
-      const json& e = j["eval"][i];
-      const std::string p = "eval[" + std::to_string(i) + "].";
-      EvalSpec spec;
-      Read(e, "task", p, spec.task, err);
-      Read(e, "data", p, spec.data, err);
-      Read(e, "role", p, spec.role, err);
-      Read(e, "limit", p, spec.limit, err);
+      std::vector<EvalProblem> problems;
+      EvalSpec spec = ReadEvalSpec(j["eval"][i], problems);
+      if (!problems.empty() && err.empty()) {
+        const std::string field = "eval[" + std::to_string(i) + "]";
+        err = "field '" + field + (problems[0].field.empty() ? "" : "." + problems[0].field) + "' " +
+              problems[0].message;
+      }
       c.eval.push_back(spec);
     }
   }

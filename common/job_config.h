@@ -41,6 +41,8 @@ struct TrainSpec {
   std::optional<double> lr_core;        // JORA core
   int64_t log_every = 10;
   int64_t checkpoint_every = 0;         // 0: only at the end
+  int64_t eval_every = 0;               // score the eval tasks every N steps (0: before and after only)
+  int64_t spectrum_every = 0;           // stream the adapters' spectra every N steps (0: at the end only)
 };
 
 struct EvalSpec {
@@ -48,6 +50,14 @@ struct EvalSpec {
   std::string data;                     // "synthetic:<name>" or a JSONL file
   std::string role;                     // stability | plasticity | none
   int64_t limit = 0;                    // 0: every example
+  // lm-evaluation-harness settings; common/eval_settings.h fills in each task's defaults.
+  int64_t num_fewshot = 0;              // examples before each item
+  std::string fewshot;                  // JSONL of the task's format (mmlu: the dev split)
+  std::optional<int64_t> fewshot_seed;  // unset: the first num_fewshot rows
+  bool add_bos = false;                 // a BOS token before every context
+  int64_t max_gen_toks = 0;             // generative tasks: new tokens at most
+  std::vector<std::string> until;       // generative tasks: stop strings
+  std::string metric;                   // acc | acc_norm (multiple choice), strict | flexible (gsm8k)
 };
 
 struct JobConfig {

@@ -10,6 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/eval_settings.h"
 #include "common/methods/registry.h"
 
 namespace sweepd::spec {
@@ -353,7 +354,7 @@ void DocumentReader::ReadTrain(const YAML::Node& node, TrainSpec& t) {
   if (!CheckMap(node, "train",
                 {"data", "steps", "lr", "schedule", "warmup_ratio", "seq_len", "tokens_per_update",
                  "micro_batch", "weight_decay", "grad_clip", "lr_theta", "lr_core", "log_every",
-                 "checkpoint_every"})) {
+                 "checkpoint_every", "eval_every", "spectrum_every"})) {
     return;
   }
   auto str = [&](const char* key, std::string& out) {
@@ -394,6 +395,8 @@ void DocumentReader::ReadTrain(const YAML::Node& node, TrainSpec& t) {
   optional_number("lr_core", t.lr_core);
   integer("log_every", 1, t.log_every);
   integer("checkpoint_every", 0, t.checkpoint_every);
+  integer("eval_every", 0, t.eval_every);
+  integer("spectrum_every", 0, t.spectrum_every);
 }
 
 void DocumentReader::ReadEval(const YAML::Node& node, SweepDocument& doc) {
@@ -401,43 +404,45 @@ void DocumentReader::ReadEval(const YAML::Node& node, SweepDocument& doc) {
     Problem(node, "eval", "must be a list, e.g. - {task: gsm8k, data: synthetic:arith, role: stability}");
     return;
   }
-  std::set<std::string> tasks;
+  // Each entry is read by the same code as a job configuration's (common/eval_settings.h);
+  // its problems are placed at the key they name.
+  std::set<std::string> tasks, score_names;
   for (size_t i = 0; i < node.size(); ++i) {
     const YAML::Node e = node[i];
     const std::string field = "eval[" + std::to_string(i) + "]";
-    if (!CheckMap(e, field, {"task", "data", "role", "limit"})) continue;
-    EvalSpec spec;
-    bool ok = true;
-    if (!e["task"]) {
-      Problem(e, field + ".task", "missing; one of gsm8k, arc_challenge, mmlu, hellaswag");
-      ok = false;
-    } else if (auto t = Choice(e["task"], field + ".task", {"gsm8k", "arc_challenge", "mmlu", "hellaswag"})) {
-      spec.task = *t;
-      if (!tasks.insert(*t).second) {
-        Problem(e["task"], field + ".task", "task '" + *t + "' is evaluated twice");
-        ok = false;
+    json entry = json::object();
+    if (e.IsMap()) {
+      for (const auto& kv : e) {
+        const YAML::Node& v = kv.second;
+        json value = Scalar(v);
+        if (v.IsSequence()) {
+          value = json::array();
+          for (const auto& item : v) value.push_back(Scalar(item));
+        } else if (v.IsMap()) {
+          value = json::object();
+        }
+        entry[kv.first.as<std::string>()] = value;
       }
     } else {
-      ok = false;
+      entry = nullptr;
     }
-    if (!e["data"]) {
-      Problem(e, field + ".data", "missing; synthetic:<name> or a JSONL file");
-      ok = false;
-    } else if (auto d = String(e["data"], field + ".data")) {
-      spec.data = *d;
-    } else {
-      ok = false;
+    std::vector<EvalProblem> problems;
+    EvalSpec spec = ReadEvalSpec(entry, problems);
+    for (const EvalProblem& p : problems) {
+      const YAML::Node at = p.field.empty() || !e.IsMap() || !e[p.field] ? e : e[p.field];
+      Problem(at, p.field.empty() ? field : field + "." + p.field, p.message);
     }
-    spec.role = "none";
-    if (e["role"]) {
-      if (auto r = Choice(e["role"], field + ".role", {"stability", "plasticity", "none"})) spec.role = *r;
-      else ok = false;
+    if (!problems.empty()) continue;
+    if (!tasks.insert(spec.task).second) {
+      Problem(e["task"], field + ".task", "task '" + spec.task + "' is evaluated twice");
+      continue;
     }
-    if (e["limit"]) {
-      if (auto l = Int(e["limit"], field + ".limit", 0)) spec.limit = *l;
-      else ok = false;
+    if (!score_names.insert(ScoreName(spec)).second) {
+      Problem(e["data"], field + ".data", "scores as '" + ScoreName(spec) +
+                                              "' like an earlier entry (one synthetic set per kind); use other data");
+      continue;
     }
-    if (ok) doc.eval.push_back(spec);
+    doc.eval.push_back(spec);
   }
 }
 

@@ -46,6 +46,8 @@ const BadSpec kBadSpecs[] = {
     {"empty_grid.yaml", 6, "methods[0].alpha", "empty list"},
     {"grid_over_limit.yaml", 6, "methods", "over the limit of 10000"},
     {"over_budget.yaml", 9, "methods[1]", "1.241x the reference"},
+    {"eval_unknown_metric.yaml", 6, "eval[0].metric", "unknown metric 'accuracy' for arc_challenge"},
+    {"eval_fewshot_without_source.yaml", 6, "eval[0].fewshot", "set fewshot: FILE"},
 };
 
 void PrintTo(const BadSpec& spec, std::ostream* os) { *os << spec.file; }

@@ -2,12 +2,19 @@
 // filters, labels and best marks.
 #include "client/result_table.h"
 
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "client/progress_view.h"
+#include "client/table_columns.h"
+#include "common/eval_settings.h"
+#include "spec/sweep_spec.h"
 
 namespace sweepd::client {
 namespace {
+
+using nlohmann::json;
 
 ResultRecord Job(const std::string& id, int r, int seed, double score) {
   ResultRecord rec;
@@ -54,6 +61,42 @@ TEST(BuildTable, FiltersAndUnknownColumns) {
   EXPECT_FALSE(ParseFilter("=x").ok());
   o.kind = "nope";
   EXPECT_FALSE(BuildTable(records, o).ok());
+}
+
+// The job configurations of a real spec, with a result keyed as the trainer keys scores.
+TEST(BuildTable, ColumnsNameTheMetricAndTheShotsTheSpecAsked) {
+  const auto spec = spec::ParseSweepSpecFile(std::string(SWEEPD_SOURCE_DIR) +
+                                             "/tests/client/fixtures/arc_acc_norm_25shot.yaml");
+  ASSERT_TRUE(spec.problems.empty()) << spec.problems[0].message;
+  std::vector<ResultRecord> records;
+  for (const auto& job : spec.sweep.jobs) {
+    if (job.config.kind != "train") continue;
+    ResultRecord rec;
+    rec.job_id = job.config.job_id;
+    rec.config = ToJson(job.config);
+    json scores, base;
+    for (const EvalSpec& e : job.config.eval) {
+      scores[ScoreName(e)] = 40.0;
+      base[ScoreName(e)] = 30.0;
+    }
+    rec.result = {{"kind", "train"}, {"scores", scores}, {"base_scores", base}, {"final_loss", 1.0}};
+    records.push_back(rec);
+  }
+  ASSERT_EQ(records.size(), 1u);
+  auto t = BuildTable(records, TableOptions{});
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  std::vector<std::string> headers;
+  for (const auto& c : t->columns) headers.push_back(c.header);
+  EXPECT_NE(std::find(headers.begin(), headers.end(), "ARC-C acc_norm 25-shot Δ"), headers.end())
+      << ::testing::PrintToString(headers);
+  EXPECT_NE(std::find(headers.begin(), headers.end(), "GSM8K EM strict 5-shot Δ"), headers.end())
+      << ::testing::PrintToString(headers);
+}
+
+TEST(TaskDisplayName, SyntheticTasksAndMetricsAreNamed) {
+  EXPECT_EQ(TaskDisplayName("synthetic-mc.acc"), "synthetic-mc acc");
+  EXPECT_EQ(TaskDisplayName("synthetic-arith.exact_match.strict"), "synthetic-arith EM strict");
+  EXPECT_EQ(TaskDisplayName("gsm8k"), "GSM8K");  // results written before scores named their metric
 }
 
 TEST(ProgressView, PlainModeWritesOneLinePerChange) {

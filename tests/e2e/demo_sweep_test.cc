@@ -103,6 +103,14 @@ TEST(DemoSweep, RunsThroughEveryComponentAndStoresResults) {
   for (char c : csv) lines += c == '\n';
   EXPECT_GE(lines, 2) << csv;
 
+  // The exported table says what was measured: synthetic tasks, and the metric of each.
+  std::string md;
+  ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--db", db, "export", "demo", "--format", "md"}, &md), 0) << md;
+  EXPECT_NE(md.find("synthetic-mc acc ft"), std::string::npos) << md;
+  EXPECT_NE(md.find("synthetic-arith EM strict Δ"), std::string::npos) << md;
+  EXPECT_EQ(md.find("GSM8K"), std::string::npos) << md;
+  EXPECT_EQ(md.find("ARC-C"), std::string::npos) << md;
+
   // The paper table of the demo: mean ± std over its two seeds, accepted by the strict check
   // and compiled by pdflatex (deploy/install-deps.sh installs texlive).
   std::string tex;

@@ -210,6 +210,30 @@ TEST(SweepSpec, EveryProblemIsReportedWithItsFieldAndLine) {
   EXPECT_TRUE(r.sweep.jobs.empty());
 }
 
+TEST(SweepSpec, EvalSettingsReachEveryJobWithTheHarnessDefaults) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("eval_settings.yaml"));
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  for (const auto& job : r.sweep.jobs) {
+    ASSERT_EQ(job.config.eval.size(), 3u);
+    const EvalSpec& arc = job.config.eval[0];
+    EXPECT_EQ(arc.num_fewshot, 25);
+    EXPECT_EQ(arc.metric, "acc_norm");
+    EXPECT_FALSE(arc.add_bos);
+    const EvalSpec& gsm = job.config.eval[1];
+    EXPECT_EQ(gsm.num_fewshot, 5);  // the harness's default
+    EXPECT_EQ(gsm.max_gen_toks, 256);
+    EXPECT_EQ(gsm.until, (std::vector<std::string>{"Question:", "\n\n"}));
+    EXPECT_EQ(gsm.metric, "flexible");
+    const EvalSpec& mc = job.config.eval[2];
+    EXPECT_EQ(mc.num_fewshot, 0);  // synthetic data: zero-shot, with BOS as pre-trained
+    EXPECT_TRUE(mc.add_bos);
+    // The job JSON reads back to the same settings.
+    auto back = JobConfigFromJson(ToJson(job.config));
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(CanonicalJobJson(*back), CanonicalJobJson(job.config));
+  }
+}
+
 TEST(SweepSpec, YamlSyntaxErrorHasItsLine) {
   SpecResult r = ParseSweepSpecFile(SpecPath("yaml_syntax.yaml"));
   ASSERT_EQ(r.problems.size(), 1u) << AllProblems(r);

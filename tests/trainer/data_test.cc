@@ -5,7 +5,6 @@
 #include "worker/data/jsonl.h"
 #include "worker/data/packing.h"
 #include "worker/data/synthetic_tasks.h"
-#include "worker/eval/eval_tasks.h"
 
 namespace sweepd::data {
 namespace {
@@ -83,30 +82,6 @@ TEST(Packing, SameSeedAndCursorGiveTheSameRows) {
   auto next = a.NextRows(4, 128);
   b.set_cursor(cursor);
   EXPECT_TRUE(torch::equal(b.NextRows(4, 128).input_ids, next.input_ids));
-}
-
-TEST(EvalTasks, ReadsTheUsualFieldsOfEachTask) {
-  auto arc = eval::LoadEvalTask({"arc_challenge", kData + "arc.jsonl", "plasticity", 0});
-  ASSERT_EQ(arc.choices.size(), 1u);
-  EXPECT_EQ(arc.choices[0].label, 1);
-  EXPECT_EQ(arc.choices[0].choices[1], " oxygen");
-  auto mmlu = eval::LoadEvalTask({"mmlu", kData + "mmlu.jsonl", "stability", 0});
-  EXPECT_EQ(mmlu.choices[0].label, 1);
-  EXPECT_EQ(mmlu.choices[0].choices[1], " B");
-  auto hs = eval::LoadEvalTask({"hellaswag", kData + "hellaswag.jsonl", "none", 0});
-  EXPECT_EQ(hs.choices[0].choices.size(), 4u);
-}
-
-TEST(EvalTasks, Gsm8kRowWithoutFinalNumberNamesFileAndLine) {
-  const std::string e = ErrorOf([] { eval::LoadEvalTask({"gsm8k", kData + "gsm8k_no_final.jsonl", "stability", 0}); });
-  EXPECT_NE(e.find("gsm8k_no_final.jsonl:2:"), std::string::npos) << e;
-}
-
-TEST(EvalTasks, FinalNumberFollowsTheMark) {
-  EXPECT_EQ(eval::FinalNumber("so 3 + 4 = 7.\n#### 7"), "7");
-  EXPECT_EQ(eval::FinalNumber("#### $1,234."), "1234");
-  EXPECT_EQ(eval::FinalNumber("#### -5\nmore"), "-5");
-  EXPECT_EQ(eval::FinalNumber("no mark 12"), "");
 }
 
 }  // namespace

@@ -115,10 +115,11 @@ TEST(SweepTrainRun, SyntheticLoraOnTrackALiftsThePlasticityTask) {
   ASSERT_EQ(r.status, 0) << r.stderr_text;
   ExpectValidLines(r.lines);
   const json& final_line = r.lines.back();
-  const double base = final_line["base_scores"]["arc_challenge"];
-  const double tuned = final_line["scores"]["arc_challenge"];
+  // Scores are named for what they measure: the synthetic multiple-choice set, by accuracy.
+  const double base = final_line["base_scores"]["synthetic-mc.acc"];
+  const double tuned = final_line["scores"]["synthetic-mc.acc"];
   EXPECT_GE(tuned - base, 20.0) << final_line.dump();
-  EXPECT_DOUBLE_EQ(final_line["delta"]["arc_challenge"].get<double>(), tuned - base);
+  EXPECT_DOUBLE_EQ(final_line["delta"]["synthetic-mc.acc"].get<double>(), tuned - base);
   // LoRA r=8 on q_proj and v_proj of 4 layers: r (d_in + d_out) per layer.
   EXPECT_EQ(final_line["trainable_params"].get<int64_t>(), 4 * (8 * (128 + 128) + 8 * (128 + 64)));
   EXPECT_EQ(final_line["svd"]["layers"].size(), 8u);
@@ -135,7 +136,7 @@ TEST(SweepTrainRun, BaseEvalJobPrintsScoresOnly) {
   EXPECT_EQ(final_line["scores"].size(), 2u);
   EXPECT_FALSE(final_line.contains("final_loss"));
   // The synthetic base model has learnt its arithmetic during pre-training.
-  EXPECT_GE(final_line["scores"]["gsm8k"].get<double>(), 30.0) << final_line.dump();
+  EXPECT_GE(final_line["scores"]["synthetic-arith.exact_match.strict"].get<double>(), 30.0) << final_line.dump();
   ASSERT_TRUE(final_line.contains("base_fingerprint")) << final_line.dump();
   EXPECT_EQ(final_line["base_fingerprint"].get<std::string>().find_first_not_of("0123456789abcdef"), std::string::npos);
   EXPECT_EQ(final_line["base_fingerprint"].get<std::string>().size(), 16u);
@@ -148,7 +149,8 @@ TEST(SweepTrainRun, BaseScoresOfAnotherBaseModelAreNotUsed) {
   RunResult base = RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_base_eval.json", "--workdir", dir + "/base"}, dir);
   ASSERT_EQ(base.status, 0) << base.stderr_text;
   const std::string mine = base.lines.back().at("base_fingerprint");
-  const json given = {{"gsm8k", 1.0}, {"arc_challenge", 2.0}};  // not what the base model scores
+  // Not what the base model scores.
+  const json given = {{"synthetic-arith.exact_match.strict", 1.0}, {"synthetic-mc.acc", 2.0}};
   auto run = [&](const std::string& fingerprint) {
     std::ifstream in(kJobs + "synthetic_lora_a.json");
     json job = json::parse(in);
@@ -174,6 +176,41 @@ TEST(SweepTrainRun, BaseScoresOfAnotherBaseModelAreNotUsed) {
   EXPECT_EQ(same.stderr_text.find("evaluating this base model here"), std::string::npos) << same.stderr_text;
   EXPECT_EQ(same.lines.back().at("base_scores"), given);
   EXPECT_EQ(base_evals(same), 0);
+}
+
+// eval_every and spectrum_every stream scores (with Δ against the base) and spectra while
+// the job trains, not only in its final line.
+TEST(SweepTrainRun, EvalEveryAndSpectrumEveryStreamDuringTraining) {
+  const std::string dir = MakeTempDir("sweep-train-every-");
+  std::ifstream in(kJobs + "synthetic_lora_a.json");
+  json job = json::parse(in);
+  job["train"]["steps"] = 4;
+  job["train"]["checkpoint_every"] = 0;
+  job["train"]["log_every"] = 100;
+  job["train"]["eval_every"] = 2;
+  job["train"]["spectrum_every"] = 2;
+  for (json& e : job["eval"]) e["limit"] = 8;
+  std::ofstream(dir + "/job.json") << job.dump();
+  RunResult r = RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+  std::map<std::string, json> base;
+  std::vector<json> during, spectra;
+  for (const json& line : r.lines) {
+    if (line["type"] == "eval" && line["stage"] == "base") base[line["score_name"]] = line;
+    if (line["type"] == "eval" && line["stage"] == "step") during.push_back(line);
+    if (line["type"] == "step" && line.contains("svd")) spectra.push_back(line);
+  }
+  ASSERT_EQ(during.size(), 2u);  // both tasks at step 2; step 4 is the final evaluation
+  for (const json& line : during) {
+    EXPECT_EQ(line["step"], 2);
+    ASSERT_TRUE(base.count(line["score_name"])) << line.dump();
+    EXPECT_DOUBLE_EQ(line["delta"].get<double>(),
+                     line["score"].get<double>() - base[line["score_name"]]["score"].get<double>());
+  }
+  ASSERT_EQ(spectra.size(), 2u);  // steps 2 and 4
+  EXPECT_EQ(spectra[0]["step"], 2);
+  EXPECT_GT(spectra[0]["svd"]["mean_stable_rank"].get<double>(), 0.0) << spectra[0].dump();
 }
 
 std::map<std::string, torch::Tensor> Tensors(const std::string& path) {

@@ -3,11 +3,12 @@
 
 #include <algorithm>
 
+#include "worker/eval/answer_extraction.h"
+#include "worker/eval/generation.h"
+#include "worker/eval/loglikelihood.h"
+
 namespace sweepd::eval {
 namespace {
-
-constexpr int64_t kMaxNewTokens = 48;
-constexpr int64_t kChoiceBatch = 16;
 
 // Runs inference with the model in eval mode and puts its mode back.
 class EvalMode {
@@ -22,95 +23,93 @@ class EvalMode {
   bool was_training_;
 };
 
-bool FinishedAnswer(const std::string& text) {
-  const auto mark = text.find("####");
-  return mark != std::string::npos && text.find('\n', mark) != std::string::npos;
+// np.argmax: the first of the largest.
+int Argmax(const std::vector<double>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
-// Sum of log p(choice tokens | context) for one item, all choices in one batch.
-int ChooseByLikelihood(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer,
-                       const data::MultipleChoiceItem& item, const torch::Device& device) {
-  std::vector<int64_t> context = {tokenizer.Bos()};
-  for (int64_t id : tokenizer.Encode(item.context)) context.push_back(id);
-  std::vector<std::vector<int64_t>> rows;
-  std::vector<int64_t> starts, ends;
-  size_t longest = 0;
-  for (const std::string& choice : item.choices) {
-    // Encode context and choice together where the tokenizer merges across the boundary
-    // (SentencePiece), keeping the choice's tokens as those after the context's.
-    std::vector<int64_t> row = context;
-    for (int64_t id : tokenizer.Encode(choice)) row.push_back(id);
-    starts.push_back(static_cast<int64_t>(context.size()));
-    ends.push_back(static_cast<int64_t>(row.size()));
-    longest = std::max(longest, row.size());
-    rows.push_back(std::move(row));
+double Percent(int64_t hits, int64_t n) { return n == 0 ? 0.0 : 100.0 * static_cast<double>(hits) / static_cast<double>(n); }
+
+void ScoreChoices(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer, const EvalTask& task,
+                  const torch::Device& device, const ScoringOptions& options, TaskResult& result) {
+  std::vector<LoglikRequest> requests;
+  for (const auto& item : task.choices) {
+    for (const auto& c : item.continuations) requests.push_back({item.context, c});
   }
-  auto ids = torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(longest)}, tokenizer.Eos(),
-                         torch::kInt64);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    ids[i].narrow(0, 0, static_cast<int64_t>(rows[i].size()))
-        .copy_(torch::tensor(rows[i], torch::kInt64));
-  }
-  double best = -std::numeric_limits<double>::infinity();
-  int best_index = 0;
-  for (int64_t b0 = 0; b0 < ids.size(0); b0 += kChoiceBatch) {
-    const int64_t nb = std::min(kChoiceBatch, ids.size(0) - b0);
-    auto logp = torch::log_softmax(model->forward(ids.narrow(0, b0, nb).to(device)).to(torch::kFloat32), -1)
-                    .to(torch::kCPU);
-    for (int64_t i = 0; i < nb; ++i) {
-      const int64_t r = b0 + i;
-      double total = 0;
-      for (int64_t t = starts[r]; t < ends[r]; ++t) {
-        total += logp[i][t - 1][rows[r][t]].item<double>();
-      }
-      if (total > best) {
-        best = total;
-        best_index = static_cast<int>(r);
-      }
+  const std::vector<double> ll =
+      Loglikelihoods(model, tokenizer, requests, task.spec.add_bos, device, options.max_batch_tokens);
+  size_t next = 0;
+  int64_t acc = 0, acc_norm = 0;
+  std::map<std::string, std::pair<int64_t, int64_t>> subjects;  // hits, n
+  for (const auto& item : task.choices) {
+    ChoiceResult r;
+    r.loglik.assign(ll.begin() + static_cast<std::ptrdiff_t>(next),
+                    ll.begin() + static_cast<std::ptrdiff_t>(next + item.continuations.size()));
+    next += item.continuations.size();
+    std::vector<double> normed;
+    for (size_t i = 0; i < r.loglik.size(); ++i) {
+      normed.push_back(r.loglik[i] / static_cast<double>(std::max<int64_t>(1, CharacterCount(item.choice_texts[i]))));
     }
+    r.pred = Argmax(r.loglik);
+    r.pred_norm = Argmax(normed);
+    acc += r.pred == item.label;
+    acc_norm += r.pred_norm == item.label;
+    if (!item.subject.empty()) {
+      subjects[item.subject].first += r.pred == item.label;
+      ++subjects[item.subject].second;
+    }
+    result.choices.push_back(std::move(r));
   }
-  return best_index;
+  result.n = static_cast<int64_t>(task.choices.size());
+  result.metrics["acc"] = Percent(acc, result.n);
+  if (task.spec.task != "mmlu") result.metrics["acc_norm"] = Percent(acc_norm, result.n);
+  for (const auto& [subject, counts] : subjects) result.subjects[subject] = Percent(counts.first, counts.second);
+}
+
+void ScoreGeneration(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer, const EvalTask& task,
+                     const torch::Device& device, const ScoringOptions& options, TaskResult& result) {
+  GenerationSettings settings{task.spec.add_bos, task.spec.max_gen_toks, task.spec.until, options.generation_batch,
+                              options.kv_cache};
+  std::vector<std::string> prompts;
+  for (const auto& item : task.generation) prompts.push_back(item.prompt);
+  const std::vector<Generation> generated = GreedyGenerate(model, tokenizer, prompts, settings, device);
+  int64_t strict = 0, flexible = 0;
+  for (size_t i = 0; i < generated.size(); ++i) {
+    GenerationResult r;
+    r.ids = generated[i].ids;
+    r.text = generated[i].text;
+    r.strict = StrictMatch(r.text);
+    r.flexible = FlexibleExtract(r.text);
+    r.strict_match = ExactMatch(r.strict, task.generation[i].target);
+    r.flexible_match = ExactMatch(r.flexible, task.generation[i].target);
+    strict += r.strict_match;
+    flexible += r.flexible_match;
+    result.generations.push_back(std::move(r));
+  }
+  result.n = static_cast<int64_t>(task.generation.size());
+  result.metrics["strict"] = Percent(strict, result.n);
+  result.metrics["flexible"] = Percent(flexible, result.n);
 }
 
 }  // namespace
 
-std::string GreedyContinuation(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer,
-                               const std::string& prompt, int64_t max_new_tokens, const torch::Device& device) {
-  std::vector<int64_t> ids = {tokenizer.Bos()};
-  for (int64_t id : tokenizer.Encode(prompt)) ids.push_back(id);
-  std::vector<int64_t> generated;
-  std::string text;
-  for (int64_t step = 0; step < max_new_tokens; ++step) {
-    auto input = torch::tensor(ids, torch::kInt64).unsqueeze(0).to(device);
-    auto logits = model->forward(input);
-    const int64_t next = logits[0][-1].argmax().item<int64_t>();
-    if (next == tokenizer.Eos()) break;
-    ids.push_back(next);
-    generated.push_back(next);
-    text = tokenizer.Decode(generated);
-    if (FinishedAnswer(text)) break;
-  }
-  return text;
+int64_t CharacterCount(const std::string& text) {
+  return std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
 }
 
-TaskScore ScoreTask(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer, const EvalTask& task,
-                    const torch::Device& device) {
+TaskResult ScoreTask(models::LlamaForCausalLM& model, const data::Tokenizer& tokenizer, const EvalTask& task,
+                     const torch::Device& device, const ScoringOptions& options) {
   torch::NoGradGuard no_grad;
   EvalMode mode(model);
-  TaskScore score;
-  int64_t correct = 0;
+  TaskResult result;
+  result.score_name = task.score_name;
   if (task.generative) {
-    for (const auto& item : task.generation) {
-      const std::string out = GreedyContinuation(model, tokenizer, item.prompt, kMaxNewTokens, device);
-      correct += FinalNumber(out) == item.answer;
-    }
-    score.n = static_cast<int64_t>(task.generation.size());
+    ScoreGeneration(model, tokenizer, task, device, options, result);
   } else {
-    for (const auto& item : task.choices) correct += ChooseByLikelihood(model, tokenizer, item, device) == item.label;
-    score.n = static_cast<int64_t>(task.choices.size());
+    ScoreChoices(model, tokenizer, task, device, options, result);
   }
-  score.score = score.n == 0 ? 0.0 : 100.0 * static_cast<double>(correct) / static_cast<double>(score.n);
-  return score;
+  result.score = result.metrics.at(task.spec.metric);
+  return result;
 }
 
 }  // namespace sweepd::eval

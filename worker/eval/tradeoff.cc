@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "common/eval_settings.h"
+
 namespace sweepd::eval {
 
 TradeoffResult ComputeTradeoff(const std::map<std::string, double>& scores,
@@ -12,11 +14,12 @@ TradeoffResult ComputeTradeoff(const std::map<std::string, double>& scores,
   double plasticity = 0, stability = 0;
   int n_plasticity = 0, n_stability = 0;
   for (const EvalSpec& t : tasks) {
-    auto s = scores.find(t.task);
-    auto b = base_scores.find(t.task);
+    const std::string name = ScoreName(t);  // the metric the spec chose
+    auto s = scores.find(name);
+    auto b = base_scores.find(name);
     if (s == scores.end() || b == base_scores.end()) continue;
     const double d = s->second - b->second;
-    r.delta[t.task] = d;
+    r.delta[name] = d;
     if (t.role == "plasticity") {
       plasticity += d;
       ++n_plasticity;

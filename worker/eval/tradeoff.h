@@ -1,6 +1,6 @@
 // Δ-scores and the plasticity/stability trade-off of a fine-tuned model against its base:
 // Δ_t = score_ft − score_base; tradeoff = Δ_plasticity − λ·max(0, −Δ_stability), where a role
-// with several tasks takes their mean.
+// with several tasks takes their mean. Scores are keyed by ScoreName (common/eval_settings.h).
 #pragma once
 
 #include <map>

@@ -2,6 +2,8 @@
 // modeling_mistral.py so that Hugging Face checkpoints give the same logits.
 #include "worker/models/llama.h"
 
+#include <algorithm>
+
 #include "worker/compat.h"
 #include "worker/models/rope.h"
 
@@ -24,13 +26,32 @@ AttentionImpl::AttentionImpl(const LlamaConfig& c)
   o_proj = register_module("o_proj", AdaptableLinear(heads_ * head_dim_, h, c.attention_bias));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache) {
   const int64_t b = x.size(0), t = x.size(1);
   auto q = q_proj(x).view({b, t, heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
   auto v = v_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
   q = ApplyRope(q, ctx.cos, ctx.sin);
   k = ApplyRope(k, ctx.cos, ctx.sin);
+  if (cache != nullptr) {
+    const int64_t needed = cache->length + t;
+    if (!cache->keys.defined() || needed > cache->keys.size(2)) {
+      const int64_t capacity = std::max(needed, cache->capacity);
+      auto keys = torch::empty({b, kv_heads_, capacity, head_dim_}, k.options());
+      auto values = torch::empty({b, kv_heads_, capacity, head_dim_}, v.options());
+      if (cache->length > 0) {
+        keys.narrow(2, 0, cache->length).copy_(cache->keys.narrow(2, 0, cache->length));
+        values.narrow(2, 0, cache->length).copy_(cache->values.narrow(2, 0, cache->length));
+      }
+      cache->keys = keys;
+      cache->values = values;
+    }
+    cache->keys.narrow(2, cache->length, t).copy_(k);
+    cache->values.narrow(2, cache->length, t).copy_(v);
+    cache->length = needed;
+    k = cache->keys.narrow(2, 0, needed);
+    v = cache->values.narrow(2, 0, needed);
+  }
   // Grouped-query attention (kv_heads_ < heads_) is resolved inside, without copies where possible.
   auto out = compat::ScaledDotProductAttention(q, k, v, ctx.mask);
   return o_proj(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
@@ -54,8 +75,8 @@ DecoderLayerImpl::DecoderLayerImpl(const LlamaConfig& c) {
       register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& ctx) {
-  auto h = x + self_attn(input_layernorm(x), ctx);
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache) {
+  auto h = x + self_attn(input_layernorm(x), ctx, cache);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -110,17 +131,44 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
     // Plain causal attention goes without a mask, so that CUDA can use flash attention.
     if (config_.sliding_window > 0) ctx.mask = mask.unsqueeze(0).unsqueeze(0);
   }
-  if (config_.rope.type != "dynamic" && (!rope_inv_freq_.defined() || rope_inv_freq_.device() != device)) {
-    rope_inv_freq_ = RopeInverseFrequencies(config_.rope, RotaryDim(config_.rope, config_.head_dim), 0, &rope_scaling_)
-                         .to(device, torch::kFloat32);
-  }
-  RopeTables tables = MakeRopeTables(config_.rope, config_.head_dim, positions, rope_inv_freq_, rope_scaling_);
+  RopeTables tables = RopeFor(positions);
   ctx.cos = tables.cos;
   ctx.sin = tables.sin;
 
   auto h = model->embed_tokens(input_ids);
   for (const auto& layer : *model->layers) h = layer->as<DecoderLayer>()->forward(h, ctx);
-  h = model->norm(h);
+  return Logits(h);
+}
+
+torch::Tensor LlamaForCausalLMImpl::ForwardCached(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                                                  const torch::Tensor& mask, KvCache& cache, bool last_only) {
+  AttentionContext ctx;
+  ctx.mask = mask;
+  RopeTables tables = RopeFor(positions);
+  ctx.cos = tables.cos;
+  ctx.sin = tables.sin;
+  if (cache.layers.empty()) {
+    cache.layers.resize(model->layers->size());
+    for (auto& layer : cache.layers) layer.capacity = cache.capacity;
+  }
+  auto h = model->embed_tokens(input_ids);
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    h = model->layers[i]->as<DecoderLayer>()->forward(h, ctx, &cache.layers[i]);
+  }
+  return Logits(last_only ? h.narrow(1, h.size(1) - 1, 1) : h);
+}
+
+RopeTables LlamaForCausalLMImpl::RopeFor(const torch::Tensor& positions) {
+  const auto device = positions.device();
+  if (config_.rope.type != "dynamic" && (!rope_inv_freq_.defined() || rope_inv_freq_.device() != device)) {
+    rope_inv_freq_ = RopeInverseFrequencies(config_.rope, RotaryDim(config_.rope, config_.head_dim), 0, &rope_scaling_)
+                         .to(device, torch::kFloat32);
+  }
+  return MakeRopeTables(config_.rope, config_.head_dim, positions, rope_inv_freq_, rope_scaling_);
+}
+
+torch::Tensor LlamaForCausalLMImpl::Logits(const torch::Tensor& hidden) {
+  auto h = model->norm(hidden);
   if (lm_head) return lm_head(h);
   return F::linear(h, model->embed_tokens->weight);
 }

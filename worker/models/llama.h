@@ -12,6 +12,7 @@
 
 #include "worker/models/adaptable_linear.h"
 #include "worker/models/llama_config.h"
+#include "worker/models/rope.h"
 
 namespace sweepd::models {
 
@@ -32,10 +33,27 @@ struct AttentionContext {
   torch::Tensor mask;      // bool [B or 1, 1, T, T], true = may attend; undefined: plain causal
 };
 
+// One layer's keys and values so far, [B, kv_heads, T_cached, head_dim] (after RoPE), for
+// incremental decoding: each new token attends to them instead of recomputing the prefix.
+// The buffers are allocated once for `capacity` positions (grown if a call needs more) and
+// written in place, so a decoding step copies only its own keys and values.
+struct LayerKvCache {
+  torch::Tensor keys, values;  // [B, kv_heads, capacity, head_dim]
+  int64_t length = 0;          // positions filled
+  int64_t capacity = 0;        // positions to allocate on first use; 0: the first call's
+};
+
+// Every layer's cache; empty before the first cached forward.
+struct KvCache {
+  std::vector<LayerKvCache> layers;
+  int64_t capacity = 0;  // for each layer's first allocation: prompt length + new tokens
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const LlamaConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx);
+  // `cache` (optional): keys and values of earlier positions, extended with this call's.
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache = nullptr);
 
   AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -56,7 +74,7 @@ TORCH_MODULE(Mlp);
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const LlamaConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache = nullptr);
 
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -82,6 +100,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   // input_ids [B, T] int64. segment_ids [B, T] (optional): packed documents; attention stays
   // inside a document and positions restart at each one. Returns logits [B, T, vocab].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& segment_ids = {});
+  // Incremental decoding: logits of `input_ids` [B, T] at `positions` [B, T], attending to
+  // the keys and values in `cache` and to each other as `mask` allows (bool [B, 1, T,
+  // T_cached + T], true = may attend); appends this call's keys and values to `cache`.
+  // `last_only`: logits of the last position only ([B, 1, vocab]), as decoding needs.
+  torch::Tensor ForwardCached(const torch::Tensor& input_ids, const torch::Tensor& positions,
+                              const torch::Tensor& mask, KvCache& cache, bool last_only = false);
 
   const LlamaConfig& config() const { return config_; }
   // Every projection of the blocks by module name ("model.layers.3.mlp.up_proj").
@@ -93,6 +117,9 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   torch::nn::Linear lm_head{nullptr};  // null when the embeddings are tied
 
  private:
+  RopeTables RopeFor(const torch::Tensor& positions);
+  torch::Tensor Logits(const torch::Tensor& hidden);
+
   LlamaConfig config_;
   // RoPE's inverse frequencies on the device of the last forward pass, and their scaling.
   torch::Tensor rope_inv_freq_;

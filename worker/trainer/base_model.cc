@@ -12,6 +12,7 @@
 #include "worker/trainer/synthetic_base.h"
 
 namespace sweepd::trainer {
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 torch::Device ParseDevice(const std::string& name) {
@@ -50,14 +51,30 @@ BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir) {
 
 std::map<std::string, double> Evaluate(const JobConfig& config, BaseModel& base, const std::string& stage,
                                        const std::vector<eval::EvalTask>& tasks, const torch::Device& device,
-                                       MetricsWriter& metrics) {
+                                       MetricsWriter& metrics, int64_t step,
+                                       const std::map<std::string, double>* base_scores) {
+  // Scores are keyed by what they measure ("arc_challenge.acc_norm"); the eval line also
+  // carries the task's other metrics and, for MMLU, each subject's accuracy.
   std::map<std::string, double> scores;
   for (const auto& task : tasks) {
     const Stopwatch clock;
-    eval::TaskScore s = eval::ScoreTask(base.model, *base.tokenizer, task, device);
-    scores[task.name] = s.score;
-    metrics.Emit({{"type", "eval"}, {"stage", stage}, {"task", task.name}, {"score", s.score}, {"n", s.n},
-                  {"elapsed_s", clock.Seconds()}});
+    eval::TaskResult s = eval::ScoreTask(base.model, *base.tokenizer, task, device);
+    scores[s.score_name] = s.score;
+    json line = {{"type", "eval"},
+                 {"stage", stage},
+                 {"task", task.spec.task},
+                 {"score_name", s.score_name},
+                 {"score", s.score},
+                 {"metrics", s.metrics},
+                 {"num_fewshot", task.spec.num_fewshot},
+                 {"n", s.n},
+                 {"elapsed_s", clock.Seconds()}};
+    if (!s.subjects.empty()) line["subjects"] = s.subjects;
+    if (step >= 0) line["step"] = step;
+    if (base_scores != nullptr && base_scores->count(s.score_name)) {
+      line["delta"] = s.score - base_scores->at(s.score_name);
+    }
+    metrics.Emit(line);
   }
   (void)config;
   return scores;
@@ -77,7 +94,7 @@ std::map<std::string, double> ResolveBaseScores(const JobConfig& config, BaseMod
   }
   if (resumed) base_scores = *resumed;
   bool missing_base = false;
-  for (const auto& t : tasks) missing_base |= !base_scores.count(t.name);
+  for (const auto& t : tasks) missing_base |= !base_scores.count(t.score_name);
   if (missing_base) {
     // The base model's scores: the adapters start as the identity for most methods, but
     // not all (SORSA, JORA's magnitude), so evaluate with the adapters detached.

@@ -35,10 +35,12 @@ torch::Device ParseDevice(const std::string& name);
 BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir);
 
 // Scores every task with the model as it is (adapters attached or not), one `eval` line
-// per task with `stage`.
+// per task with `stage`. `step` >= 0 and `base_scores` (optional) mark an evaluation during
+// or after training: its lines carry the step and each score's Δ against the base model.
 std::map<std::string, double> Evaluate(const JobConfig& config, BaseModel& base, const std::string& stage,
                                        const std::vector<eval::EvalTask>& tasks, const torch::Device& device,
-                                       MetricsWriter& metrics);
+                                       MetricsWriter& metrics, int64_t step = -1,
+                                       const std::map<std::string, double>* base_scores = nullptr);
 
 // The base scores a train job compares against: those of a resumed checkpoint, else the
 // job's (unless they came from another base model), with any task still missing scored here

@@ -15,5 +15,6 @@ void AddProbeCommand(CLI::App& app, int* exit_code);        // worker/trainer/pr
 void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/trainer/conformance_command.cc
 void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/trainer/budget_command.cc
 void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
+void AddEvalCommand(CLI::App& app, int* exit_code);         // worker/trainer/eval_command.cc
 
 }  // namespace sweepd::trainer

@@ -95,7 +95,10 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     SaveRunCheckpoint(options.workdir, config.job_id, step, adapters, optimizer, packer, progress, base_scores,
                       metrics);
   };
-  if (!Train(config, base, adapters, optimizer, packer, device, wall, options.stop, progress, save, metrics)) {
+  // eval_every: the tasks scored during training, each score's Δ against the base model.
+  auto evaluate = [&](int64_t step) { Evaluate(config, base, "step", tasks, device, metrics, step, &base_scores); };
+  if (!Train(config, base, adapters, optimizer, packer, device, wall, options.stop, progress, save, evaluate,
+             metrics)) {
     return exit_status::kNonFinite;
   }
   if (config.train.steps > start_step || !resumed) save(config.train.steps);
@@ -105,7 +108,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
                     config.model.source);
   }
 
-  auto scores = Evaluate(config, base, "final", tasks, device, metrics);
+  auto scores = Evaluate(config, base, "final", tasks, device, metrics, config.train.steps, &base_scores);
   metrics.Emit(TrainFinalLine(config, base.fingerprint, scores, base_scores, progress, adapters, base.total_params,
                               device, wall.Seconds()));
   return exit_status::kOk;

@@ -12,6 +12,7 @@
 #include "worker/data/tokenizer.h"
 #include "worker/io/safetensors.h"
 #include "worker/models/hf_checkpoint.h"
+#include "worker/trainer/eval_conformance.h"
 #include "worker/trainer/peft_folder.h"
 
 namespace sweepd::trainer {
@@ -114,11 +115,13 @@ int CheckTokenizer(const std::string& path, std::ostream& out) {
 }  // namespace
 
 bool IsModelConformancePath(const std::string& path) {
+  if (IsEvalConformancePath(path)) return true;
   if (fs::is_directory(path)) return fs::exists(fs::path(path) / "reference.safetensors");
   return fs::path(path).extension() == ".model";
 }
 
 int RunModelConformance(const std::string& path, std::ostream& out) {
+  if (IsEvalConformancePath(path)) return RunEvalConformance(path, out);
   try {
     if (fs::is_directory(path)) return CheckModel(path, out);
     return CheckTokenizer(path, out);

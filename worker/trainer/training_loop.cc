@@ -13,9 +13,11 @@
 #include "worker/data/synthetic_tasks.h"
 #include "worker/trainer/cuda_graph.h"
 #include "worker/trainer/optimizer_groups.h"
+#include "worker/trainer/reports.h"
 #include "worker/trainer/stderr_log.h"
 
 namespace sweepd::trainer {
+using nlohmann::json;
 namespace {
 
 constexpr int64_t kSyntheticTrainExamples = 4000;
@@ -44,7 +46,8 @@ AdamW BuildOptimizer(const JobConfig& config, const AdapterSet& adapters) {
 
 bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW& optimizer, data::Packer& packer,
            const torch::Device& device, const Stopwatch& wall, const std::atomic<bool>* stop,
-           TrainingProgress& progress, const std::function<void(int64_t)>& save, MetricsWriter& metrics) {
+           TrainingProgress& progress, const std::function<void(int64_t)>& save,
+           const std::function<void(int64_t)>& evaluate, MetricsWriter& metrics) {
   const bool cuda = device.is_cuda();
   const int64_t start_step = progress.step;
   const TrainSpec& train = config.train;
@@ -132,19 +135,28 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
     progress.train_seconds += step_clock.Seconds();
     const int64_t done = step + 1;
     progress.step = done;
-    if (done % log_every == 0 || done == train.steps || done == start_step + 1) {
-      metrics.Emit({{"type", "step"},
-                    {"step", done},
-                    {"total_steps", train.steps},
-                    {"loss", loss_sum},
-                    {"lr", train.lr * scale},
-                    {"tokens_per_s", progress.train_seconds > 0
-                                         ? static_cast<double>(progress.total_tokens) / progress.train_seconds
-                                         : 0.0},
-                    {"peak_mem_bytes", PeakMemoryBytes(device)},
-                    {"tokens", progress.total_tokens},
-                    {"elapsed_s", wall.Seconds()}});
+    const bool spectrum_due = train.spectrum_every > 0 && done % train.spectrum_every == 0;
+    if (done % log_every == 0 || done == train.steps || done == start_step + 1 || spectrum_due) {
+      json line = {{"type", "step"},
+                   {"step", done},
+                   {"total_steps", train.steps},
+                   {"loss", loss_sum},
+                   {"lr", train.lr * scale},
+                   {"tokens_per_s", progress.train_seconds > 0
+                                        ? static_cast<double>(progress.total_tokens) / progress.train_seconds
+                                        : 0.0},
+                   {"peak_mem_bytes", PeakMemoryBytes(device)},
+                   {"tokens", progress.total_tokens},
+                   {"elapsed_s", wall.Seconds()}};
+      if (spectrum_due) {
+        // The spectra over training (spectrum_every): the means over layers, as in the final line.
+        json svd = SpectrumReport(adapters);
+        svd.erase("layers");
+        line["svd"] = svd;
+      }
+      metrics.Emit(line);
     }
+    if (train.eval_every > 0 && done % train.eval_every == 0 && done != train.steps) evaluate(done);
     if (train.checkpoint_every > 0 && done % train.checkpoint_every == 0 && done != train.steps) save(done);
   }
   graphed.Release();

@@ -33,14 +33,16 @@ struct TrainingProgress {
 std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config);
 
 // AdamW over every trainable tensor of the adapters (PEFT names), one parameter group per
-// adapters::ParamGroup with its learning rate.
+// (adapters::ParamGroup, the method's per-tensor lr multiplier) with its learning rate.
 AdamW BuildOptimizer(const JobConfig& config, const AdapterSet& adapters);
 
 // Runs the steps from progress.step to config.train.steps, calling `save(step)` every
-// train.checkpoint_every steps (not at the last). Returns false when the loss is not finite
+// train.checkpoint_every steps and `evaluate(step)` every train.eval_every steps (neither at
+// the last). Returns false when the loss is not finite
 // (the stderr line says so); throws std::runtime_error("terminated") once *stop is set.
 bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW& optimizer, data::Packer& packer,
            const torch::Device& device, const Stopwatch& wall, const std::atomic<bool>* stop,
-           TrainingProgress& progress, const std::function<void(int64_t)>& save, MetricsWriter& metrics);
+           TrainingProgress& progress, const std::function<void(int64_t)>& save,
+           const std::function<void(int64_t)>& evaluate, MetricsWriter& metrics);
 
 }  // namespace sweepd::trainer
