@@ -52,6 +52,8 @@ constexpr auto kPhaseLimit = 8min;
 // SLURM's KillWait in the test cluster: what a signalled worker has before SIGKILL. The
 // workers' drain (SWEEP_WORKER_DRAIN_S) is shorter, so a signalled worker always reports.
 constexpr int kKillWaitS = 15;
+// The one node local-cluster.sh configures.
+const std::string kNode = "localnode";
 constexpr int kDrainS = 3;
 constexpr int kLeaseS = 10;
 
@@ -289,12 +291,13 @@ TEST_F(SlurmSweep, JobArrayFinishesTheSweepWhileOneWorkerIsRequeuedMidJob) {
   ASSERT_FALSE(array.empty());
   ASSERT_TRUE(WaitUntil([&] { return AliveWorkersOf(array) == kWorkers; }, kPhaseLimit))
       << Logs();
-  // Each worker made one slot from SLURM_GPUS_ON_NODE, with the GPU SLURM gave it.
+  // Each worker made one slot from SLURM_GPUS_ON_NODE and registered as <node>-<job id>.
   for (const auto& row :
-       QueryRows(db_, "SELECT hostname, slots_json FROM workers WHERE "
-                      "json_extract(labels_json, '$.slurm_array') = ?1",
+       QueryRows(db_, "SELECT hostname, slots_json, json_extract(labels_json, '$.slurm_job') "
+                      "FROM workers WHERE json_extract(labels_json, '$.slurm_array') = ?1",
                  {array})) {
     EXPECT_EQ(nlohmann::json::parse(row[1]).size(), 1u) << row[0] << ": " << row[1];
+    EXPECT_EQ(row[0], kNode + "-" + row[2]);
   }
 
   const std::string victim = WaitForWorkInFlight(3);
@@ -389,7 +392,7 @@ TEST_F(SlurmSweep, CancelledArraysLeaveTheirJobsQueuedAndANewArrayFinishesThemAf
   EXPECT_LT(after_second, jobs_);
 
   // 3. The node is drained: a new array waits in SLURM's queue, and so do the jobs in sweepd's.
-  Slurm("scontrol", {"update", "NodeName=localnode", "State=DRAIN", "Reason=sweepd-test"});
+  Slurm("scontrol", {"update", "NodeName=" + kNode, "State=DRAIN", "Reason=sweepd-test"});
   const std::string third = SubmitArray(2, 1);
   std::this_thread::sleep_for(5s);
   for (const auto& [id, state] : ArrayTasks(third)) EXPECT_EQ(state, "PENDING") << id;
@@ -398,7 +401,7 @@ TEST_F(SlurmSweep, CancelledArraysLeaveTheirJobsQueuedAndANewArrayFinishesThemAf
   EXPECT_EQ(OpenAttempts(), 0);
 
   // 4. Resumed, the node runs the array, which finishes the sweep.
-  Slurm("scontrol", {"update", "NodeName=localnode", "State=RESUME"});
+  Slurm("scontrol", {"update", "NodeName=" + kNode, "State=RESUME"});
   ASSERT_TRUE(WaitUntil([&] { return Succeeded() == jobs_; }, kPhaseLimit))
       << Succeeded() << " of " << jobs_ << " succeeded\n"
       << Logs();
