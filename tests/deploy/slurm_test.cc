@@ -3,7 +3,7 @@
 // deploy/slurm/sweep-worker.sbatch as job arrays of real sweep-workers against a real sweepd,
 // which run a sweep of real sweep-train jobs (tests/deploy/slurm_sweep.yaml). SLURM's faults
 // happen mid-job: `scontrol requeue` of one worker, `scancel` of a whole array (signalled, and
-// killed outright as a lost node would be), a drained node. Every sweep must end with every
+// sent SIGKILL as a lost node would be), a drained node. Every sweep must end with every
 // job succeeded exactly once and every metric point stored exactly once (read from SQLite).
 #include <signal.h>
 #include <sys/wait.h>
