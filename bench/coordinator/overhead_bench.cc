@@ -61,6 +61,14 @@ int WaitExit(pid_t pid) {
   return status;
 }
 
+// SIGTERM to the workers, then to sweepd, and waits for each: nothing is left running.
+void StopAll(const std::vector<pid_t>& workers, pid_t sweepd) {
+  for (pid_t w : workers) kill(w, SIGTERM);
+  for (pid_t w : workers) WaitExit(w);
+  kill(sweepd, SIGTERM);
+  WaitExit(sweepd);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,6 +114,7 @@ int main(int argc, char** argv) {
       break;
     if (tries > 600) {
       std::fprintf(stderr, "overhead_bench: the workers did not register; see %s\n", dir.c_str());
+      StopAll(workers, sweepd);
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -127,7 +136,11 @@ int main(int argc, char** argv) {
     v1::SubmitSweepResponse submitted;
     const grpc::Status s = sweeps->SubmitSweep(&ctx, submit, &submitted);
     if (!s.ok() || !submitted.accepted() || submitted.jobs_total() != opt.jobs) {
-      std::fprintf(stderr, "overhead_bench: submit failed: %s\n", s.error_message().c_str());
+      std::fprintf(stderr,
+                   "overhead_bench: submit failed: %s (%lld jobs; --jobs must be a multiple of "
+                   "100 above 100)\n",
+                   s.error_message().c_str(), static_cast<long long>(submitted.jobs_total()));
+      StopAll(workers, sweepd);
       return 1;
     }
   }
@@ -154,10 +167,7 @@ int main(int argc, char** argv) {
   double load_after[3] = {0, 0, 0};
   getloadavg(load_after, 3);
 
-  for (pid_t w : workers) kill(w, SIGTERM);
-  for (pid_t w : workers) WaitExit(w);
-  kill(sweepd, SIGTERM);
-  WaitExit(sweepd);
+  StopAll(workers, sweepd);
 
   sqlite3* db = nullptr;
   sqlite3_open_v2((dir + "/sweepd.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
