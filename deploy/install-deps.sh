@@ -2,8 +2,8 @@
 # Installs the Debian 12 packages that sweepd's build, tests and quickstart need.
 # Idempotent: packages already present are left alone; safe to run any number of times.
 # Usage: deploy/install-deps.sh [--no-test-tools]
-#   --no-test-tools  leave out what only the tests use (the Prometheus server, LaTeX); the
-#                    quickstart passes it, deploy/test.sh does not
+#   --no-test-tools  leave out what only the tests use (the Prometheus server, LaTeX, SLURM,
+#                    Node.js, Optuna); the quickstart passes it, deploy/test.sh does not
 set -euo pipefail
 
 test_tools=1
@@ -32,7 +32,14 @@ if [ "$test_tools" = 1 ]; then
     prometheus
     # pdflatex compiles the exported LaTeX tables in the tests (booktabs is in -recommended).
     texlive-latex-base texlive-latex-recommended
+    # The SLURM test runs a private slurmctld + slurmd with munge (deploy/slurm/local-cluster.sh).
+    slurm-wlm munge
+    # The Optuna comparison of the coordinator benchmark (bench/coordinator/optuna/).
+    python3-optuna
   )
+  # The Kubernetes manifests are validated with an npm package (deploy/k8s/validate/). A
+  # Node.js from elsewhere (nodesource's brings its own npm) is kept.
+  command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 
 missing=()

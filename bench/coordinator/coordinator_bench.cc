@@ -2,9 +2,7 @@
 // simulated workers (threads, one gRPC channel each) that register, lease, start, stream
 // metric points, and finish until every job is done. Reports leases per second, lease
 // latency percentiles, metric points per second and sweepd's peak resident memory.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,13 +22,16 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "bench/coordinator/bench_sweepd.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
-extern char** environ;
 
 namespace {
 
 namespace v1 = sweepd::v1;
+using sweepd::bench::CpuSeconds;
+using sweepd::bench::GenerateSpec;
+using sweepd::bench::PeakRssKib;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
@@ -52,55 +53,6 @@ struct RunResult {
   double sweepd_cpu_s = 0;  // user + system CPU of sweepd while the workers ran
   int failed_calls = 0;
 };
-
-// A spec of exactly `jobs` jobs: LoRA ranks x seeds, no evaluation, no budget.
-std::string GenerateSpec(const std::string& name, int jobs) {
-  const int ranks = std::min(jobs, 100);
-  const int seeds = (jobs + ranks - 1) / ranks;
-  std::ostringstream s;
-  s << "name: " << name
-    << "\nbase: {model: \"synthetic:tiny\"}\ntracks: [A]\ntrain: {steps: 1}\nseeds: [";
-  for (int i = 0; i < seeds; ++i) s << (i ? ", " : "") << i;
-  s << "]\nmethods:\n  - {method: lora, r: [";
-  for (int r = 1; r <= ranks; ++r) s << (r > 1 ? ", " : "") << r;
-  s << "]}\n";
-  return s.str();
-}
-
-int64_t PeakRssKib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return 0;
-}
-
-// User + system CPU seconds the process has used (/proc/PID/stat fields 14 and 15).
-double CpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t end_of_name = stat.rfind(')');
-  if (end_of_name == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(end_of_name + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i >= 14) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::string ReadAddress(const std::string& file, std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    std::ifstream in(file);
-    std::string addr;
-    if (in >> addr && !addr.empty()) return addr;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return "";
-}
 
 // One simulated worker: runs jobs until the sweep has none left.
 void WorkerLoop(const std::string& address, const Options& opt, std::atomic<int>& done, int total,
@@ -187,30 +139,8 @@ RunResult RunOnce(const Options& opt, int workers) {
   r.jobs = opt.jobs;
   char tmpl[] = "/tmp/sweepd-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
-  const std::string port_file = dir + "/addr";
-  std::vector<std::string> args = {opt.sweepd,    "--db",        dir + "/sweepd.db", "--listen",
-                                   "127.0.0.1:0", "--port-file", port_file};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, (dir + "/sweepd.log").c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) {
-    std::fprintf(stderr, "coordinator_bench: cannot start %s\n", opt.sweepd.c_str());
-    std::exit(1);
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  const std::string address = ReadAddress(port_file, std::chrono::seconds(30));
-  if (address.empty()) {
-    std::fprintf(stderr, "coordinator_bench: sweepd did not start; see %s/sweepd.log\n",
-                 dir.c_str());
-    kill(pid, SIGKILL);
-    std::exit(1);
-  }
+  std::string address;
+  const pid_t pid = sweepd::bench::StartSweepd(opt.sweepd, dir, address);
 
   auto sweeps =
       v1::SweepService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
