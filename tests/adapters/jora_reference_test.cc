@@ -89,7 +89,9 @@ std::pair<torch::Tensor, std::map<std::string, torch::Tensor>> PublicForward(
     const int64_t nb = blocks.size(0), bs = blocks.size(1);
     torch::Tensor rows = xr.index({"...", Slice(0, nb * bs)}).reshape({x.size(0), x.size(1), nb, bs});
     torch::Tensor yb = torch::einsum("...nbk,bkj->...nbj", {rows, blocks.transpose(1, 2)}).reshape({x.size(0), x.size(1), -1});
-    core = torch::cat({yb, xr.index({"...", Slice(nb * bs, m)}) * leaf.at("core.diag_remainder")}, -1);
+    core = leaf.count("core.diag_remainder")
+               ? torch::cat({yb, xr.index({"...", Slice(nb * bs, m)}) * leaf.at("core.diag_remainder")}, -1)
+               : yb;
   } else {  // LowRankCore, alpha = r: scaling 1
     core = 1.0 * torch::matmul(torch::matmul(xr, leaf.at("core.B")), leaf.at("core.A").t());
   }
