@@ -149,6 +149,8 @@ std::vector<ColumnDef> ColumnCatalogue(const std::vector<std::string>& tasks,
                         "wall_s"));
   defs.push_back({Column::Of("svd_entropy", "SV entropy").Decimals(3),
                   [](const ResultRecord& r) { return MetricValue{Nested(r.result, "svd", "mean_normalized_entropy"), ""}; }});
+  defs.push_back({Column::Of("effective_rank", "Eff. rank").Decimals(2),
+                  [](const ResultRecord& r) { return MetricValue{Nested(r.result, "svd", "mean_effective_rank"), ""}; }});
   defs.push_back({Column::Of("stable_rank", "Stable rank"),
                   [](const ResultRecord& r) { return MetricValue{Nested(r.result, "svd", "mean_stable_rank"), ""}; }});
   defs.push_back({Column::Of("coverage", "Coverage k/d").In(Unit::kPercent).NoStd(),

@@ -289,6 +289,9 @@ class JoraAdapter : public FrozenLinearAdapter {
     torch::Tensor xr = Rotate(x, theta_r_, pairs_r_, n_r_, /*transpose=*/false);
     torch::Tensor y = Rotate(Core(xr), theta_l_, pairs_l_, n_l_, /*transpose=*/true);
     if (core_ == "selective_diag" && n_support_ > 0) {
+      // The public code subtracts in float32 (an upcast for bfloat16, where ours rounds the same
+      // way); for float64 activations that cast would round δ to float32 (about 1e-7) and break
+      // the exact merge, so the subtraction stays in the activations' dtype.
       const int64_t last = x.dim() - 1;
       torch::Tensor u = support_.narrow(0, 0, n_support_);
       y = y - torch::zeros_like(x).index_copy(last, u, x.index_select(last, u));
@@ -299,6 +302,10 @@ class JoraAdapter : public FrozenLinearAdapter {
   // The magnitude's row scale, as the public compute_ecd_scale / compute_oer_scale_softmax
   // (clamped target energies, min-norm guard, renormalisation), in float32 as there (its
   // base_row_norms and total_energy are float32), without the public code's host syncs.
+  // The one step there that is not float32 is the min-norm guard: it is Python float
+  // arithmetic, max(100·eps, 1e-4·sqrt(E/d_out)) in float64, rounded to float32 only where it
+  // clamps the norms. It is computed so here; in float32 it lands one or two ulps away, and a
+  // row whose norm the guard replaces (a zero row) then gets a scale about 1e-7 off.
   torch::Tensor Scale() {
     const auto acc = torch::kFloat32;  // the public code keeps norms and energy in float32
     torch::Tensor norms = base_row_norms_.to(acc);
@@ -311,7 +318,9 @@ class JoraAdapter : public FrozenLinearAdapter {
     }
     torch::Tensor p = torch::softmax(log_mag_.to(acc) / std::max(oer_temperature_, eps_), 0);
     torch::Tensor target = torch::sqrt(torch::clamp_min(e * p, eps_));
-    torch::Tensor min_norm = torch::clamp_min(torch::sqrt(e / static_cast<double>(norms.numel())) * 1e-4, eps_ * 100);
+    torch::Tensor e64 = total_energy_.squeeze().to(torch::kFloat64);
+    torch::Tensor min_norm =
+        torch::clamp_min(torch::sqrt(e64 / static_cast<double>(norms.numel())) * 1e-4, eps_ * 100).to(acc);
     torch::Tensor raw = target / torch::max(norms, min_norm);
     torch::Tensor actual = (raw * norms).pow(2).sum();
     return raw * torch::sqrt(actual.reciprocal() * e);

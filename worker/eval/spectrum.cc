@@ -1,22 +1,32 @@
-// Singular value entropy and stable rank (see spectrum.h).
+// Singular value entropy, effective rank and stable rank (see spectrum.h for the definitions).
 #include "worker/eval/spectrum.h"
 
 #include <cmath>
 
 namespace sweepd::eval {
 
+namespace {
+
+// −Σ w_i ln w_i of the normalised weights w = v / Σv (zero weights contribute nothing).
+double ShannonEntropy(const torch::Tensor& v) {
+  torch::Tensor w = v / v.sum();
+  torch::Tensor nonzero = w.masked_select(w > 0);
+  return -(nonzero * nonzero.log()).sum().item<double>();
+}
+
+}  // namespace
+
 SpectrumStats SpectrumFromSingularValues(const torch::Tensor& sigma_in, int64_t d_out, int64_t d_in) {
   SpectrumStats s;
   auto sigma = sigma_in.to(torch::kFloat64).flatten();
-  const double total = sigma.sum().item<double>();
   const double top = sigma.numel() ? sigma.max().item<double>() : 0.0;
-  if (total <= 0 || top <= 0) return s;  // ΔW = 0: no spectrum to speak of
-  auto p = sigma / total;
-  auto nonzero = p.masked_select(p > 0);
-  s.entropy = -(nonzero * nonzero.log()).sum().item<double>();
+  if (top <= 0) return s;  // ΔW = 0: no spectrum to speak of
+  auto energy = sigma.pow(2);
+  s.entropy = ShannonEntropy(energy);
   const double max_entropy = std::log(static_cast<double>(std::min(d_out, d_in)));
   s.normalized_entropy = max_entropy > 0 ? s.entropy / max_entropy : 0.0;
-  s.stable_rank = sigma.pow(2).sum().item<double>() / (top * top);
+  s.effective_rank = std::exp(ShannonEntropy(sigma));
+  s.stable_rank = energy.sum().item<double>() / (top * top);
   return s;
 }
 

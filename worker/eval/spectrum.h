@@ -1,5 +1,9 @@
-// Spectral measures of a weight update ΔW: singular value entropy (of the normalised
-// singular values p_i = σ_i / Σσ) and stable rank ‖ΔW‖_F² / ‖ΔW‖_2².
+// Spectral measures of a weight update ΔW, from its singular values σ_i:
+//  - singular value entropy as the SORA paper defines it (Chang et al. 2025, Theorem 1; after
+//    Alter, Brown and Botstein 2000): H = −Σ p_i ln p_i with p_i = σ_i² / Σ_j σ_j², and
+//    H / ln(min(d_out, d_in)), its share of the largest value a d_out × d_in matrix can reach;
+//  - effective rank (Roy and Vetterli 2007): exp(−Σ q_i ln q_i) with q_i = σ_i / Σ_j σ_j;
+//  - stable rank ‖ΔW‖_F² / ‖ΔW‖_2².
 #pragma once
 
 #include <torch/torch.h>
@@ -7,12 +11,13 @@
 namespace sweepd::eval {
 
 struct SpectrumStats {
-  double entropy = 0;             // nats
-  double normalized_entropy = 0;  // entropy / log(min(d_out, d_in)), in [0, 1]
+  double entropy = 0;             // nats, of p = σ² / Σσ²
+  double normalized_entropy = 0;  // entropy / ln(min(d_out, d_in)), in [0, 1]
+  double effective_rank = 0;      // exp(entropy of σ / Σσ), in [1, min(d_out, d_in)]
   double stable_rank = 0;
 };
 
-// From singular values (any order) of a d_out × d_in update.
+// From singular values (any order) of a d_out × d_in update. A zero update gives all zeros.
 SpectrumStats SpectrumFromSingularValues(const torch::Tensor& sigma, int64_t d_out, int64_t d_in);
 // Of a dense ΔW [d_out, d_in] (float64 SVD).
 SpectrumStats SpectrumOfDelta(const torch::Tensor& delta);

@@ -72,7 +72,7 @@ json TrainFinalLine(const JobConfig& config, const std::string& fingerprint,
 
 json SpectrumReport(const AdapterSet& set) {
   json layers = json::array();
-  double entropy = 0, normalized = 0, stable = 0;
+  double entropy = 0, normalized = 0, effective_rank = 0, stable = 0;
   for (const auto& a : set.adapters()) {
     eval::SpectrumStats s;
     if (auto factors = a.adapter->LowRankFactors()) {
@@ -82,14 +82,15 @@ json SpectrumReport(const AdapterSet& set) {
       s = eval::SpectrumOfDelta(a.adapter->DeltaWeight());
     }
     layers.push_back({{"name", a.module}, {"entropy", s.entropy}, {"normalized_entropy", s.normalized_entropy},
-                      {"stable_rank", s.stable_rank}});
+                      {"effective_rank", s.effective_rank}, {"stable_rank", s.stable_rank}});
     entropy += s.entropy;
     normalized += s.normalized_entropy;
+    effective_rank += s.effective_rank;
     stable += s.stable_rank;
   }
   const double n = std::max<double>(1.0, static_cast<double>(layers.size()));
   return {{"mean_entropy", entropy / n}, {"mean_normalized_entropy", normalized / n},
-          {"mean_stable_rank", stable / n}, {"layers", layers}};
+          {"mean_effective_rank", effective_rank / n}, {"mean_stable_rank", stable / n}, {"layers", layers}};
 }
 
 json DiagnosticsReport(const AdapterSet& set) {
