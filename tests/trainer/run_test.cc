@@ -331,6 +331,50 @@ TEST(SweepTrainRun, LoraTrainsOnTinyGemma) {
   }
 }
 
+// A LoRA job on chat rows rendered by a chat template given as a file (model.chat_template).
+RunResult RunChatJob(const std::string& data, const std::string& chat_template, const std::string& dir) {
+  json job = {{"job_id", "chat"},
+              {"model", {{"source", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama"},
+                         {"tokenizer", std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model"},
+                         {"chat_template", kJobs + "../data/chat/" + chat_template}}},
+              {"adapter", {{"method", "lora"}}},
+              {"train", {{"data", kJobs + "../data/" + data}, {"steps", 3}, {"seq_len", 64},
+                         {"tokens_per_update", 128}, {"micro_batch", 2}}},
+              {"eval", json::array()}};
+  std::ofstream(dir + "/job.json") << job.dump();
+  return RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+}
+
+TEST(SweepTrainRun, ChatRowsTrainThroughTheTemplate) {
+  const std::string dir = MakeTempDir("sweep-train-chat-");
+  RunResult r = RunChatJob("chat_turns.jsonl", "mistral-instruct.jinja", dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+}
+
+// Bad chat input stops the job before training: one line naming the data file, the row and what.
+TEST(SweepTrainRun, TemplateThatRaisesIsOneLineAndTrainsNothing) {
+  const std::string dir = MakeTempDir("sweep-train-chat-raise-");
+  RunResult r = RunChatJob("chat_template_raises.jsonl", "gemma-it.jinja", dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("chat_template_raises.jsonl:1:"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("gemma-it.jinja"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("System role not supported"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(dir + "/work/checkpoints")) << "nothing may be trained";
+}
+
+TEST(SweepTrainRun, UnknownChatRoleIsOneLineAndTrainsNothing) {
+  const std::string dir = MakeTempDir("sweep-train-chat-role-");
+  RunResult r = RunChatJob("chat_unknown_role.jsonl", "mistral-instruct.jinja", dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("chat_unknown_role.jsonl:2: messages[1] has unknown role 'narrator'"),
+            std::string::npos)
+      << r.stderr_text;
+  EXPECT_FALSE(fs::exists(dir + "/work/checkpoints")) << "nothing may be trained";
+}
+
 // The model fixtures (logits and loss; the PEFT LoRA folder through its base) and the
 // SentencePiece fixture (every text's ids) pass the conformance command; a folder with a
 // tampered reference fails it.

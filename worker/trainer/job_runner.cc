@@ -7,12 +7,15 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "common/model_shapes.h"
 #include "common/param_count.h"
 #include "worker/compat.h"
+#include "worker/data/chat_template.h"
 #include "worker/data/instruction_data.h"
 #include "worker/data/packing.h"
 #include "worker/data/synthetic_tasks.h"
@@ -87,14 +90,36 @@ BaseModel LoadBase(const JobConfig& config, const RunOptions& options) {
   return base;
 }
 
-std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config) {
+// The chat template for chat rows: model.chat_template (a name in tokenizer_config.json or a
+// Jinja file), else the chat_template of the tokenizer_config.json beside the tokenizer or in
+// the model folder; none for synthetic models and folders without one.
+std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model) {
+  std::vector<fs::path> folders;
+  if (!model.tokenizer.empty()) folders.push_back(fs::path(model.tokenizer).parent_path());
+  if (!IsSyntheticModel(model.source)) folders.push_back(fs::path(model.source));
+  std::string config;
+  for (const fs::path& folder : folders) {
+    if (config.empty() && fs::exists(folder / "tokenizer_config.json")) config = (folder / "tokenizer_config.json").string();
+  }
+  if (model.chat_template.empty()) {
+    if (config.empty()) return std::nullopt;
+    std::ifstream in(config);
+    const json c = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (c.is_discarded() || !c.is_object() || !c.contains("chat_template")) return std::nullopt;
+  }
+  Result<data::ChatTemplate> chat = data::LoadChatTemplate(config, model.chat_template);
+  if (!chat.ok()) throw std::invalid_argument(chat.status().message());
+  return std::move(*chat);
+}
+
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat) {
   const std::string& d = config.train.data;
   if (d.rfind("synthetic:", 0) == 0) {
     // Training draws from its own stream (seed-dependent), apart from the fixed eval set.
     return data::SyntheticTrainingExamples(d.substr(10), 0x7A11ULL + static_cast<uint64_t>(config.seed),
                                            kSyntheticTrainExamples);
   }
-  return data::ReadInstructionFile(d);
+  return data::ReadInstructionFile(d, chat);
 }
 
 std::map<std::string, double> Evaluate(const JobConfig& config, BaseModel& base, const std::string& stage,
@@ -204,9 +229,11 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   std::vector<eval::EvalTask> tasks;
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;
+  std::optional<data::ChatTemplate> chat;
   if (config.kind == "train") {
     CheckAdapterSettings(config, options);
-    examples = TrainingExamples(config);
+    chat = ChatTemplateFor(config.model);
+    examples = TrainingExamples(config, chat ? &*chat : nullptr);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
       throw std::invalid_argument("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
     }
@@ -282,7 +309,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   }
 
   std::vector<data::TokenizedExample> tokenized;
-  for (const auto& ex : examples) tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer));
+  for (const auto& ex : examples) tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer, chat ? &*chat : nullptr));
   data::Packer packer(std::move(tokenized), static_cast<uint64_t>(config.seed), base.tokenizer->Eos());
 
   int64_t start_step = 0;
