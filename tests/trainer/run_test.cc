@@ -331,11 +331,19 @@ TEST(SweepTrainRun, LoraTrainsOnTinyGemma) {
   }
 }
 
-// A LoRA job on chat rows rendered by a chat template given as a file (model.chat_template).
+// A LoRA job on chat rows rendered by a chat template given as a file (model.chat_template),
+// with the tiny SentencePiece model and a tokenizer_config.json beside it (Llama 2's specials).
 RunResult RunChatJob(const std::string& data, const std::string& chat_template, const std::string& dir) {
+  const std::string tokenizer = dir + "/tokenizer";
+  fs::create_directories(tokenizer);
+  fs::copy_file(std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model", tokenizer + "/tokenizer.model");
+  const json specials = {{"bos_token", "<s>"}, {"eos_token", "</s>"},
+                         {"added_tokens_decoder", {{"1", {{"content", "<s>"}, {"special", true}}},
+                                                   {"2", {{"content", "</s>"}, {"special", true}}}}}};
+  std::ofstream(tokenizer + "/tokenizer_config.json") << specials.dump();
   json job = {{"job_id", "chat"},
               {"model", {{"source", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama"},
-                         {"tokenizer", std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model"},
+                         {"tokenizer", tokenizer + "/tokenizer.model"},
                          {"chat_template", kJobs + "../data/chat/" + chat_template}}},
               {"adapter", {{"method", "lora"}}},
               {"train", {{"data", kJobs + "../data/" + data}, {"steps", 3}, {"seq_len", 64},

@@ -46,7 +46,9 @@ TEST(SentencePieceTokenizer, OffsetsCoverTheTextInOrder) {
     }
     EXPECT_EQ(ids, tokenizer->Encode(text)) << text;
     for (size_t b = 0; b < text.size(); ++b) {
-      if (text[b] != ' ') EXPECT_TRUE(covered[b]) << "byte " << b << " of " << text;
+      if (text[b] != ' ') {
+        EXPECT_TRUE(covered[b]) << "byte " << b << " of " << text;
+      }
     }
   }
 }
