@@ -65,6 +65,7 @@ json ToJson(const JobConfig& c) {
               {"base_eval_job", c.base_eval_job},
               {"base_scores", c.base_scores}};
   if (!c.base_fingerprint.empty()) out["base_fingerprint"] = c.base_fingerprint;
+  if (!c.model.chat_template.empty()) out["model"]["chat_template"] = c.model.chat_template;  // ids unchanged without
   return out;
 }
 
@@ -85,6 +86,7 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
     Read(m, "source", "model.", c.model.source, err);
     Read(m, "tokenizer", "model.", c.model.tokenizer, err);
     Read(m, "dtype", "model.", c.model.dtype, err);
+    Read(m, "chat_template", "model.", c.model.chat_template, err);
   }
   if (j.contains("track")) {
     Read(j["track"], "name", "track.", c.track.name, err);

@@ -19,6 +19,8 @@ struct ModelSpec {
   std::string source = "synthetic:tiny";  // "synthetic:<name>" or a Hugging Face checkpoint folder
   std::string tokenizer;                  // SentencePiece .model; empty: from the source
   std::string dtype = "float32";          // float32 | bfloat16 | float16
+  // Chat rows: a template named in tokenizer_config.json or a Jinja file; empty: the default.
+  std::string chat_template;
 };
 
 struct TrackSpec {

@@ -1,4 +1,4 @@
-// Linear-layer shapes of Llama/Mistral-family models from a Hugging Face config.json
+// Linear-layer shapes of Llama/Mistral/Gemma-family models from a Hugging Face config.json
 // (or a built-in synthetic config), and the layers each track adapts.
 #include "common/model_shapes.h"
 
@@ -60,7 +60,8 @@ Result<ModelShape> ShapeFromConfig(const json& c, const std::string& where) {
                                : h / *heads;
   const bool attn_bias = c.value("attention_bias", false);
   const bool mlp_bias = c.value("mlp_bias", false);
-  const bool tied = c.value("tie_word_embeddings", false);
+  // GemmaConfig ties the embeddings unless told otherwise; Llama and Mistral do not.
+  const bool tied = c.value("tie_word_embeddings", c.value("model_type", "") == "gemma");
 
   ModelShape shape;
   shape.config = c;

@@ -152,6 +152,7 @@ void Expander::AddBaseEval(ExpandedSweep& sweep) {
   base.sweep = doc_.name;
   base.kind = "base_eval";
   base.model = doc_.model;
+  base.model.chat_template.clear();  // shapes training rows only, not the base model's scores
   base.track = TrackSpec{"base", {}};
   base.adapter = json::object();
   base.train = TrainSpec{};

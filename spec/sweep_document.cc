@@ -217,7 +217,7 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
 }
 
 void DocumentReader::ReadBase(const YAML::Node& node, SweepDocument& doc) {
-  if (!CheckMap(node, "base", {"model", "tokenizer", "dtype"})) return;
+  if (!CheckMap(node, "base", {"model", "tokenizer", "dtype", "chat_template"})) return;
   doc.model_where = Where(node, "base.model");
   if (!node["model"]) {
     Problem(node, "base.model", "missing; synthetic:tiny or a Hugging Face checkpoint folder");
@@ -227,6 +227,9 @@ void DocumentReader::ReadBase(const YAML::Node& node, SweepDocument& doc) {
   }
   if (node["tokenizer"]) {
     if (auto t = String(node["tokenizer"], "base.tokenizer")) doc.model.tokenizer = *t;
+  }
+  if (node["chat_template"]) {
+    if (auto t = String(node["chat_template"], "base.chat_template")) doc.model.chat_template = *t;
   }
   if (node["dtype"]) {
     if (auto d = Choice(node["dtype"], "base.dtype", {"float32", "bfloat16", "float16"})) {

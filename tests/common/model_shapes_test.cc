@@ -2,7 +2,11 @@
 // synthetic config; track selection.
 #include "common/model_shapes.h"
 
+#include <cstdint>
+#include <fstream>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace sweepd {
 namespace {
@@ -29,6 +33,43 @@ TEST(ModelShapesTest, ReadsCheckpointConfigWithGqa) {
   // embed + lm_head + final norm + per layer (q,k,v,o, gate,up,down, 2 norms)
   const int64_t per_layer = 64 * 64 + 32 * 64 * 2 + 64 * 64 + 3 * 176 * 64 + 2 * 64;
   EXPECT_EQ(m->total_params, 2 * 320 * 64 + 64 + 2 * per_layer);
+}
+
+// Every parameter of a safetensors file, read from its JSON header (8-byte length first),
+// and the shape of each tensor by name.
+nlohmann::json SafetensorsHeader(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), sizeof length);
+  std::string header(length, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(length));
+  return nlohmann::json::parse(header);
+}
+
+// Gemma: head_dim (32) is not hidden / heads (16), one KV head, and the embeddings are tied, so
+// the checkpoint holds no lm_head: the shapes and the total agree with the file's own tensors.
+TEST(ModelShapesTest, ReadsGemmaHeadDimAndTiedEmbeddings) {
+  const std::string folder = std::string(SWEEPD_FIXTURES) + "/models/tiny-gemma";
+  Result<ModelShape> m = LoadModelShape(folder);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const nlohmann::json header = SafetensorsHeader(folder + "/model.safetensors");
+  int64_t total = 0;
+  size_t projections = 0;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;
+    projections += name.find("_proj.weight") != std::string::npos;
+    int64_t n = 1;
+    for (const auto& d : entry["shape"]) n *= d.get<int64_t>();
+    total += n;
+  }
+  EXPECT_FALSE(header.contains("lm_head.weight"));
+  EXPECT_EQ(m->total_params, total);
+  ASSERT_EQ(m->linears.size(), projections);
+  for (const LinearShape& l : m->linears) {
+    const auto& shape = header.at(l.name + ".weight")["shape"];
+    EXPECT_EQ(l.d_out, shape[0].get<int64_t>()) << l.name;
+    EXPECT_EQ(l.d_in, shape[1].get<int64_t>()) << l.name;
+  }
 }
 
 TEST(ModelShapesTest, TracksSelectLayers) {

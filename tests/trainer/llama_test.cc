@@ -31,6 +31,10 @@ TEST(Llama, TinyLlamaLogitsAndLossMatchTransformers) { ExpectMatchesReference("t
 
 TEST(Llama, TinyMistralSlidingWindowLogitsMatchTransformers) { ExpectMatchesReference("tiny-mistral"); }
 
+// GeGLU (tanh GELU), embeddings times sqrt(hidden), (1 + w) norms, head_dim != hidden / heads,
+// one KV head and tied embeddings.
+TEST(Llama, TinyGemmaLogitsAndLossMatchTransformers) { ExpectMatchesReference("tiny-gemma"); }
+
 TEST(Llama, PackedDocumentsSeeOnlyThemselves) {
   auto config = LlamaConfigFromJson(ReadConfigJson(kModels + "tiny-llama"), "config.json");
   ASSERT_TRUE(config.ok());

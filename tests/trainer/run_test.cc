@@ -465,6 +465,98 @@ TEST(SweepTrainRun, MalformedTrainingDataIsOneLineNamingFileAndLine) {
   EXPECT_NE(r.stderr_text.find("alpaca_bad_json.jsonl:3: not valid JSON"), std::string::npos) << r.stderr_text;
 }
 
+// LoRA on every linear layer of the tiny Gemma fixture (GeGLU, (1 + w) norms, head_dim 32 with 4
+// heads of a 64-wide model, one KV head, tied embeddings): the loss falls, the trainable count is
+// r (d_in + d_out) per projection as config.json implies, and the PEFT folder names them all.
+TEST(SweepTrainRun, LoraTrainsOnTinyGemma) {
+  const std::string dir = MakeTempDir("sweep-train-gemma-");
+  const std::string model = std::string(SWEEPD_FIXTURES) + "/models/tiny-gemma";
+  const int64_t r = 4;
+  json job = {{"job_id", "gemma-lora"},
+              {"model", {{"source", model}, {"tokenizer", std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model"}}},
+              {"track", {{"name", "B"}}},
+              {"adapter", {{"method", "lora"}, {"r", r}, {"alpha", 2 * r}}},
+              {"train", {{"data", "synthetic:mc"}, {"steps", 30}, {"lr", 0.01}, {"seq_len", 64},
+                         {"tokens_per_update", 512}, {"micro_batch", 8}, {"log_every", 1}}},
+              {"eval", json::array()}};
+  std::ofstream(dir + "/job.json") << job.dump();
+  RunResult run = RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(run.status, 0) << run.stderr_text;
+  ExpectValidLines(run.lines);
+  std::vector<double> losses;
+  for (const json& line : run.lines) {
+    if (line.value("type", "") == "step") losses.push_back(line["loss"].get<double>());
+  }
+  ASSERT_GE(losses.size(), 2u);
+  EXPECT_LT(losses.back(), 0.9 * losses.front()) << run.lines.back().dump();
+
+  std::ifstream in(model + "/config.json");
+  const json c = json::parse(in);
+  const int64_t h = c["hidden_size"], ff = c["intermediate_size"], hd = c["head_dim"];
+  const int64_t q = c["num_attention_heads"].get<int64_t>() * hd, kv = c["num_key_value_heads"].get<int64_t>() * hd;
+  const int64_t per_layer = r * ((h + q) + 2 * (h + kv) + (q + h) + 2 * (h + ff) + (ff + h));
+  EXPECT_EQ(run.lines.back()["trainable_params"].get<int64_t>(), c["num_hidden_layers"].get<int64_t>() * per_layer);
+
+  const auto adapter = Tensors(dir + "/work/adapter/adapter_model.safetensors");
+  for (const char* module : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                             "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"}) {
+    const std::string name = std::string("base_model.model.model.layers.1.") + module + ".lora_A.weight";
+    EXPECT_EQ(adapter.count(name), 1u) << name;
+  }
+}
+
+// A LoRA job on chat rows rendered by a chat template given as a file (model.chat_template),
+// with the tiny SentencePiece model and a tokenizer_config.json beside it (Llama 2's specials).
+RunResult RunChatJob(const std::string& data, const std::string& chat_template, const std::string& dir) {
+  const std::string tokenizer = dir + "/tokenizer";
+  fs::create_directories(tokenizer);
+  fs::copy_file(std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model", tokenizer + "/tokenizer.model");
+  const json specials = {{"bos_token", "<s>"}, {"eos_token", "</s>"},
+                         {"added_tokens_decoder", {{"1", {{"content", "<s>"}, {"special", true}}},
+                                                   {"2", {{"content", "</s>"}, {"special", true}}}}}};
+  std::ofstream(tokenizer + "/tokenizer_config.json") << specials.dump();
+  json job = {{"job_id", "chat"},
+              {"model", {{"source", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama"},
+                         {"tokenizer", tokenizer + "/tokenizer.model"},
+                         {"chat_template", kJobs + "../data/chat/" + chat_template}}},
+              {"adapter", {{"method", "lora"}}},
+              {"train", {{"data", kJobs + "../data/" + data}, {"steps", 3}, {"seq_len", 64},
+                         {"tokens_per_update", 128}, {"micro_batch", 2}}},
+              {"eval", json::array()}};
+  std::ofstream(dir + "/job.json") << job.dump();
+  return RunTrainer({kTrain, "run", "--job", dir + "/job.json", "--workdir", dir + "/work"}, dir);
+}
+
+TEST(SweepTrainRun, ChatRowsTrainThroughTheTemplate) {
+  const std::string dir = MakeTempDir("sweep-train-chat-");
+  RunResult r = RunChatJob("chat_turns.jsonl", "mistral-instruct.jinja", dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  ExpectValidLines(r.lines);
+}
+
+// Bad chat input stops the job before training: one line naming the data file, the row and what.
+TEST(SweepTrainRun, TemplateThatRaisesIsOneLineAndTrainsNothing) {
+  const std::string dir = MakeTempDir("sweep-train-chat-raise-");
+  RunResult r = RunChatJob("chat_template_raises.jsonl", "gemma-it.jinja", dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("chat_template_raises.jsonl:1:"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("gemma-it.jinja"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("System role not supported"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(dir + "/work/checkpoints")) << "nothing may be trained";
+}
+
+TEST(SweepTrainRun, UnknownChatRoleIsOneLineAndTrainsNothing) {
+  const std::string dir = MakeTempDir("sweep-train-chat-role-");
+  RunResult r = RunChatJob("chat_unknown_role.jsonl", "mistral-instruct.jinja", dir);
+  EXPECT_EQ(r.status, 2);
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find("chat_unknown_role.jsonl:2: messages[1] has unknown role 'narrator'"),
+            std::string::npos)
+      << r.stderr_text;
+  EXPECT_FALSE(fs::exists(dir + "/work/checkpoints")) << "nothing may be trained";
+}
+
 // The model fixtures (logits and loss; the PEFT LoRA folder through its base) and the
 // SentencePiece fixture (every text's ids) pass the conformance command; a folder with a
 // tampered reference fails it.
@@ -472,15 +564,15 @@ TEST(SweepTrainConformance, ModelFoldersAndTokenizerPass) {
   const std::string dir = MakeTempDir("sweep-train-conformance-");
   const std::string fixtures = SWEEPD_FIXTURES;
   std::string command = "'" + kTrain + "' conformance";
-  for (const char* p : {"/models/tiny-llama", "/models/tiny-mistral", "/models/tiny-llama-lora-qv",
-                        "/tokenizer/tiny.model"}) {
+  for (const char* p : {"/models/tiny-llama", "/models/tiny-mistral", "/models/tiny-gemma",
+                        "/models/tiny-llama-lora-qv", "/tokenizer/tiny.model"}) {
     command += " '" + fixtures + p + "'";
   }
   command += " > '" + dir + "/out' 2>&1";
   const int status = std::system(command.c_str());
   const std::string out = ReadFile(dir + "/out");
   EXPECT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("4 file(s): 4 ok, 0 failed"), std::string::npos) << out;
+  EXPECT_NE(out.find("5 file(s): 5 ok, 0 failed"), std::string::npos) << out;
 
   fs::copy(fixtures + "/models/tiny-llama", dir + "/tampered", fs::copy_options::recursive);
   std::map<std::string, torch::Tensor> changed;

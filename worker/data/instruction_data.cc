@@ -1,14 +1,17 @@
-// Alpaca and chat JSONL rows as prompt/response pairs. A chat row trains on its last
-// assistant turn, with every earlier turn in the prompt.
+// Alpaca and chat JSONL rows as prompt/response pairs, or chats rendered by the model's
+// template. Without one a chat row trains on its last assistant turn, every earlier turn in
+// the prompt.
 #include "worker/data/instruction_data.h"
 
+#include "worker/data/chat_template.h"
 #include "worker/data/jsonl.h"
 #include "worker/failures.h"
 
 namespace sweepd::data {
 namespace {
 
-InstructionExample FromChat(const nlohmann::json& row, const std::string& path, int64_t line) {
+InstructionExample FromChat(const nlohmann::json& row, const std::string& path, int64_t line,
+                            const ChatTemplate* chat) {
   const nlohmann::json& messages = row["messages"];
   if (!messages.is_array() || messages.empty()) {
     throw DataError(path, line, "'messages' must be a non-empty list");
@@ -22,11 +25,17 @@ InstructionExample FromChat(const nlohmann::json& row, const std::string& path, 
     }
     const std::string role = m["role"].get<std::string>();
     if (role != "system" && role != "user" && role != "assistant") {
-      throw DataError(path, line, "messages[" + std::to_string(i) + "] has unknown role '" + role + "'");
+      throw DataError(path, line, "messages[" + std::to_string(i) + "] has unknown role '" + role +
+                                      "' (known: system, user, assistant)");
     }
     if (role == "assistant") last_assistant = static_cast<int64_t>(i);
   }
   if (last_assistant < 0) throw DataError(path, line, "no assistant message to train on");
+  if (chat != nullptr) {
+    Result<InstructionExample> rendered = RenderChat(*chat, nlohmann::ordered_json(messages));
+    if (!rendered.ok()) throw DataError(path, line, rendered.status().message());
+    return std::move(*rendered);
+  }
   InstructionExample ex;
   for (int64_t i = 0; i < last_assistant; ++i) {
     ex.prompt += "<|" + messages[i]["role"].get<std::string>() + "|>\n" +
@@ -49,11 +58,11 @@ std::string AlpacaPrompt(const std::string& instruction, const std::string& inpu
          instruction + "\n\n### Input:\n" + input + "\n\n### Response:\n";
 }
 
-std::vector<InstructionExample> ReadInstructionFile(const std::string& path) {
+std::vector<InstructionExample> ReadInstructionFile(const std::string& path, const ChatTemplate* chat) {
   std::vector<InstructionExample> out;
   ForEachJsonLine(path, [&](const nlohmann::json& row, int64_t line) {
     if (row.contains("messages")) {
-      out.push_back(FromChat(row, path, line));
+      out.push_back(FromChat(row, path, line, chat));
       return;
     }
     if (!row.contains("instruction")) {

@@ -7,11 +7,19 @@
 #include <stdexcept>
 
 #include "worker/failures.h"
+#include "worker/data/chat_template.h"
 
 namespace sweepd::data {
 
-TokenizedExample TokenizeExample(const InstructionExample& example, const Tokenizer& tokenizer) {
+TokenizedExample TokenizeExample(const InstructionExample& example, const Tokenizer& tokenizer,
+                                 const ChatTemplate* chat) {
   TokenizedExample t;
+  if (!example.text.empty()) {  // a rendered chat: its template wrote BOS and the turns' ends
+    ChatTokens tokens = TokenizeChat(example, chat, tokenizer);
+    t.ids = std::move(tokens.ids);
+    t.trained = std::move(tokens.trained);
+    return t;
+  }
   t.ids.push_back(tokenizer.Bos());
   t.trained.push_back(false);
   for (int64_t id : tokenizer.Encode(example.prompt)) {

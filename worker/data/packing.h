@@ -18,7 +18,11 @@ struct TokenizedExample {
   std::vector<bool> trained;  // per id: is it a target (response and EOS)
 };
 
-TokenizedExample TokenizeExample(const InstructionExample& example, const Tokenizer& tokenizer);
+struct ChatTemplate;
+
+// A rendered chat (example.text) is tokenized with the added tokens of `chat` (may be null).
+TokenizedExample TokenizeExample(const InstructionExample& example, const Tokenizer& tokenizer,
+                                 const ChatTemplate* chat = nullptr);
 
 struct PackedRows {
   torch::Tensor input_ids;    // [rows, seq_len] int64

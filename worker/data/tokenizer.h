@@ -9,11 +9,20 @@
 
 namespace sweepd::data {
 
+// A token with the byte range [begin, end) of the text it was encoded from.
+struct TokenOffset {
+  int64_t id;
+  size_t begin;
+  size_t end;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Ids of `text` without BOS/EOS.
   virtual std::vector<int64_t> Encode(const std::string& text) const = 0;
+  // The same ids, each with the bytes of `text` it covers.
+  virtual std::vector<TokenOffset> EncodeWithOffsets(const std::string& text) const = 0;
   virtual std::string Decode(const std::vector<int64_t>& ids) const = 0;
   virtual int64_t VocabSize() const = 0;
   virtual int64_t Bos() const = 0;
@@ -29,6 +38,7 @@ class ByteTokenizer : public Tokenizer {
   static constexpr int64_t kVocab = 260;
 
   std::vector<int64_t> Encode(const std::string& text) const override;
+  std::vector<TokenOffset> EncodeWithOffsets(const std::string& text) const override;
   std::string Decode(const std::vector<int64_t>& ids) const override;
   int64_t VocabSize() const override { return kVocab; }
   int64_t Bos() const override { return kBos; }

@@ -1,5 +1,5 @@
-// The decoder's maths in one place, following transformers' modeling_llama.py and
-// modeling_mistral.py so that Hugging Face checkpoints give the same logits.
+// The decoder's maths in one place, following transformers' modeling_llama.py,
+// modeling_mistral.py and modeling_gemma.py so that Hugging Face checkpoints give the same logits.
 #include "worker/models/llama.h"
 
 #include <algorithm>
@@ -11,11 +11,17 @@ namespace sweepd::models {
 
 namespace F = torch::nn::functional;
 
-RmsNormImpl::RmsNormImpl(int64_t dim, double eps) : eps_(eps) {
-  weight_ = register_parameter("weight", torch::ones({dim}));
+RmsNormImpl::RmsNormImpl(int64_t dim, double eps, double offset) : eps_(eps), offset_(offset) {
+  weight_ = register_parameter("weight", torch::full({dim}, 1.0 - offset));
 }
 
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) { return compat::RmsNorm(x, weight_, eps_); }
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  if (offset_ == 0.0) return compat::RmsNorm(x, weight_, eps_);
+  // GemmaRMSNorm: the scale is applied in float32 before the one rounding to x's dtype.
+  auto h = x.to(torch::kFloat32);
+  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return (h * (weight_.to(torch::kFloat32) + offset_)).to(x.scalar_type());
+}
 
 AttentionImpl::AttentionImpl(const LlamaConfig& c)
     : heads_(c.num_heads), kv_heads_(c.num_kv_heads), head_dim_(c.head_dim) {
@@ -57,22 +63,28 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
   return o_proj(out.transpose(1, 2).reshape({b, t, heads_ * head_dim_}));
 }
 
-MlpImpl::MlpImpl(const LlamaConfig& c) {
+MlpImpl::MlpImpl(const LlamaConfig& c) : act_(c.hidden_act) {
   gate_proj = register_module("gate_proj", AdaptableLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
   up_proj = register_module("up_proj", AdaptableLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
   down_proj = register_module("down_proj", AdaptableLinear(c.intermediate_size, c.hidden_size, c.mlp_bias));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(F::silu(gate_proj(x)) * up_proj(x));
+  auto gate = gate_proj(x);
+  if (act_ == "silu") {
+    gate = F::silu(gate);
+  } else {
+    gate = torch::gelu(gate, act_ == "gelu_pytorch_tanh" ? "tanh" : "none");
+  }
+  return down_proj(gate * up_proj(x));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const LlamaConfig& c) {
   self_attn = register_module("self_attn", Attention(c));
   mlp = register_module("mlp", Mlp(c));
-  input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  input_layernorm = register_module("input_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, c.norm_offset));
   post_attention_layernorm =
-      register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+      register_module("post_attention_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, c.norm_offset));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache) {
@@ -84,7 +96,7 @@ LlamaModelImpl::LlamaModelImpl(const LlamaConfig& c) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(DecoderLayer(c));
-  norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps));
+  norm = register_module("norm", RmsNorm(c.hidden_size, c.rms_norm_eps, c.norm_offset));
 }
 
 LlamaForCausalLMImpl::LlamaForCausalLMImpl(LlamaConfig config) : config_(std::move(config)) {
@@ -136,6 +148,10 @@ torch::Tensor LlamaForCausalLMImpl::forward(const torch::Tensor& input_ids, cons
   ctx.sin = tables.sin;
 
   auto h = model->embed_tokens(input_ids);
+  if (config_.embedding_scale != 1.0) {
+    // Gemma: the scale is a tensor of the model's dtype (sqrt(3072) is 55.5 in bfloat16).
+    h = h * torch::scalar_tensor(config_.embedding_scale, h.options());
+  }
   for (const auto& layer : *model->layers) h = layer->as<DecoderLayer>()->forward(h, ctx);
   return Logits(h);
 }
@@ -196,7 +212,7 @@ void LlamaForCausalLMImpl::InitializeWeights(uint64_t seed) {
     const std::string& name = p.key();
     torch::Tensor& w = p.value();
     if (name.find("norm") != std::string::npos) {
-      w.fill_(1.0);
+      w.fill_(1.0 - config_.norm_offset);  // a unit scale: Gemma stores it as 1 + w
     } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
       w.zero_();
     } else {

@@ -1,5 +1,5 @@
-// A Llama/Mistral-family decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, Mistral's
-// sliding window, tied or untied embeddings) as LibTorch modules whose parameter names are
+// A Llama/Mistral/Gemma-family decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU or
+// Gemma's GeGLU, Mistral's sliding window, tied or untied embeddings) as LibTorch modules whose parameter names are
 // exactly those of Hugging Face checkpoints ("model.layers.0.self_attn.q_proj.weight").
 #pragma once
 
@@ -16,14 +16,16 @@
 
 namespace sweepd::models {
 
+// Llama's weight ⊙ x̂; with offset 1, Gemma's (1 + weight) ⊙ x̂ computed in float32.
 class RmsNormImpl : public torch::nn::Module {
  public:
-  RmsNormImpl(int64_t dim, double eps);
+  RmsNormImpl(int64_t dim, double eps, double offset = 0.0);
   torch::Tensor forward(const torch::Tensor& x);
 
  private:
   torch::Tensor weight_;
   double eps_;
+  double offset_;
 };
 TORCH_MODULE(RmsNorm);
 
@@ -68,6 +70,9 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   AdaptableLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  std::string act_;
 };
 TORCH_MODULE(Mlp);
 
@@ -110,7 +115,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   const LlamaConfig& config() const { return config_; }
   // Every projection of the blocks by module name ("model.layers.3.mlp.up_proj").
   std::map<std::string, AdaptableLinear> Linears();
-  // N(0, 0.02) weights and unit norms, as transformers initialises a fresh model.
+  // N(0, 0.02) weights and unit norm scales, as transformers initialises a fresh model.
   void InitializeWeights(uint64_t seed);
 
   LlamaModel model{nullptr};

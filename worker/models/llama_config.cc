@@ -1,6 +1,7 @@
-// Parsing of Llama/Mistral config.json files into LlamaConfig.
+// Parsing of Llama/Mistral/Gemma config.json files into LlamaConfig.
 #include "worker/models/llama_config.h"
 
+#include <cmath>
 #include <set>
 
 namespace sweepd::models {
@@ -37,6 +38,25 @@ void ReadTokenId(const json& j, const char* key, int64_t& out) {
   if (j[key].is_array() && !j[key].empty() && j[key][0].is_number_integer()) {
     out = j[key][0].get<int64_t>();
   }
+}
+
+// The MLP activation. Gemma files name it in hidden_activation; transformers (since 4.39)
+// takes the tanh-approximated GELU when that is absent, whatever hidden_act says.
+Status ReadActivation(const json& j, const std::string& model_type, const std::string& where,
+                      std::string& out) {
+  const char* key = "hidden_act";
+  if (model_type == "gemma") {
+    key = "hidden_activation";
+    out = "gelu_pytorch_tanh";
+  }
+  if (!j.contains(key) || j[key].is_null()) return Status::Ok();
+  static const std::set<std::string> kActivations = {"silu", "gelu_pytorch_tanh", "gelu"};
+  if (!j[key].is_string() || kActivations.count(j[key].get<std::string>()) == 0) {
+    return Status::InvalidArgument(where + ": " + key + " " + j[key].dump() +
+                                   " is not supported (supported: silu, gelu_pytorch_tanh, gelu)");
+  }
+  out = j[key].get<std::string>();
+  return Status::Ok();
 }
 
 Status ReadRope(const json& j, const std::string& where, RopeConfig& rope) {
@@ -90,15 +110,12 @@ Result<LlamaConfig> LlamaConfigFromJson(const json& j, const std::string& where)
   if (j.contains("model_type") && j["model_type"].is_string()) {
     c.model_type = j["model_type"].get<std::string>();
   }
-  static const std::set<std::string> kTypes = {"llama", "mistral"};
+  static const std::set<std::string> kTypes = {"llama", "mistral", "gemma"};
   if (kTypes.count(c.model_type) == 0) {
     return Status::InvalidArgument(where + ": model_type '" + c.model_type +
-                                   "' is not a Llama/Mistral-family decoder");
+                                   "' is not supported (supported: llama, mistral, gemma)");
   }
-  if (j.contains("hidden_act") && j["hidden_act"] != "silu") {
-    return Status::InvalidArgument(where + ": hidden_act " + j["hidden_act"].dump() +
-                                   " is not supported (only silu)");
-  }
+  SWEEPD_RETURN_IF_ERROR(ReadActivation(j, c.model_type, where, c.hidden_act));
   SWEEPD_RETURN_IF_ERROR(ReadInt(j, "hidden_size", true, c.hidden_size, where));
   SWEEPD_RETURN_IF_ERROR(ReadInt(j, "intermediate_size", true, c.intermediate_size, where));
   SWEEPD_RETURN_IF_ERROR(ReadInt(j, "num_hidden_layers", true, c.num_layers, where));
@@ -124,6 +141,15 @@ Result<LlamaConfig> LlamaConfigFromJson(const json& j, const std::string& where)
   c.mlp_bias = j.value("mlp_bias", false);
   ReadTokenId(j, "bos_token_id", c.bos_token_id);
   ReadTokenId(j, "eos_token_id", c.eos_token_id);
+  if (c.model_type == "gemma") {
+    if (j.value("use_bidirectional_attention", json()) == true) {
+      return Status::InvalidArgument(where + ": use_bidirectional_attention is not supported "
+                                     "(sweep-train trains causal language models)");
+    }
+    c.embedding_scale = std::sqrt(static_cast<double>(c.hidden_size));
+    c.norm_offset = 1.0;
+    c.tie_word_embeddings = j.value("tie_word_embeddings", true);  // GemmaConfig's default
+  }
   SWEEPD_RETURN_IF_ERROR(ReadRope(j, where, c.rope));
   if (c.rope.original_max_position_embeddings == 0) {
     c.rope.original_max_position_embeddings = c.max_position_embeddings;

@@ -1,6 +1,7 @@
-// The settings of a Llama/Mistral-family decoder, read from a Hugging Face config.json:
+// The settings of a Llama/Mistral/Gemma-family decoder, read from a Hugging Face config.json:
 // both the top-level rope_theta/rope_scaling of Llama-2 and Mistral files and the
-// rope_parameters of newer transformers releases.
+// rope_parameters of newer transformers releases. Gemma (transformers' modeling_gemma.py)
+// differs only in settings kept here: activation, embedding scale and RMSNorm offset.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,12 @@ struct LlamaConfig {
   bool attention_bias = false;
   bool mlp_bias = false;
   int64_t sliding_window = 0;  // Mistral; 0: full causal attention
+  // The MLP's gate activation: "silu" (SwiGLU), "gelu_pytorch_tanh" (Gemma's GeGLU) or "gelu".
+  std::string hidden_act = "silu";
+  // Gemma multiplies the embeddings by sqrt(hidden_size), rounded to the model's dtype first.
+  double embedding_scale = 1.0;
+  // Gemma's RMSNorm scales by (1 + weight), in float32: norm_offset 1. Llama's: 0.
+  double norm_offset = 0.0;
   int64_t bos_token_id = 1;
   int64_t eos_token_id = 2;
   RopeConfig rope;

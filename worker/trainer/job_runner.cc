@@ -56,9 +56,11 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   std::vector<eval::EvalTask> tasks;
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;
+  std::optional<data::ChatTemplate> chat;
   if (config.kind == "train") {
     CheckAdapterSettings(config, options);
-    examples = TrainingExamples(config);
+    chat = ChatTemplateFor(config.model);
+    examples = TrainingExamples(config, chat ? &*chat : nullptr);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
       throw InvalidInput("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
     }
@@ -85,7 +87,9 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
 
   AdamW optimizer = BuildOptimizer(config, adapters);
   std::vector<data::TokenizedExample> tokenized;
-  for (const auto& ex : examples) tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer));
+  for (const auto& ex : examples) {
+    tokenized.push_back(data::TokenizeExample(ex, *base.tokenizer, chat ? &*chat : nullptr));
+  }
   data::Packer packer(std::move(tokenized), static_cast<uint64_t>(config.seed), base.tokenizer->Eos());
 
   TrainingProgress progress;

@@ -4,20 +4,26 @@
 #include "worker/trainer/training_loop.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <stdexcept>
 
 #include "worker/compat.h"
+#include "worker/data/chat_template.h"
 #include "worker/data/instruction_data.h"
 #include "worker/data/synthetic_tasks.h"
+#include "worker/failures.h"
 #include "worker/trainer/cuda_graph.h"
 #include "worker/trainer/optimizer_groups.h"
 #include "worker/trainer/reports.h"
 #include "worker/trainer/stderr_log.h"
+#include "worker/trainer/synthetic_base.h"
 
 namespace sweepd::trainer {
 using nlohmann::json;
+namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kSyntheticTrainExamples = 4000;
@@ -28,14 +34,35 @@ void CheckStop(const std::atomic<bool>* stop) {
 
 }  // namespace
 
-std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config) {
+std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model) {
+  std::vector<fs::path> folders;
+  if (!model.tokenizer.empty()) folders.push_back(fs::path(model.tokenizer).parent_path());
+  if (!IsSyntheticModel(model.source)) folders.push_back(fs::path(model.source));
+  std::string config;
+  for (const fs::path& folder : folders) {
+    if (config.empty() && fs::exists(folder / "tokenizer_config.json")) {
+      config = (folder / "tokenizer_config.json").string();
+    }
+  }
+  if (model.chat_template.empty()) {
+    if (config.empty()) return std::nullopt;
+    std::ifstream in(config);
+    const json c = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (c.is_discarded() || !c.is_object() || !c.contains("chat_template")) return std::nullopt;
+  }
+  Result<data::ChatTemplate> chat = data::LoadChatTemplate(config, model.chat_template);
+  if (!chat.ok()) throw InvalidInput(chat.status().message());
+  return std::move(*chat);
+}
+
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat) {
   const std::string& d = config.train.data;
   if (d.rfind("synthetic:", 0) == 0) {
     // Training draws from its own stream (seed-dependent), apart from the fixed eval set.
     return data::SyntheticTrainingExamples(d.substr(10), 0x7A11ULL + static_cast<uint64_t>(config.seed),
                                            kSyntheticTrainExamples);
   }
-  return data::ReadInstructionFile(d);
+  return data::ReadInstructionFile(d, chat);
 }
 
 AdamW BuildOptimizer(const JobConfig& config, const AdapterSet& adapters) {

@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "common/job_config.h"
+#include "worker/data/chat_template.h"
 #include "worker/data/examples.h"
 #include "worker/data/packing.h"
 #include "worker/trainer/adamw.h"
@@ -29,8 +31,14 @@ struct TrainingProgress {
   double last_loss = std::nan("");  // of the last step this process ran
 };
 
-// The job's training examples: its JSONL file, or a seeded synthetic stream.
-std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config);
+// The chat template for chat rows: model.chat_template (a name in tokenizer_config.json or a
+// Jinja file), else the chat_template of the tokenizer_config.json beside the tokenizer or in
+// the model folder; none for synthetic models and folders without one.
+std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model);
+
+// The job's training examples: its JSONL file (chat rows rendered with `chat`), or a seeded
+// synthetic stream.
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat);
 
 // AdamW over every trainable tensor of the adapters (PEFT names), one parameter group per
 // (adapters::ParamGroup, the method's per-tensor lr multiplier) with its learning rate.
