@@ -97,12 +97,12 @@ void AdapterSet::Load(const std::map<std::string, torch::Tensor>& tensors, const
     auto copy = [&](const adapters::NamedTensor& t) {
       const std::string key = kPeftPrefix + a.module + "." + t.name;
       auto it = tensors.find(key);
-      if (it == tensors.end()) throw std::invalid_argument(file + ": missing tensor '" + key + "'");
+      if (it == tensors.end()) throw InvalidInput(file + ": missing tensor '" + key + "'");
       if (it->second.sizes() != t.tensor.sizes()) {
         std::ostringstream msg;
         msg << file << ": tensor '" << key << "' has shape " << it->second.sizes() << ", the adapter needs "
             << t.tensor.sizes();
-        throw std::invalid_argument(msg.str());
+        throw InvalidInput(msg.str());
       }
       t.tensor.copy_(it->second);
     };

@@ -6,13 +6,14 @@
 #include <utility>
 
 #include "common/methods/registry.h"
+#include "worker/failures.h"
 
 namespace sweepd::trainer {
 
 void AddAdapterParams(AdamW& optimizer, const AdapterSet& adapters, const nlohmann::json& settings,
                       const TrainSpec& train, const std::string& prefix) {
   Result<methods::MethodSettings> method = methods::Resolve(settings);
-  if (!method.ok()) throw std::invalid_argument(method.status().message());
+  if (!method.ok()) throw InvalidInput(method.status().message());
   std::map<std::pair<adapters::ParamGroup, double>, int> ids;  // in order of first use
   auto group_of = [&](adapters::ParamGroup g, double multiplier) {
     auto [it, inserted] = ids.emplace(std::pair{g, multiplier}, static_cast<int>(ids.size()));

@@ -20,7 +20,7 @@ namespace {
 // The settings through the method registry (aliases resolved, defaults declared there).
 methods::MethodSettings Resolved(const json& settings) {
   Result<methods::MethodSettings> s = methods::Resolve(settings);
-  if (!s.ok()) throw std::invalid_argument(s.status().message());
+  if (!s.ok()) throw InvalidInput(s.status().message());
   return *s;
 }
 
@@ -62,7 +62,7 @@ void WritePeftFolder(const std::string& folder, const json& settings, const Trac
     config["eps"] = s.Number("eps");
     config["module_dropout"] = 0.0;
   } else {
-    throw std::invalid_argument("method '" + s.method().name + "' has no PEFT layout");
+    throw InvalidInput("method '" + s.method().name + "' has no PEFT layout");
   }
   fs::create_directories(folder);
   io::SaveSafetensors((fs::path(folder) / "adapter_model.safetensors").string(), adapters.Tensors(false),
