@@ -24,6 +24,35 @@ TEST(SentencePieceTokenizer, EncodesEveryReferenceTextToItsIds) {
   EXPECT_EQ(tokenizer->VocabSize(), 300);
 }
 
+// Offsets are ascending and disjoint, and the ranges together cover the whole text.
+void ExpectOffsetsTile(const std::vector<TokenOffset>& offsets, const std::string& text) {
+  size_t at = 0;
+  for (const auto& t : offsets) {
+    EXPECT_EQ(t.begin, at) << text;
+    EXPECT_LE(t.begin, t.end) << text;
+    at = t.end;
+  }
+  EXPECT_EQ(at, text.size()) << text;
+}
+
+std::vector<int64_t> IdsOf(const std::vector<TokenOffset>& offsets) {
+  std::vector<int64_t> ids;
+  for (const auto& t : offsets) ids.push_back(t.id);
+  return ids;
+}
+
+TEST(SentencePieceTokenizer, OffsetsGiveTheSameIdsAndTileTheText) {
+  auto tokenizer = LoadSentencePieceTokenizer(kTokenizer + "tiny.model");
+  std::ifstream in(kTokenizer + "reference.json");
+  const auto reference = nlohmann::json::parse(in);
+  for (const auto& row : reference) {
+    const std::string text = row.at("text").get<std::string>();
+    const auto offsets = tokenizer->EncodeWithOffsets(text);
+    EXPECT_EQ(IdsOf(offsets), tokenizer->Encode(text)) << text;
+    ExpectOffsetsTile(offsets, text);
+  }
+}
+
 TEST(SentencePieceTokenizer, MissingFileNamesTheFile) {
   try {
     LoadSentencePieceTokenizer(kTokenizer + "absent.model");
@@ -41,6 +70,28 @@ TEST(ByteTokenizer, RoundTripsBytesAndKeepsSpecialsApart) {
   EXPECT_EQ(tokenizer.Decode(ids), text);
   for (int64_t id : ids) EXPECT_LT(id, 256);
   EXPECT_EQ(tokenizer.Decode({ByteTokenizer::kBos, 'a', ByteTokenizer::kEos}), "a");
+}
+
+TEST(ByteTokenizer, EveryByteIsItsOwnRange) {
+  ByteTokenizer tokenizer;
+  const std::string text = "a \xc3\xbc\n";
+  const auto offsets = tokenizer.EncodeWithOffsets(text);
+  EXPECT_EQ(IdsOf(offsets), tokenizer.Encode(text));
+  ExpectOffsetsTile(offsets, text);
+  for (const auto& t : offsets) EXPECT_EQ(t.end - t.begin, 1u);
+}
+
+TEST(TokenOffsets, SharedBytesGoToTheFirstToken) {
+  // Three byte tokens of one character, each given the character's span by the library.
+  std::vector<TokenOffset> offsets = {{10, 0, 1}, {11, 1, 4}, {12, 1, 4}, {13, 1, 4}, {14, 4, 9}};
+  MakeOffsetsDisjoint(offsets, 6);
+  EXPECT_EQ(offsets[1].begin, 1u);
+  EXPECT_EQ(offsets[1].end, 4u);
+  EXPECT_EQ(offsets[2].begin, 4u);
+  EXPECT_EQ(offsets[2].end, 4u);
+  EXPECT_EQ(offsets[3].begin, 4u);
+  EXPECT_EQ(offsets[4].begin, 4u);
+  EXPECT_EQ(offsets[4].end, 6u);
 }
 
 }  // namespace

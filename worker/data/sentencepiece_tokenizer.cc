@@ -21,6 +21,8 @@ struct Plugin {
   void* (*load)(const char*, char*, size_t) = nullptr;
   void (*free_processor)(void*) = nullptr;
   int (*encode)(void*, const char*, size_t, int32_t**, size_t*, char*, size_t) = nullptr;
+  int (*encode_offsets)(void*, const char*, size_t, int32_t**, uint32_t**, uint32_t**, size_t*, char*,
+                        size_t) = nullptr;
   int (*decode)(void*, const int32_t*, size_t, char**, size_t*, char*, size_t) = nullptr;
   int64_t (*piece_size)(void*) = nullptr;
   int64_t (*bos_id)(void*) = nullptr;
@@ -55,6 +57,7 @@ const Plugin& LoadPlugin() {
     Resolve(handle, "sweepd_spm_load", &p->load, path);
     Resolve(handle, "sweepd_spm_free", &p->free_processor, path);
     Resolve(handle, "sweepd_spm_encode", &p->encode, path);
+    Resolve(handle, "sweepd_spm_encode_offsets", &p->encode_offsets, path);
     Resolve(handle, "sweepd_spm_decode", &p->decode, path);
     Resolve(handle, "sweepd_spm_piece_size", &p->piece_size, path);
     Resolve(handle, "sweepd_spm_bos_id", &p->bos_id, path);
@@ -84,6 +87,25 @@ class SentencePieceTokenizer : public Tokenizer {
     }
     std::vector<int64_t> out(ids, ids + n);
     std::free(ids);
+    return out;
+  }
+  std::vector<TokenOffset> EncodeWithOffsets(const std::string& text) const override {
+    int32_t* ids = nullptr;
+    uint32_t* begins = nullptr;
+    uint32_t* ends = nullptr;
+    size_t n = 0;
+    char error[512] = {0};
+    if (plugin_.encode_offsets(processor_, text.data(), text.size(), &ids, &begins, &ends, &n, error,
+                               sizeof error) != 0) {
+      throw std::runtime_error(std::string("SentencePiece encode failed: ") + error);
+    }
+    std::vector<TokenOffset> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) out.push_back({ids[i], begins[i], ends[i]});
+    std::free(ids);
+    std::free(begins);
+    std::free(ends);
+    MakeOffsetsDisjoint(out, text.size());
     return out;
   }
   std::string Decode(const std::vector<int64_t>& ids) const override {
