@@ -54,6 +54,16 @@ class ByteTokenizer : public Tokenizer {
 // before it ends, and none ends before it begins or past `text_size`.
 void MakeOffsetsDisjoint(std::vector<TokenOffset>& offsets, size_t text_size);
 
+// The tokenizer file of a Hugging Face model folder: tokenizer.json when it has one (the
+// format most releases ship first, and the only one Llama 3 ships), else tokenizer.model.
+// Throws std::invalid_argument naming the folder when it has neither.
+std::string ModelFolderTokenizer(const std::string& folder);
+
+// A tokenizer file by its kind: a .json file is a Hugging Face tokenizer.json
+// (worker/data/hf_tokenizer.h), anything else a SentencePiece model; a folder is
+// ModelFolderTokenizer's choice in it. Throws std::invalid_argument naming the file.
+std::unique_ptr<Tokenizer> LoadTokenizerFile(const std::string& path);
+
 // A SentencePiece model file. Throws std::runtime_error naming the file when it cannot be
 // loaded (or when this build has no SentencePiece).
 std::unique_ptr<Tokenizer> LoadSentencePieceTokenizer(const std::string& path);

@@ -15,5 +15,6 @@ void AddProbeCommand(CLI::App& app, int* exit_code);        // worker/trainer/pr
 void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/adapters/conformance.cc
 void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/adapters/budget_command.cc
 void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
+void AddTokenizerBenchCommand(CLI::App& app, int* exit_code);  // worker/trainer/tokenizer_bench_command.cc
 
 }  // namespace sweepd::trainer

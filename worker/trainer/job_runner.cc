@@ -73,12 +73,13 @@ BaseModel LoadBase(const JobConfig& config, const RunOptions& options) {
     base.tokenizer = std::make_unique<data::ByteTokenizer>();
   } else {
     base.model = models::LoadHfModel(spec.source, models::ParseDtype(spec.dtype));
-    std::string tokenizer = spec.tokenizer;
-    if (tokenizer.empty()) tokenizer = (fs::path(spec.source) / "tokenizer.model").string();
-    if (!fs::exists(tokenizer)) {
-      throw std::invalid_argument(tokenizer + ": no SentencePiece tokenizer; set model.tokenizer");
+    const std::string tokenizer = spec.tokenizer.empty() ? data::ModelFolderTokenizer(spec.source) : spec.tokenizer;
+    base.tokenizer = data::LoadTokenizerFile(tokenizer);
+    // Every training row starts with BOS and ends with EOS (data::TokenizeExample).
+    if (base.tokenizer->Bos() < 0 || base.tokenizer->Eos() < 0) {
+      throw std::invalid_argument(tokenizer + ": names no " + (base.tokenizer->Bos() < 0 ? "BOS" : "EOS") +
+                                  " token; set bos_token and eos_token in tokenizer_config.json beside it");
     }
-    base.tokenizer = data::LoadSentencePieceTokenizer(tokenizer);
   }
   for (const auto& p : base.model->parameters()) {
     p.set_requires_grad(false);

@@ -1,7 +1,7 @@
 // sweep-train: runs one job (run), pre-trains synthetic base models into the cache
 // (prepare), checks adapters and models against reference files (conformance), prints
 // matched parameter budgets (budget), lists devices (probe), times training steps on a
-// random-weight model (bench).
+// random-weight model (bench), times tokenizers (tokenizer-bench).
 // Exceptions from LibTorch end here as a one-line message and exit status 2.
 #include <exception>
 #include <iostream>
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   sweepd::trainer::AddConformanceCommand(app, &exit_code);
   sweepd::trainer::AddBudgetCommand(app, &exit_code);
   sweepd::trainer::AddBenchCommand(app, &exit_code);
+  sweepd::trainer::AddTokenizerBenchCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include "worker/io/safetensors.h"
 #include "worker/models/hf_checkpoint.h"
 #include "worker/trainer/peft_folder.h"
+#include "worker/trainer/tokenizer_conformance.h"
 
 namespace sweepd::trainer {
 namespace fs = std::filesystem;
@@ -114,6 +115,7 @@ int CheckTokenizer(const std::string& path, std::ostream& out) {
 }  // namespace
 
 bool IsModelConformancePath(const std::string& path) {
+  if (fs::path(path).filename() == "tokenizer.json") return true;
   if (fs::is_directory(path)) return fs::exists(fs::path(path) / "reference.safetensors");
   return fs::path(path).extension() == ".model";
 }
@@ -121,6 +123,7 @@ bool IsModelConformancePath(const std::string& path) {
 int RunModelConformance(const std::string& path, std::ostream& out) {
   try {
     if (fs::is_directory(path)) return CheckModel(path, out);
+    if (fs::path(path).filename() == "tokenizer.json") return CheckHfTokenizerConformance(path, out);
     return CheckTokenizer(path, out);
   } catch (const std::exception& e) {
     const std::string what = e.what();
