@@ -26,13 +26,19 @@ namespace sweepd::data {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
+namespace hf {
 
+// An entry of added_tokens (outside the anonymous namespace: HfTokenizer::Impl holds them).
 struct AddedToken {
   int64_t id;
   std::string content;
   bool special, lstrip, rstrip, single_word;
 };
+
+}  // namespace hf
+
+namespace {
+
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 bool IsWordByte(char c) {
@@ -91,7 +97,7 @@ struct HfTokenizer::Impl {
   std::unique_ptr<hf::PreTokenizer> pre_tokenizer;
   std::unique_ptr<hf::BpeModel> model;
   std::unique_ptr<hf::Decoder> decoder;
-  std::vector<AddedToken> added;
+  std::vector<hf::AddedToken> added;
   std::unordered_map<int64_t, size_t> added_by_id;
   // Added tokens by first byte, longest first.
   std::vector<std::vector<size_t>> by_first_byte = std::vector<std::vector<size_t>>(256);
@@ -110,7 +116,7 @@ struct HfTokenizer::Impl {
   bool MatchAdded(const std::string& text, size_t pos, size_t segment_start, bool specials, size_t& which,
                   size_t& begin, size_t& end) const {
     for (size_t i : by_first_byte[static_cast<unsigned char>(text[pos])]) {
-      const AddedToken& a = added[i];
+      const hf::AddedToken& a = added[i];
       if (a.special && !specials) continue;
       if (text.compare(pos, a.content.size(), a.content) != 0) continue;
       size_t b = pos, e = pos + a.content.size();
@@ -189,7 +195,7 @@ std::unique_ptr<HfTokenizer> HfTokenizer::Load(const std::string& path) {
     impl->vocab_size = impl->model->Size();
     if (file.contains("added_tokens") && file.at("added_tokens").is_array()) {
       for (const auto& t : file.at("added_tokens")) {
-        AddedToken a{t.at("id").get<int64_t>(), t.at("content").get<std::string>(), t.value("special", false),
+        hf::AddedToken a{t.at("id").get<int64_t>(), t.at("content").get<std::string>(), t.value("special", false),
                      t.value("lstrip", false), t.value("rstrip", false), t.value("single_word", false)};
         if (a.content.empty()) continue;
         impl->added_by_id[a.id] = impl->added.size();
@@ -251,7 +257,7 @@ std::string HfTokenizer::Decode(const std::vector<int64_t>& ids) const {
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
     if (const auto it = impl_->added_by_id.find(id); it != impl_->added_by_id.end()) {
-      const AddedToken& a = impl_->added[it->second];
+      const hf::AddedToken& a = impl_->added[it->second];
       if (!a.special) tokens.push_back(a.content);
       continue;
     }
