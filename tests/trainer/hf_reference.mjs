@@ -4,7 +4,8 @@
 //   TOKENIZER_DIR holds tokenizer.json and tokenizer_config.json; TEXTS_JSON is a list of
 //   strings; OUT_JSON becomes a list of {text, ids, decoded}: ids with add_special_tokens
 //   false (special tokens written in a text are matched, as the library does by default),
-//   decoded = decode(ids) with skip_special_tokens.
+//   decoded = decode(ids) with skip_special_tokens and no clean-up of spaces (the Rust
+//   library has none; transformers adds it).
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -18,6 +19,6 @@ const tokenizer = new Tokenizer(json, config);
 const texts = JSON.parse(readFileSync(textsPath, "utf8"));
 const rows = texts.map((text) => {
   const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
-  return { text, ids, decoded: tokenizer.decode(ids, { skip_special_tokens: true }) };
+  return { text, ids, decoded: tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false }) };
 });
 writeFileSync(outPath, JSON.stringify(rows, null, 1));
