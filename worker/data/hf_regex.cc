@@ -24,8 +24,8 @@ bool HaveRegexEngine() { return true; }
 Regex::Regex(const std::string& pattern, bool literal) : compiled_(std::make_unique<Compiled>()) {
   int error = 0;
   PCRE2_SIZE at = 0;
-  uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-  if (literal) options |= PCRE2_LITERAL;
+  // PCRE2_LITERAL refuses UCP (it has no classes to apply it to).
+  const uint32_t options = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
                                   &error, &at, nullptr);
   if (compiled_->code == nullptr) {
