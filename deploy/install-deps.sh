@@ -25,6 +25,8 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev
+  # tokenizer.json: regular expressions with Unicode classes, Unicode normal forms.
+  libpcre2-dev libicu-dev
 )
 if [ "$test_tools" = 1 ]; then
   packages+=(

@@ -25,31 +25,32 @@ TEST(SentencePieceTokenizer, EncodesEveryReferenceTextToItsIds) {
   EXPECT_EQ(tokenizer->VocabSize(), 300);
 }
 
-// Offsets: the same ids as Encode, ranges in order, and every byte that is not a space inside
-// the range of the token that encodes it (SentencePiece folds a space into the next piece).
-TEST(SentencePieceTokenizer, OffsetsCoverTheTextInOrder) {
+// Offsets are ascending and disjoint, and the ranges together cover the whole text.
+void ExpectOffsetsTile(const std::vector<TokenOffset>& offsets, const std::string& text) {
+  size_t at = 0;
+  for (const auto& t : offsets) {
+    EXPECT_EQ(t.begin, at) << text;
+    EXPECT_LE(t.begin, t.end) << text;
+    at = t.end;
+  }
+  EXPECT_EQ(at, text.size()) << text;
+}
+
+std::vector<int64_t> IdsOf(const std::vector<TokenOffset>& offsets) {
+  std::vector<int64_t> ids;
+  for (const auto& t : offsets) ids.push_back(t.id);
+  return ids;
+}
+
+TEST(SentencePieceTokenizer, OffsetsGiveTheSameIdsAndTileTheText) {
   auto tokenizer = LoadSentencePieceTokenizer(kTokenizer + "tiny.model");
   std::ifstream in(kTokenizer + "reference.json");
-  for (const auto& row : nlohmann::json::parse(in)) {
+  const auto reference = nlohmann::json::parse(in);
+  for (const auto& row : reference) {
     const std::string text = row.at("text").get<std::string>();
-    const auto tokens = tokenizer->EncodeWithOffsets(text);
-    std::vector<int64_t> ids;
-    std::vector<bool> covered(text.size(), false);
-    size_t last_end = 0;
-    for (const TokenOffset& t : tokens) {
-      ids.push_back(t.id);
-      EXPECT_LE(t.begin, t.end) << text;
-      EXPECT_LE(t.end, text.size()) << text;
-      EXPECT_GE(t.begin, last_end) << text;
-      last_end = std::max(last_end, t.end);
-      for (size_t b = t.begin; b < t.end && b < text.size(); ++b) covered[b] = true;
-    }
-    EXPECT_EQ(ids, tokenizer->Encode(text)) << text;
-    for (size_t b = 0; b < text.size(); ++b) {
-      if (text[b] != ' ') {
-        EXPECT_TRUE(covered[b]) << "byte " << b << " of " << text;
-      }
-    }
+    const auto offsets = tokenizer->EncodeWithOffsets(text);
+    EXPECT_EQ(IdsOf(offsets), tokenizer->Encode(text)) << text;
+    ExpectOffsetsTile(offsets, text);
   }
 }
 
@@ -77,6 +78,28 @@ TEST(ByteTokenizer, RoundTripsBytesAndKeepsSpecialsApart) {
     EXPECT_EQ(offsets[i].begin, i);
     EXPECT_EQ(offsets[i].end, i + 1);
   }
+}
+
+TEST(ByteTokenizer, EveryByteIsItsOwnRange) {
+  ByteTokenizer tokenizer;
+  const std::string text = "a \xc3\xbc\n";
+  const auto offsets = tokenizer.EncodeWithOffsets(text);
+  EXPECT_EQ(IdsOf(offsets), tokenizer.Encode(text));
+  ExpectOffsetsTile(offsets, text);
+  for (const auto& t : offsets) EXPECT_EQ(t.end - t.begin, 1u);
+}
+
+TEST(TokenOffsets, SharedBytesGoToTheFirstToken) {
+  // Three byte tokens of one character, each given the character's span by the library.
+  std::vector<TokenOffset> offsets = {{10, 0, 1}, {11, 1, 4}, {12, 1, 4}, {13, 1, 4}, {14, 4, 9}};
+  MakeOffsetsDisjoint(offsets, 6);
+  EXPECT_EQ(offsets[1].begin, 1u);
+  EXPECT_EQ(offsets[1].end, 4u);
+  EXPECT_EQ(offsets[2].begin, 4u);
+  EXPECT_EQ(offsets[2].end, 4u);
+  EXPECT_EQ(offsets[3].begin, 4u);
+  EXPECT_EQ(offsets[4].begin, 4u);
+  EXPECT_EQ(offsets[4].end, 6u);
 }
 
 }  // namespace

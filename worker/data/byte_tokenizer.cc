@@ -12,10 +12,10 @@ std::vector<int64_t> ByteTokenizer::Encode(const std::string& text) const {
 }
 
 std::vector<TokenOffset> ByteTokenizer::EncodeWithOffsets(const std::string& text) const {
-  std::vector<TokenOffset> tokens;
-  tokens.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) tokens.push_back({static_cast<unsigned char>(text[i]), i, i + 1});
-  return tokens;
+  std::vector<TokenOffset> out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) out.push_back({static_cast<unsigned char>(text[i]), i, i + 1});
+  return out;
 }
 
 std::string ByteTokenizer::Decode(const std::vector<int64_t>& ids) const {

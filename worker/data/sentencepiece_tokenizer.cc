@@ -92,7 +92,8 @@ class SentencePieceTokenizer : public Tokenizer {
   }
   std::vector<TokenOffset> EncodeWithOffsets(const std::string& text) const override {
     int32_t* ids = nullptr;
-    uint32_t *begins = nullptr, *ends = nullptr;
+    uint32_t* begins = nullptr;
+    uint32_t* ends = nullptr;
     size_t n = 0;
     char error[512] = {0};
     if (plugin_.encode_offsets(processor_, text.data(), text.size(), &ids, &begins, &ends, &n, error,
@@ -105,6 +106,7 @@ class SentencePieceTokenizer : public Tokenizer {
     std::free(ids);
     std::free(begins);
     std::free(ends);
+    MakeOffsetsDisjoint(out, text.size());
     return out;
   }
   std::string Decode(const std::vector<int64_t>& ids) const override {

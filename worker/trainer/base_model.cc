@@ -36,11 +36,17 @@ BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir) {
   } else {
     base.model = models::LoadHfModel(spec.source, models::ParseDtype(spec.dtype));
     std::string tokenizer = spec.tokenizer;
-    if (tokenizer.empty()) tokenizer = (fs::path(spec.source) / "tokenizer.model").string();
-    if (!fs::exists(tokenizer)) {
-      throw InvalidInput(tokenizer + ": no SentencePiece tokenizer; set model.tokenizer");
+    try {
+      if (tokenizer.empty()) tokenizer = data::ModelFolderTokenizer(spec.source);
+      base.tokenizer = data::LoadTokenizerFile(tokenizer);
+    } catch (const std::invalid_argument& e) {
+      throw InvalidInput(e.what());  // the tokenizer file is the job's input
     }
-    base.tokenizer = data::LoadSentencePieceTokenizer(tokenizer);
+    // Every training row starts with BOS and ends with EOS (data::TokenizeExample).
+    if (base.tokenizer->Bos() < 0 || base.tokenizer->Eos() < 0) {
+      throw InvalidInput(tokenizer + ": names no " + (base.tokenizer->Bos() < 0 ? "BOS" : "EOS") +
+                         " token; set bos_token and eos_token in tokenizer_config.json beside it");
+    }
   }
   for (const auto& p : base.model->parameters()) {
     p.set_requires_grad(false);

@@ -16,5 +16,6 @@ void AddConformanceCommand(CLI::App& app, int* exit_code);  // worker/trainer/co
 void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/trainer/budget_command.cc
 void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
 void AddEvalCommand(CLI::App& app, int* exit_code);         // worker/trainer/eval_command.cc
+void AddTokenizerBenchCommand(CLI::App& app, int* exit_code);  // worker/trainer/tokenizer_bench_command.cc
 
 }  // namespace sweepd::trainer

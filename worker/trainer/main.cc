@@ -1,7 +1,8 @@
 // sweep-train: runs one job (run), pre-trains synthetic base models into the cache
 // (prepare), checks adapters and models against reference files (conformance), prints
 // matched parameter budgets (budget), lists devices (probe), times training steps on a
-// random-weight model (bench), runs the tasks of an eval folder (eval).
+// random-weight model (bench), runs the tasks of an eval folder (eval), times tokenizers
+// (tokenizer-bench).
 // `run` and `prepare` classify their own failures (worker/trainer/failure_exit.h); an exception
 // of another subcommand ends here as a one-line message and exit status 2.
 #include <exception>
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   sweepd::trainer::AddBudgetCommand(app, &exit_code);
   sweepd::trainer::AddBenchCommand(app, &exit_code);
   sweepd::trainer::AddEvalCommand(app, &exit_code);
+  sweepd::trainer::AddTokenizerBenchCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

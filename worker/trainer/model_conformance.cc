@@ -14,6 +14,7 @@
 #include "worker/models/hf_checkpoint.h"
 #include "worker/trainer/eval_conformance.h"
 #include "worker/trainer/peft_folder.h"
+#include "worker/trainer/tokenizer_conformance.h"
 
 namespace sweepd::trainer {
 namespace fs = std::filesystem;
@@ -116,6 +117,7 @@ int CheckTokenizer(const std::string& path, std::ostream& out) {
 
 bool IsModelConformancePath(const std::string& path) {
   if (IsEvalConformancePath(path)) return true;
+  if (fs::path(path).filename() == "tokenizer.json") return true;
   if (fs::is_directory(path)) return fs::exists(fs::path(path) / "reference.safetensors");
   return fs::path(path).extension() == ".model";
 }
@@ -124,6 +126,7 @@ int RunModelConformance(const std::string& path, std::ostream& out) {
   if (IsEvalConformancePath(path)) return RunEvalConformance(path, out);
   try {
     if (fs::is_directory(path)) return CheckModel(path, out);
+    if (fs::path(path).filename() == "tokenizer.json") return CheckHfTokenizerConformance(path, out);
     return CheckTokenizer(path, out);
   } catch (const std::exception& e) {
     const std::string what = e.what();

@@ -57,26 +57,29 @@ int sweepd_spm_encode(void* processor, const char* text, size_t text_len, int32_
   return 0;
 }
 
-// Like sweepd_spm_encode, with each piece's byte range [begin, end) of `text` in two more
-// malloc'ed arrays (begins, ends) the caller frees.
+// Like sweepd_spm_encode, with each piece's byte range in `text` in two more malloc'ed
+// arrays (`begins`, `ends`) the caller frees.
 int sweepd_spm_encode_offsets(void* processor, const char* text, size_t text_len, int32_t** ids,
-                              uint32_t** begins, uint32_t** ends, size_t* n, char* error, size_t error_len) {
-  const auto proto = static_cast<sentencepiece::SentencePieceProcessor*>(processor)->EncodeAsImmutableProto(
-      std::string(text, text_len));
-  const auto pieces = proto.pieces();
-  if (pieces.empty() && text_len > 0) {
-    CopyMessage("no pieces for a non-empty text", error, error_len);
+                              uint32_t** begins, uint32_t** ends, size_t* n, char* error,
+                              size_t error_len) {
+  sentencepiece::ImmutableSentencePieceText spt;
+  const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(processor)->Encode(
+      std::string(text, text_len), spt.mutable_proto());
+  if (!status.ok()) {
+    CopyMessage(status.ToString(), error, error_len);
     return 1;
   }
-  *n = pieces.size();
-  const size_t cap = std::max<size_t>(1, pieces.size());
-  *ids = static_cast<int32_t*>(std::malloc(cap * sizeof(int32_t)));
-  *begins = static_cast<uint32_t*>(std::malloc(cap * sizeof(uint32_t)));
-  *ends = static_cast<uint32_t*>(std::malloc(cap * sizeof(uint32_t)));
-  for (size_t i = 0; i < pieces.size(); ++i) {
-    (*ids)[i] = static_cast<int32_t>(pieces[i].id());
-    (*begins)[i] = pieces[i].begin();
-    (*ends)[i] = pieces[i].end();
+  const size_t count = spt.pieces_size();
+  *n = count;
+  const size_t alloc = std::max<size_t>(1, count);
+  *ids = static_cast<int32_t*>(std::malloc(alloc * sizeof(int32_t)));
+  *begins = static_cast<uint32_t*>(std::malloc(alloc * sizeof(uint32_t)));
+  *ends = static_cast<uint32_t*>(std::malloc(alloc * sizeof(uint32_t)));
+  for (size_t i = 0; i < count; ++i) {
+    const auto piece = spt.pieces(static_cast<int>(i));
+    (*ids)[i] = static_cast<int32_t>(piece.id());
+    (*begins)[i] = piece.begin();
+    (*ends)[i] = piece.end();
   }
   return 0;
 }
