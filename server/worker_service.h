@@ -1,5 +1,5 @@
 // WorkerService: the gRPC face of the scheduler for sweep-worker agents. Translation
-// only (style rule 3): requests become domain calls, Status becomes grpc::Status.
+// only (docs/style.md): requests become domain calls, Status becomes grpc::Status.
 // gRPC's callback API: a handler hands its call to the scheduler and returns; the answer is
 // sent from the store's writer thread once the call's writes are committed, so no server
 // thread sits waiting for a commit.

@@ -1,4 +1,4 @@
-// Closed-form counts against hand-derived values from methods.md and the reference
+// Closed-form counts against hand-derived values from docs/methods.md and the reference
 // files' tensor shapes (d_in 48, d_out 64).
 #include "common/param_count.h"
 

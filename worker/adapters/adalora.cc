@@ -2,7 +2,7 @@
 // (alpha / (ranknum + 1e-5)) · dropout(x) (A ⊙ E)ᵀ Bᵀ with lora_A [r, d_in], lora_E [r, 1] (zeros),
 // lora_B [d_out, r] (A, B ~ N(0, 0.02)), ranknum a buffer (= r). RegularizationLoss gives
 // orth_reg_weight × the mean of ‖AAᵀ − I‖²_F and ‖BᵀB − I‖²_F over this layer's two matrices
-// (methods.md squares them; PEFT's code uses the plain norm: option orth_reg_squared=false);
+// (docs/methods.md squares them; PEFT's code uses the plain norm: option orth_reg_squared=false);
 // the trainer averages it over the layers, which is PEFT's mean over all matrices.
 // Rank allocation (AfterOptimizerStep) follows PEFT's RankAllocator — sensitivity |θ·∇θ| smoothed
 // by EMAs (beta1, beta2) of importance and uncertainty, triplet score s_E + mean_row s_A +

@@ -4,14 +4,14 @@
 // a core mapping d_in → d_out (diag | block | lowrank | selective_diag), and an optional
 // row magnitude (ecd_tanh | oer_softmax):  δ(x) = R_Lᵀ core(R_R x)  (selective_diag:
 // R_Lᵀ D_sel R_R x − P_U x),  y = x Wᵀ + b + scale ⊙ δ(x).
-// Choices where methods.md leaves details open, following the public implementation:
+// Choices where docs/methods.md leaves details open, following the public implementation:
 //  - φ = θ (angle) or 2·atan(θ/2) (cayley); pairs are disjoint, so the order within a side is moot.
 //  - theta ~ N(0, theta_init_std² = 0.02²); diag core 0.01·N(0,1), block 0.1·N, lowrank A, B 0.1·N
 //    (zero_init_core: zeros, lowrank keeps B random), selective_diag delta zeros; magnitude logits:
-//    OER T·log‖W_i‖² (scale 1 at init, methods.md), ECD zeros. The magnitude maths runs in
+//    OER T·log‖W_i‖² (scale 1 at init, docs/methods.md), ECD zeros. The magnitude maths runs in
 //    float32, as the public code's (its base_row_norms and total_energy are float32): the
 //    jora_* files reproduce to 1e-10 only so; base_row_norms/total_energy are saved buffers.
-//  - tanh_clip (δ ← tanh(δ)) is optional and off by default: methods.md's δ has no clip, the
+//  - tanh_clip (δ ← tanh(δ)) is optional and off by default: docs/methods.md's δ has no clip, the
 //    jora_* reference files have none (some versions of the public layer clip when
 //    zero_init_core is false), and a clipped δ has no exact merge.
 //  - Selection: EMAs (ema_beta) of mean x² per input feature (forward, training) and of the mean
@@ -23,7 +23,7 @@
 //    S so that no angle is idle). selective_diag's support U is the active right pairs' indices
 //    (at most 2k), refreshed with them.
 //  - max_angle > 0 clamps the angles after each optimizer step (off by default).
-//  - magnitude_scope: "delta" (methods.md: scale ⊙ δ) or "output" (scale ⊙ (x Wᵀ + b + δ)).
+//  - magnitude_scope: "delta" (docs/methods.md: scale ⊙ δ) or "output" (scale ⊙ (x Wᵀ + b + δ)).
 // The active pair counts live on the host too, so forward never syncs with the device.
 #include <algorithm>
 #include <cmath>

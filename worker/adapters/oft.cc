@@ -1,6 +1,6 @@
 // OFT and COFT (Qiu et al. 2023) as HF PEFT 0.21's oft.Linear: a block-diagonal rotation of
 // the input features, y = (x R) Wᵀ + b, R_blk from the packed skew oft_R [blocks, n(n−1)/2]
-// by the Cayley transform (I + Q)(I − Q)⁻¹ (methods.md; default, exactly orthogonal) or PEFT
+// by the Cayley transform (I + Q)(I − Q)⁻¹ (docs/methods.md; default, exactly orthogonal) or PEFT
 // 0.21's default, the truncated Cayley–Neumann series (I + Q)(I + Q + Q² + Q³) (option
 // use_cayley_neumann; the oft_* reference files were made with it). PEFT's own exact branch is
 // (I − Q)(I + Q)⁻¹, the transpose, which disagrees with its series; we keep the series' sign. COFT first

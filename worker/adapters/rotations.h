@@ -15,7 +15,7 @@ torch::Tensor SkewFromPacked(const torch::Tensor& packed, int64_t n);
 torch::Tensor PackedFromSkew(const torch::Tensor& skew);
 // Cayley transform (I − Q)(I + Q)⁻¹ of skew blocks [B, n, n] (PEFT's
 // torch.linalg.solve(I + Q, I − Q, left=False)); orthogonal for any skew Q. Cayley(−Q) is
-// (I + Q)(I − Q)⁻¹, the form methods.md writes for OFT.
+// (I + Q)(I − Q)⁻¹, the form docs/methods.md writes for OFT.
 torch::Tensor Cayley(const torch::Tensor& skew);
 // PEFT 0.21's Cayley–Neumann series (I + Q) Σ_{k=0}^{terms−2} Q^k = I + 2Q + … + 2Q^{t−2} + Q^{t−1},
 // a truncation of (I + Q)(I − Q)⁻¹ (approximately orthogonal; the oft_* reference files fix it).
