@@ -111,6 +111,15 @@ Status Authenticator::Reload() {
 
 std::optional<Caller> Authenticator::Admit(const grpc::ServerContextBase& context, Permission need,
                                            grpc::Status* denied) const {
+  if (need == Permission::kWork && worker_certificate_required_) {
+    const std::shared_ptr<const grpc::AuthContext> peer = context.auth_context();
+    if (peer == nullptr || !peer->IsPeerAuthenticated()) {
+      *denied = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                             "worker calls need a client certificate signed by sweepd's --tls-client-ca; "
+                             "pass sweep-worker --tls-cert and --tls-key");
+      return std::nullopt;
+    }
+  }
   if (!enabled()) return Caller{"", Role::kAdmin};
   std::shared_ptr<const TokenTable> table;
   {

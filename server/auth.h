@@ -49,11 +49,15 @@ class Authenticator {
   static Result<std::unique_ptr<Authenticator>> Open(const std::string& auth_file);
 
   bool enabled() const { return !path_.empty(); }
+  // Under mutual TLS: WorkerService calls must come with a client certificate that the
+  // handshake verified against --tls-client-ca (SweepService clients may go without).
+  void RequireWorkerCertificate() { worker_certificate_required_ = true; }
   // Re-reads the auth file; on an error the old table stays and the error is returned.
   Status Reload();
 
   // The caller when the call's token is known and its role may `need`; otherwise
-  // UNAUTHENTICATED (no or unknown token) or PERMISSION_DENIED (role), in `denied`.
+  // UNAUTHENTICATED (no or unknown token, or a worker call without a required client
+  // certificate) or PERMISSION_DENIED (role), in `denied`.
   std::optional<Caller> Admit(const grpc::ServerContextBase& context, Permission need,
                               grpc::Status* denied) const;
 
@@ -61,6 +65,7 @@ class Authenticator {
   explicit Authenticator(std::string path) : path_(std::move(path)) {}
 
   std::string path_;
+  bool worker_certificate_required_ = false;  // set before serving, read only after
   mutable std::mutex mu_;
   std::shared_ptr<const TokenTable> table_;  // guarded by mu_; swapped whole on reload
 };

@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", tls.cert_file, "serve TLS with this certificate chain (PEM)");
   app.add_option("--tls-key", tls.key_file, "the private key of --tls-cert (PEM)");
   app.add_option("--tls-client-ca", tls.client_ca_file,
-                 "require client certificates signed by this CA (mutual TLS)");
+                 "mutual TLS: workers must present a certificate signed by this CA");
   app.set_version_flag("--version", std::string("sweepd ") + SWEEPD_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sweepd: %s\n", auth.status().message().c_str());
     return 2;
   }
+  if (!tls.client_ca_file.empty()) (*auth)->RequireWorkerCertificate();
   auto credentials = sweepd::server::ServerCredentialsFor(tls);
   if (!credentials.ok()) {
     std::fprintf(stderr, "sweepd: %s\n", credentials.status().message().c_str());

@@ -44,7 +44,9 @@ Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(const Serv
     options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   } else {
     options.watch_root_certs();
-    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    // Verified when presented; WorkerService then requires one (Authenticator), while
+    // researchers' sweepctl may connect with the CA and a token only.
+    options.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   }
   return gx::TlsServerCredentials(options);
 }

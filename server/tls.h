@@ -1,5 +1,5 @@
-// sweepd's TLS: server credentials from PEM files, with client certificates required when a
-// client CA is given (mutual TLS). gRPC's FileWatcherCertificateProvider re-reads the files
+// sweepd's TLS: server credentials from PEM files; with a client CA, client certificates are
+// verified when presented (mutual TLS; WorkerService requires one, see auth.h). gRPC's FileWatcherCertificateProvider re-reads the files
 // on its own timer, so renewed certificates take effect without a restart or dropped
 // connections (no SIGHUP needed).
 #pragma once

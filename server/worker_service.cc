@@ -2,6 +2,7 @@
 // writer thread after COMMIT).
 #include "server/worker_service.h"
 
+#include "common/credentials.h"
 #include "server/proto_convert.h"
 
 namespace sweepd::server {
@@ -10,6 +11,14 @@ namespace {
 // A lost lease is an answer ("stop"), not an error of the call.
 bool IsRefusal(const Status& s) {
   return s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound;
+}
+
+// With auth on, a worker's id is its token's NAME, '@' and a per-process suffix: one token
+// may serve several processes (the replicas of a Deployment), each its own worker, and
+// '@' cannot occur in a name, so no token can claim another's ids.
+bool OwnedBy(const std::string& worker_id, const std::string& name) {
+  return worker_id.size() > name.size() + 1 && worker_id.compare(0, name.size(), name) == 0 &&
+         worker_id[name.size()] == '@';
 }
 
 grpc::Status NotYours(const std::string& what, const std::string& worker) {
@@ -24,7 +33,7 @@ grpc::Status CheckAttemptOwner(Scheduler& scheduler, const std::string& worker,
   if (worker.empty()) return grpc::Status::OK;
   Result<std::string> owner = scheduler.WorkerOfAttempt(attempt_id);
   if (!owner.ok()) return owner.status().code() == StatusCode::kNotFound ? grpc::Status::OK : ToGrpc(owner.status());
-  return *owner == worker ? grpc::Status::OK : NotYours("attempt '" + attempt_id + "'", worker);
+  return OwnedBy(*owner, worker) ? grpc::Status::OK : NotYours("attempt '" + attempt_id + "'", worker);
 }
 
 grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, const grpc::Status& status) {
@@ -99,10 +108,10 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
 
 std::optional<std::string> WorkerServiceImpl::Admit(const grpc::CallbackServerContext* context,
                                                     grpc::Status* denied) const {
-  if (auth_ == nullptr || !auth_->enabled()) return std::string();
+  if (auth_ == nullptr) return std::string();
   std::optional<Caller> caller = auth_->Admit(*context, Permission::kWork, denied);
   if (!caller) return std::nullopt;
-  return caller->name;
+  return caller->name;  // "" without an auth file: unconfined
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* ctx,
@@ -112,11 +121,16 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
-  if (!worker->empty() && !req->worker_id().empty() && req->worker_id() != *worker) {
-    return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
-  }
   WorkerRecord w;
-  w.worker_id = worker->empty() ? req->worker_id() : *worker;
+  w.worker_id = req->worker_id();
+  if (!worker->empty() && w.worker_id.empty()) {
+    Result<std::string> suffix = credentials::NewToken();
+    if (!suffix.ok()) return Refuse(reactor, ToGrpc(suffix.status()));
+    w.worker_id = *worker + "@" + suffix->substr(0, 8);
+  }
+  if (!worker->empty() && !OwnedBy(w.worker_id, *worker)) {
+    return Refuse(reactor, NotYours("worker id '" + w.worker_id + "'", *worker));
+  }
   w.hostname = req->hostname();
   w.version = req->version();
   for (const v1::Slot& s : req->slots()) {
@@ -141,7 +155,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerConte
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
-  if (!worker->empty() && req->worker_id() != *worker) {
+  if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
     return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
   }
   HeartbeatReport report;
@@ -172,7 +186,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseJob(grpc::CallbackServerContex
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
-  if (!worker->empty() && req->worker_id() != *worker) {
+  if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
     return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
   }
   LeaseRequest r{req->worker_id(), req->slot_index(), req->device_kind(), req->free_memory_bytes()};

@@ -17,7 +17,8 @@ namespace sweepd::server {
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
   // `scheduler` (and `auth`, when given) must outlive the service. With an enabled `auth`,
-  // a worker's id is its token's name and it may touch only the attempts leased to it.
+  // a worker's id is its token's name + '@' + a suffix sweepd picks, and it may touch only
+  // the attempts leased to an id of its token.
   explicit WorkerServiceImpl(Scheduler& scheduler, const Authenticator* auth = nullptr)
       : scheduler_(scheduler), auth_(auth) {}
 

@@ -288,23 +288,26 @@ TEST(Security, WorkerTouchesOnlyItsOwnAttempts) {
   RawWorker b(sweepd.address, tokens.tokens["node-b"]);
   v1::RegisterResponse reg;
   ASSERT_TRUE(a.Register("", &reg).ok());
-  EXPECT_EQ(reg.worker_id(), "node-a");  // bound to the token's name
+  const std::string a_id = reg.worker_id();
+  EXPECT_THAT(a_id, ::testing::StartsWith("node-a@"));  // bound to the token's name
   ASSERT_TRUE(b.Register("", &reg).ok());
-  EXPECT_EQ(reg.worker_id(), "node-b");
+  const std::string b_id = reg.worker_id();
+  EXPECT_THAT(b_id, ::testing::StartsWith("node-b@"));
   v1::LeaseJobResponse lease;
-  ASSERT_TRUE(a.Lease("node-a", &lease).ok());
+  ASSERT_TRUE(a.Lease(a_id, &lease).ok());
   ASSERT_TRUE(lease.granted());
   const std::string attempt = lease.attempt_id();
   const int64_t fencing = lease.fencing_token();
   const auto before = QueryRows(sweepd.db, "SELECT state, lease_expires_ms FROM attempts WHERE attempt_id = ?1",
                                 {attempt});
 
+  EXPECT_EQ(b.Register(a_id, &reg).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(b.Register("node-a", &reg).error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(b.Heartbeat("node-a", "", 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Heartbeat(a_id, "", 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   v1::LeaseJobResponse stolen;
-  EXPECT_EQ(b.Lease("node-a", &stolen).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Lease(a_id, &stolen).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   std::this_thread::sleep_for(20ms);  // a heartbeat that got through would move the lease
-  EXPECT_EQ(b.Heartbeat("node-b", attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Heartbeat(b_id, attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   bool accepted = true;
   EXPECT_EQ(b.Started(attempt, fencing, &accepted).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(b.StreamOne(attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -320,10 +323,16 @@ TEST(Security, WorkerTouchesOnlyItsOwnAttempts) {
   EXPECT_EQ(sweepd.Count("metric_points"), 0);
   EXPECT_EQ(sweepd.Count("results"), 0);
   EXPECT_EQ(QueryRows(sweepd.db, "SELECT worker_id FROM workers ORDER BY worker_id"),
-            (sweepd::testing::Rows{{"node-a"}, {"node-b"}}));
+            (sweepd::testing::Rows{{a_id}, {b_id}}));
 
   // The owner's own calls go through.
-  EXPECT_TRUE(a.Heartbeat("node-a", attempt, fencing).ok());
+  EXPECT_TRUE(a.Heartbeat(a_id, attempt, fencing).ok());
+  // A second process on the same token is a worker of its own, and may re-register its id.
+  RawWorker a2(sweepd.address, tokens.tokens["node-a"]);
+  ASSERT_TRUE(a2.Register("", &reg).ok());
+  EXPECT_NE(reg.worker_id(), a_id);
+  EXPECT_TRUE(a.Register(a_id, &reg).ok());
+  EXPECT_EQ(reg.worker_id(), a_id);
   ASSERT_TRUE(a.Started(attempt, fencing, &accepted).ok());
   EXPECT_TRUE(accepted);
   EXPECT_TRUE(a.StreamOne(attempt, fencing).ok());
@@ -362,35 +371,40 @@ TEST(Security, TlsRefusesPlaintextClientsAndExpiredCertificates) {
   }
 }
 
-TEST(Security, MutualTlsRefusesAWorkerWithoutAClientCertificate) {
+TEST(Security, MutualTlsRefusesAWorkerWithoutAValidClientCertificate) {
   const std::string dir = MakeTempDir("sweepd-security-");
   Pki pki(dir);
   Tokens tokens(dir);
   const std::string reader = tokens.Add("reader", "alice");
+  tokens.Add("worker", "node-a");
   Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--tls-cert", pki.cert("server"), "--tls-key",
                       pki.key("server"), "--tls-client-ca", pki.ca()});
   ASSERT_FALSE(sweepd.address.empty()) << ReadFile(dir + "/sweepd.log");
   std::string out;
-  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "--tls-ca", pki.ca(), "list"}, &out), 4) << out;
-  // With a client certificate the same call is served.
-  grpc::SslCredentialsOptions tls;
-  tls.pem_root_certs = ReadFile(pki.ca());
-  tls.pem_cert_chain = ReadFile(pki.cert("client"));
-  tls.pem_private_key = ReadFile(pki.key("client"));
-  auto stub = v1::SweepService::NewStub(grpc::CreateChannel(sweepd.address, grpc::SslCredentials(tls)));
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + tokens.tokens["alice"]);
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-  v1::ListSweepsResponse resp;
-  EXPECT_TRUE(stub->ListSweeps(&ctx, {}, &resp).ok());
-  // An expired client certificate is refused in the handshake.
-  tls.pem_cert_chain = ReadFile(pki.cert("expired"));
-  tls.pem_private_key = ReadFile(pki.key("expired"));
-  auto expired = v1::SweepService::NewStub(grpc::CreateChannel(sweepd.address, grpc::SslCredentials(tls)));
-  grpc::ClientContext ctx2;
-  ctx2.AddMetadata("authorization", "Bearer " + tokens.tokens["alice"]);
-  ctx2.set_deadline(std::chrono::system_clock::now() + 10s);
-  EXPECT_EQ(expired->ListSweeps(&ctx2, {}, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // Researchers need the CA and a token, no certificate of their own.
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "--tls-ca", pki.ca(), "list"}, &out), 0) << out;
+
+  auto register_with = [&](const std::string& cert) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = ReadFile(pki.ca());
+    if (!cert.empty()) {
+      tls.pem_cert_chain = ReadFile(pki.cert(cert));
+      tls.pem_private_key = ReadFile(pki.key(cert));
+    }
+    auto stub = v1::WorkerService::NewStub(grpc::CreateChannel(sweepd.address, grpc::SslCredentials(tls)));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + tokens.tokens["node-a"]);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    v1::RegisterRequest req;
+    req.set_hostname("test-host");
+    v1::RegisterResponse resp;
+    return stub->Register(&ctx, req, &resp);
+  };
+  EXPECT_EQ(register_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);  // no certificate
+  EXPECT_EQ(register_with("expired").error_code(), grpc::StatusCode::UNAVAILABLE);  // handshake fails
+  EXPECT_EQ(sweepd.Count("workers"), 0);
+  EXPECT_TRUE(register_with("client").ok());
+  EXPECT_EQ(sweepd.Count("workers"), 1);
   EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
 }
 
