@@ -7,6 +7,7 @@
 #include "client/db_source.h"
 #include "client/exit_codes.h"
 #include "client/rpc_source.h"
+#include "common/credentials.h"
 
 namespace sweepd::client {
 
@@ -29,7 +30,12 @@ Result<std::unique_ptr<SweepSource>> CliContext::OpenSource() const {
     if (!source.ok()) return source.status();
     return std::unique_ptr<SweepSource>(std::move(*source));
   }
-  return std::unique_ptr<SweepSource>(std::make_unique<RpcSource>(CoordinatorAddress()));
+  Result<std::string> token = credentials::LoadToken(token_file);
+  if (!token.ok()) return token.status();
+  auto channel = credentials::ChannelCredentialsFor({tls_ca, "", ""});
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<SweepSource>(
+      std::make_unique<RpcSource>(CoordinatorAddress(), std::move(*channel), std::move(*token)));
 }
 
 int CliContext::Fail(const Status& status) const {

@@ -14,6 +14,8 @@ struct CliContext {
   std::string coordinator;  // HOST:PORT; empty: $SWEEPD_ADDR, then 127.0.0.1:50051
   std::string db;           // a database file, opened read-only; wins over the coordinator
   std::string output = "text";  // text | json
+  std::string token_file;       // --token-file; empty: $SWEEPD_TOKEN_FILE, then none
+  std::string tls_ca;           // --tls-ca; empty: $SWEEPD_TLS_CA, then plaintext
   int exit_code = 0;
 
   bool json() const { return output == "json"; }

@@ -15,5 +15,6 @@ void AddLogsCommand(CLI::App& app, CliContext& ctx);      // logs
 void AddWorkersCommand(CLI::App& app, CliContext& ctx);   // workers
 void AddResultsCommands(CLI::App& app, CliContext& ctx);  // results, export
 void AddPlotCommand(CLI::App& app, CliContext& ctx);      // plot
+void AddAuthCommand(CLI::App& app, CliContext& ctx);      // auth new-token
 
 }  // namespace sweepd::client

@@ -22,12 +22,15 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", ctx.coordinator,
                  "sweepd address HOST:PORT (default $SWEEPD_ADDR, then 127.0.0.1:50051)");
   app.add_option("--db", ctx.db, "read this sweepd database file instead (read-only, no server)");
+  app.add_option("--token-file", ctx.token_file,
+                 "file holding the token sweepd's --auth-file knows (default $SWEEPD_TOKEN_FILE)");
+  app.add_option("--tls-ca", ctx.tls_ca, "verify sweepd's TLS certificate with this CA (default $SWEEPD_TLS_CA)");
   app.add_option("--output", ctx.output, "text for people, json for scripts")
       ->check(CLI::IsMember({"text", "json"}));
   app.require_subcommand(1);
   app.footer("Exit status: 0 ok, 1 failure, 2 bad arguments, 3 invalid spec, 4 coordinator or\n"
              "database unavailable, 5 not found, 6 sweep ended with failed jobs (watch),\n"
-             "7 refused. See docs/sweepctl.md.");
+             "7 refused (also: no valid token, or a role that may not). See docs/sweepctl.md.");
 
   AddSubmitCommands(app, ctx);
   AddSweepCommands(app, ctx);
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   AddWorkersCommand(app, ctx);
   AddResultsCommands(app, ctx);
   AddPlotCommand(app, ctx);
+  AddAuthCommand(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <set>
 
+#include "common/credentials.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
 namespace sweepd::client {
@@ -68,10 +69,16 @@ nlohmann::json ParseOrString(const std::string& text) {
 
 struct RpcSource::Impl {
   std::string address;
+  std::string token;  // sent, never printed
   std::unique_ptr<pb::SweepService::Stub> stub;
 
   void Prepare(grpc::ClientContext& ctx) const {
     ctx.set_deadline(std::chrono::system_clock::now() + kCallDeadline);
+    Authorize(ctx);
+  }
+  void Authorize(grpc::ClientContext& ctx) const {
+    if (token.empty()) return;
+    ctx.AddMetadata(credentials::kAuthorizationKey, std::string(credentials::kBearerPrefix) + token);
   }
   Status Translate(const grpc::Status& s) const {
     switch (s.error_code()) {
@@ -81,6 +88,12 @@ struct RpcSource::Impl {
         return Status::Unavailable("cannot reach sweepd at " + address + " (" + s.error_message() +
                                    "); is it running? Pass --coordinator HOST:PORT, set "
                                    "SWEEPD_ADDR, or read a database file with --db PATH");
+      case grpc::StatusCode::UNAUTHENTICATED:
+        return Status::FailedPrecondition("sweepd at " + address + " refused (UNAUTHENTICATED): " +
+                                          s.error_message());
+      case grpc::StatusCode::PERMISSION_DENIED:
+        return Status::FailedPrecondition("sweepd at " + address + " refused (PERMISSION_DENIED): " +
+                                          s.error_message());
       case grpc::StatusCode::NOT_FOUND: return Status::NotFound(s.error_message());
       case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(s.error_message());
       case grpc::StatusCode::ALREADY_EXISTS: return Status::AlreadyExists(s.error_message());
@@ -93,10 +106,15 @@ struct RpcSource::Impl {
   }
 };
 
-RpcSource::RpcSource(std::string address) : impl_(std::make_unique<Impl>()) {
+RpcSource::RpcSource(std::string address)
+    : RpcSource(std::move(address), grpc::InsecureChannelCredentials(), "") {}
+
+RpcSource::RpcSource(std::string address,
+                     std::shared_ptr<grpc::ChannelCredentials> channel_credentials, std::string token)
+    : impl_(std::make_unique<Impl>()) {
   impl_->address = std::move(address);
-  impl_->stub = pb::SweepService::NewStub(
-      grpc::CreateChannel(impl_->address, grpc::InsecureChannelCredentials()));
+  impl_->token = std::move(token);
+  impl_->stub = pb::SweepService::NewStub(grpc::CreateChannel(impl_->address, channel_credentials));
 }
 
 RpcSource::~RpcSource() = default;
@@ -195,6 +213,7 @@ Result<std::vector<WorkerInfo>> RpcSource::ListWorkers() {
 Status RpcSource::WatchSweep(const std::string& sweep,
                              const std::function<bool(const SweepProgress&)>& on_progress) {
   grpc::ClientContext ctx;  // no deadline: a sweep runs for as long as it runs
+  impl_->Authorize(ctx);
   pb::WatchSweepRequest req;
   req.set_sweep(sweep);
   auto reader = impl_->stub->WatchSweep(&ctx, req);

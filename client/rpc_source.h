@@ -7,12 +7,20 @@
 
 #include "client/sweep_source.h"
 
+namespace grpc {
+class ChannelCredentials;
+}
+
 namespace sweepd::client {
 
 class RpcSource : public SweepSource {
  public:
   // Does not connect yet; the first call does, and fails with kUnavailable if it cannot.
   explicit RpcSource(std::string address);
+  // Over `channel_credentials` (TLS or plaintext), sending `token` as a bearer token on every
+  // call when it is not empty.
+  RpcSource(std::string address, std::shared_ptr<grpc::ChannelCredentials> channel_credentials,
+            std::string token);
   ~RpcSource() override;
 
   Result<std::vector<SweepInfo>> ListSweeps() override;

@@ -1,6 +1,7 @@
 // sweepd: the coordinator. Opens (or creates) the SQLite database, applies migrations,
 // serves SweepService and WorkerService on one port, expires leases in the background,
 // and shuts down gracefully on SIGTERM/SIGINT. Restarting on the same file keeps everything.
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,11 +20,13 @@
 #include <spdlog/spdlog.h>
 
 #include "common/version.h"
+#include "server/auth.h"
 #include "server/coordinator_metrics.h"
 #include "server/rpc_metrics_interceptor.h"
 #include "server/scheduler.h"
 #include "server/store_names.h"
 #include "server/sweep_service.h"
+#include "server/tls.h"
 #include "server/worker_service.h"
 
 namespace {
@@ -43,7 +46,8 @@ bool InstallSignalHandlers() {
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0;
+  return sigaction(SIGTERM, &action, nullptr) == 0 && sigaction(SIGINT, &action, nullptr) == 0 &&
+         sigaction(SIGHUP, &action, nullptr) == 0;
 }
 
 // Writes "HOST:PORT" so scripts and tests can find a server started on port 0; the
@@ -64,6 +68,26 @@ std::string HostOf(const std::string& listen) {
   return colon == std::string::npos ? listen : listen.substr(0, colon);
 }
 
+// Only these hosts keep the port off the network (an empty host means every interface).
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// The next signal; with `warn_every_ms` > 0, logs `warning` each time that long passes first.
+unsigned char WaitForSignal(int64_t warn_every_ms, const std::string& warning) {
+  pollfd fd{g_signal_pipe[0], POLLIN, 0};
+  for (;;) {
+    const int n = poll(&fd, 1, warn_every_ms > 0 ? static_cast<int>(warn_every_ms) : -1);
+    if (n == 0) {
+      spdlog::warn("{}", warning);
+      continue;
+    }
+    unsigned char signal_number = 0;
+    if (n > 0 && read(g_signal_pipe[0], &signal_number, 1) == 1) return signal_number;
+    if (errno != EINTR) return SIGTERM;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,6 +99,9 @@ int main(int argc, char** argv) {
   int64_t metrics_retention_s = 600;
   int64_t lease_seconds = 60;
   int64_t heartbeat_ms = 5000;
+  std::string auth_file;
+  bool insecure_no_auth = false;
+  sweepd::server::ServerTlsFiles tls;
   app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound HOST:PORT here once serving");
@@ -89,12 +116,44 @@ int main(int argc, char** argv) {
                  "keep a finished job's series on /metrics this long")
       ->check(CLI::Range(int64_t{1}, int64_t{7 * 86400}))
       ->capture_default_str();
+  app.add_option("--auth-file", auth_file,
+                 "tokens and roles, one 'ROLE NAME SHA256HEX' a line (sweepctl auth new-token); "
+                 "re-read on SIGHUP");
+  app.add_flag("--insecure-no-auth", insecure_no_auth,
+               "serve a non-loopback --listen without --auth-file (anyone who reaches it may do anything)");
+  app.add_option("--tls-cert", tls.cert_file, "serve TLS with this certificate chain (PEM)");
+  app.add_option("--tls-key", tls.key_file, "the private key of --tls-cert (PEM)");
+  app.add_option("--tls-client-ca", tls.client_ca_file,
+                 "mutual TLS: workers must present a certificate signed by this CA");
   app.set_version_flag("--version", std::string("sweepd ") + SWEEPD_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   if (heartbeat_ms >= lease_seconds * 1000) {
     std::fprintf(stderr, "sweepd: --heartbeat-ms (%lld) must be shorter than the lease (%lld s)\n",
                  static_cast<long long>(heartbeat_ms), static_cast<long long>(lease_seconds));
+    return 2;
+  }
+
+  const bool loopback = IsLoopback(HostOf(listen));
+  if (auth_file.empty() && !loopback && !insecure_no_auth) {
+    std::fprintf(stderr,
+                 "sweepd: --listen %s is reachable from other machines, and without --auth-file anyone "
+                 "who reaches it may submit sweeps and report results. Give --auth-file FILE (see "
+                 "docs/security.md), listen on 127.0.0.1, or pass --insecure-no-auth on a network you "
+                 "trust.\n",
+                 listen.c_str());
+    return 2;
+  }
+  if (!metrics_listen.empty() && metrics_listen.front() == ':') metrics_listen = "127.0.0.1" + metrics_listen;
+  auto auth = sweepd::server::Authenticator::Open(auth_file);
+  if (!auth.ok()) {
+    std::fprintf(stderr, "sweepd: %s\n", auth.status().message().c_str());
+    return 2;
+  }
+  if (!tls.client_ca_file.empty()) (*auth)->RequireWorkerCertificate();
+  auto credentials = sweepd::server::ServerCredentialsFor(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "sweepd: %s\n", credentials.status().message().c_str());
     return 2;
   }
 
@@ -126,15 +185,17 @@ int main(int argc, char** argv) {
   }
   sweepd::server::Scheduler scheduler(**store, options, sweepd::server::Scheduler::SystemClock, metrics->get());
   scheduler_for_snapshot = &scheduler;
-  sweepd::server::SweepServiceImpl sweep_service(**store, scheduler);
-  sweepd::server::WorkerServiceImpl worker_service(scheduler);
+  sweepd::server::SweepServiceOptions sweep_options;
+  sweep_options.auth = auth->get();
+  sweepd::server::SweepServiceImpl sweep_service(**store, scheduler, sweep_options);
+  sweepd::server::WorkerServiceImpl worker_service(scheduler, auth->get());
 
   grpc::ServerBuilder builder;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(std::make_unique<sweepd::server::RpcMetricsInterceptorFactory>(**metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, *credentials, &port);
   builder.RegisterService(&sweep_service);
   builder.RegisterService(&worker_service);
   builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
@@ -155,8 +216,27 @@ int main(int argc, char** argv) {
                std::filesystem::absolute(db_path).string());
   if (!(*metrics)->address().empty()) spdlog::info("Prometheus metrics on http://{}/metrics", (*metrics)->address());
 
+  if (auth_file.empty() && !loopback) {
+    spdlog::warn("--insecure-no-auth: {} has no authentication; anyone who reaches it may do anything",
+                 address);
+  }
+  if ((*auth)->enabled()) spdlog::info("tokens from {} (SIGHUP re-reads it)", auth_file);
+  if (!tls.cert_file.empty()) {
+    spdlog::info("TLS{}; certificate files re-read every {} s", tls.client_ca_file.empty() ? "" : " with client certificates",
+                 sweepd::server::kTlsRefreshSeconds);
+  }
+  const int64_t warn_every_ms = auth_file.empty() && !loopback ? 60000 : 0;
   unsigned char signal_number = 0;
-  while (read(g_signal_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {
+  for (;;) {
+    signal_number = WaitForSignal(warn_every_ms, "--insecure-no-auth: " + address +
+                                                     " serves anyone without authentication");
+    if (signal_number != SIGHUP) break;
+    const sweepd::Status reloaded = (*auth)->Reload();
+    if (reloaded.ok()) {
+      spdlog::info("SIGHUP: re-read {}", auth_file.empty() ? std::string("(no --auth-file)") : auth_file);
+    } else {
+      spdlog::error("SIGHUP: {}; the previous tokens stay in force", reloaded.message());
+    }
   }
   spdlog::info("signal {}: shutting down", static_cast<int>(signal_number));
   // Unary calls take milliseconds; long-lived metric streams are cut after the grace

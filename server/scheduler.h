@@ -68,6 +68,10 @@ class Scheduler {
   // What the store holds now, for the scrape-time gauges.
   CoordinatorSnapshot Snapshot();
   void FinishAsync(FinishReport report, StatusReply reply);
+  // The worker an attempt is leased to (a read; any thread).
+  Result<std::string> WorkerOfAttempt(const std::string& attempt_id) {
+    return store_.WorkerOfAttempt(attempt_id);
+  }
 
  private:
   void HousekeepingLoop();

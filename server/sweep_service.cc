@@ -37,8 +37,15 @@ void AddRunning(const std::vector<RunningProgress>& running, v1::SweepEvent* eve
 
 }  // namespace
 
-grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*, const v1::SubmitSweepRequest* req,
+grpc::Status SweepServiceImpl::Admit(const grpc::ServerContext* context, Permission need) const {
+  if (options_.auth == nullptr) return grpc::Status::OK;
+  grpc::Status denied;
+  return options_.auth->Admit(*context, need, &denied) ? grpc::Status::OK : denied;
+}
+
+grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* req,
                                            v1::SubmitSweepResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
   Result<Submission> sub = server::SubmitSweep(store_, req->spec_yaml(), req->spec_path(), req->dry_run(),
                                                scheduler_.Now(), options_.limits);
   if (!sub.ok()) return ToGrpc(sub.status());
@@ -66,8 +73,9 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext*, const v1::Submi
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext*, const v1::GetSweepRequest* req,
+grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* req,
                                         v1::GetSweepResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   Result<SweepRecord> sweep = store_.GetSweep(req->sweep());
   if (!sweep.ok()) return ToGrpc(sweep.status());
   Result<std::vector<JobRecord>> jobs = store_.SweepJobs(req->sweep());
@@ -78,24 +86,27 @@ grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext*, const v1::GetSweep
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext*, const v1::ListSweepsRequest*,
+grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context, const v1::ListSweepsRequest*,
                                           v1::ListSweepsResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   Result<std::vector<SweepRecord>> sweeps = store_.ListSweeps();
   if (!sweeps.ok()) return ToGrpc(sweeps.status());
   for (const SweepRecord& s : *sweeps) ToProto(s, resp->add_sweeps());
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext*, const v1::CancelSweepRequest* req,
+grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* req,
                                            v1::CancelSweepResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
   Result<int64_t> n = store_.CancelSweep(req->sweep(), scheduler_.Now());
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_jobs_cancelled(*n);
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext*, const v1::RetryRequest* req,
+grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext* context, const v1::RetryRequest* req,
                                          v1::RetryResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
   std::vector<std::string> ids(req->job_ids().begin(), req->job_ids().end());
   Result<int64_t> n = store_.RetryJobs(req->sweep(), ids, scheduler_.Now());
   if (!n.ok()) return ToGrpc(n.status());
@@ -105,6 +116,7 @@ grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext*, const v1::RetryRe
 
 grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* req,
                                           grpc::ServerWriter<v1::SweepEvent>* writer) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   std::map<std::string, std::pair<int64_t, JobState>> seen;  // job -> (updated_ms, state)
   std::string last_running;
   int64_t newest_update = 0;
@@ -146,8 +158,9 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext*, const v1::QueryResultsRequest* req,
+grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext* context, const v1::QueryResultsRequest* req,
                                             v1::QueryResultsResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   Result<std::vector<ResultRecord>> rows = store_.QueryResults(req->sweep());
   if (!rows.ok()) return ToGrpc(rows.status());
   for (const ResultRecord& r : *rows) {
@@ -161,8 +174,9 @@ grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext*, const v1::Quer
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext*, const v1::GetJobLogRequest* req,
+grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext* context, const v1::GetJobLogRequest* req,
                                          v1::GetJobLogResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   Result<JobLog> log = store_.GetJobLog(req->job_id(), req->after_seq());
   if (!log.ok()) return ToGrpc(log.status());
   for (const StoredPoint& p : log->points) {
@@ -175,8 +189,9 @@ grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext*, const v1::GetJobL
   return grpc::Status::OK;
 }
 
-grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest*,
                                            v1::ListWorkersResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
   Result<std::vector<WorkerRecord>> workers = store_.ListWorkers();
   if (!workers.ok()) return ToGrpc(workers.status());
   for (const WorkerRecord& w : *workers) ToProto(w, resp->add_workers());

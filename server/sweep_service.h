@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "server/auth.h"
 #include "server/scheduler.h"
 #include "server/store_names.h"
 #include "spec/sweep_spec.h"
@@ -16,6 +17,7 @@ namespace sweepd::server {
 struct SweepServiceOptions {
   int64_t watch_poll_ms = 500;  // how often WatchSweep looks for changes
   spec::SpecLimits limits;
+  const Authenticator* auth = nullptr;  // not owned; null: every call admitted
 };
 
 class SweepServiceImpl final : public v1::SweepService::Service {
@@ -40,6 +42,9 @@ class SweepServiceImpl final : public v1::SweepService::Service {
   grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*, v1::ListWorkersResponse*) override;
 
  private:
+  // OK when the call's token may `need` (or there is no auth); the refusal otherwise.
+  grpc::Status Admit(const grpc::ServerContext* context, Permission need) const;
+
   Store& store_;
   Scheduler& scheduler_;
   SweepServiceOptions options_;

@@ -2,6 +2,7 @@
 // writer thread after COMMIT).
 #include "server/worker_service.h"
 
+#include "common/credentials.h"
 #include "server/proto_convert.h"
 
 namespace sweepd::server {
@@ -12,14 +13,59 @@ bool IsRefusal(const Status& s) {
   return s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kNotFound;
 }
 
+// With auth on, a worker's id is its token's NAME, '@' and a per-process suffix: one token
+// may serve several processes (the replicas of a Deployment), each its own worker, and
+// '@' cannot occur in a name, so no token can claim another's ids.
+bool OwnedBy(const std::string& worker_id, const std::string& name) {
+  return worker_id.size() > name.size() + 1 && worker_id.compare(0, name.size(), name) == 0 &&
+         worker_id[name.size()] == '@';
+}
+
+grpc::Status NotYours(const std::string& what, const std::string& worker) {
+  return {grpc::StatusCode::PERMISSION_DENIED,
+          what.substr(0, 80) + " does not belong to worker '" + worker + "' (its token's name)"};
+}
+
+// OK when `worker` is unconfined ("") or the attempt is leased to it. An unknown attempt is
+// let through: the scheduler refuses it as before.
+grpc::Status CheckAttemptOwner(Scheduler& scheduler, const std::string& worker,
+                               const std::string& attempt_id) {
+  if (worker.empty()) return grpc::Status::OK;
+  Result<std::string> owner = scheduler.WorkerOfAttempt(attempt_id);
+  if (!owner.ok()) return owner.status().code() == StatusCode::kNotFound ? grpc::Status::OK : ToGrpc(owner.status());
+  return OwnedBy(*owner, worker) ? grpc::Status::OK : NotYours("attempt '" + attempt_id + "'", worker);
+}
+
+grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, const grpc::Status& status) {
+  reactor->Finish(status);
+  return reactor;
+}
+
+// A stream refused before its first read: finishes at once with `status`.
+class RefusedStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // One metric stream: read a batch, store it, write the ack, read the next. gRPC owns the
 // reactor from StreamMetrics until OnDone, which deletes it (the callback API's contract).
 class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck> {
  public:
-  explicit MetricStream(Scheduler& scheduler) : scheduler_(scheduler) { StartRead(&batch_); }
+  // `worker`: the id the stream is confined to ("" unconfined).
+  MetricStream(Scheduler& scheduler, std::string worker)
+      : scheduler_(scheduler), worker_(std::move(worker)) {
+    StartRead(&batch_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return Finish(grpc::Status::OK);  // the worker closed its side
+    if (batch_.attempt_id() != checked_attempt_) {
+      if (grpc::Status s = CheckAttemptOwner(scheduler_, worker_, batch_.attempt_id()); !s.ok()) {
+        return Finish(s);
+      }
+      checked_attempt_ = batch_.attempt_id();
+    }
     std::vector<MetricPointIn> points;
     points.reserve(batch_.points_size());
     for (v1::MetricPoint& p : *batch_.mutable_points()) {
@@ -52,18 +98,39 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
   }
 
   Scheduler& scheduler_;
+  const std::string worker_;
+  std::string checked_attempt_;  // the last attempt found to be the worker's
   v1::MetricBatch batch_;
   v1::MetricAck ack_;
 };
 
 }  // namespace
 
+std::optional<std::string> WorkerServiceImpl::Admit(const grpc::CallbackServerContext* context,
+                                                    grpc::Status* denied) const {
+  if (auth_ == nullptr) return std::string();
+  std::optional<Caller> caller = auth_->Admit(*context, Permission::kWork, denied);
+  if (!caller) return std::nullopt;
+  return caller->name;  // "" without an auth file: unconfined
+}
+
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* ctx,
                                                       const v1::RegisterRequest* req,
                                                       v1::RegisterResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status denied;
+  const std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return Refuse(reactor, denied);
   WorkerRecord w;
   w.worker_id = req->worker_id();
+  if (!worker->empty() && w.worker_id.empty()) {
+    Result<std::string> suffix = credentials::NewToken();
+    if (!suffix.ok()) return Refuse(reactor, ToGrpc(suffix.status()));
+    w.worker_id = *worker + "@" + suffix->substr(0, 8);
+  }
+  if (!worker->empty() && !OwnedBy(w.worker_id, *worker)) {
+    return Refuse(reactor, NotYours("worker id '" + w.worker_id + "'", *worker));
+  }
   w.hostname = req->hostname();
   w.version = req->version();
   for (const v1::Slot& s : req->slots()) {
@@ -85,11 +152,22 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerConte
                                                        const v1::HeartbeatRequest* req,
                                                        v1::HeartbeatResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status denied;
+  const std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return Refuse(reactor, denied);
+  if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
+    return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
+  }
   HeartbeatReport report;
   report.worker_id = req->worker_id();
   report.draining = req->draining();
-  for (const auto& r : req->running())
+  for (const auto& r : req->running()) {
+    // One attempt of another worker refuses the whole heartbeat: no lease is extended.
+    if (grpc::Status s = CheckAttemptOwner(scheduler_, *worker, r.attempt_id()); !s.ok()) {
+      return Refuse(reactor, s);
+    }
     report.running.emplace_back(r.attempt_id(), r.fencing_token());
+  }
   scheduler_.HeartbeatAsync(std::move(report), [reactor, resp](Result<HeartbeatResult> result) {
     if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
     for (const std::string& a : result->cancel_attempts) resp->add_cancel_attempts(a);
@@ -105,6 +183,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseJob(grpc::CallbackServerContex
                                                       const v1::LeaseJobRequest* req,
                                                       v1::LeaseJobResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status denied;
+  const std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return Refuse(reactor, denied);
+  if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
+    return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
+  }
   LeaseRequest r{req->worker_id(), req->slot_index(), req->device_kind(), req->free_memory_bytes()};
   scheduler_.LeaseJobAsync(std::move(r), [reactor, resp](Result<LeaseDecision> decision) {
     if (!decision.ok()) return reactor->Finish(ToGrpc(decision.status()));
@@ -129,6 +213,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::AttemptStarted(grpc::CallbackServer
                                                             const v1::StartedRequest* req,
                                                             v1::StartedResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status denied;
+  const std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status s = CheckAttemptOwner(scheduler_, *worker, req->attempt_id()); !s.ok()) {
+    return Refuse(reactor, s);
+  }
   scheduler_.StartedAsync(req->attempt_id(), req->fencing_token(), [reactor, resp](Status s) {
     if (!s.ok() && !IsRefusal(s)) return reactor->Finish(ToGrpc(s));
     resp->set_accepted(s.ok());
@@ -138,14 +228,23 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::AttemptStarted(grpc::CallbackServer
 }
 
 grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck>* WorkerServiceImpl::StreamMetrics(
-    grpc::CallbackServerContext*) {
-  return new MetricStream(scheduler_);  // deleted by its OnDone
+    grpc::CallbackServerContext* ctx) {
+  grpc::Status denied;
+  std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return new RefusedStream(denied);     // deleted by its OnDone
+  return new MetricStream(scheduler_, std::move(*worker));  // deleted by its OnDone
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerContext* ctx,
                                                            const v1::FinishAttemptRequest* req,
                                                            v1::FinishAttemptResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  grpc::Status denied;
+  const std::optional<std::string> worker = Admit(ctx, &denied);
+  if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status s = CheckAttemptOwner(scheduler_, *worker, req->attempt_id()); !s.ok()) {
+    return Refuse(reactor, s);
+  }
   FinishReport r;
   r.attempt_id = req->attempt_id();
   r.fencing_token = req->fencing_token();

@@ -5,6 +5,10 @@
 // thread sits waiting for a commit.
 #pragma once
 
+#include <optional>
+#include <string>
+
+#include "server/auth.h"
 #include "server/scheduler.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
@@ -12,8 +16,11 @@ namespace sweepd::server {
 
 class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
  public:
-  // `scheduler` must outlive the service.
-  explicit WorkerServiceImpl(Scheduler& scheduler) : scheduler_(scheduler) {}
+  // `scheduler` (and `auth`, when given) must outlive the service. With an enabled `auth`,
+  // a worker's id is its token's name + '@' + a suffix sweepd picks, and it may touch only
+  // the attempts leased to an id of its token.
+  explicit WorkerServiceImpl(Scheduler& scheduler, const Authenticator* auth = nullptr)
+      : scheduler_(scheduler), auth_(auth) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext*, const v1::RegisterRequest*,
                                      v1::RegisterResponse*) override;
@@ -30,7 +37,12 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
                                           v1::FinishAttemptResponse*) override;
 
  private:
+  // The worker id the caller is confined to ("" when auth is off), or the refusal.
+  std::optional<std::string> Admit(const grpc::CallbackServerContext* context,
+                                   grpc::Status* denied) const;
+
   Scheduler& scheduler_;
+  const Authenticator* auth_;  // not owned; may be null
 };
 
 }  // namespace sweepd::server

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <regex>
 #include <set>
 
@@ -72,7 +73,9 @@ class DocumentReader {
   bool CheckMap(const YAML::Node& map, const std::string& field, const std::set<std::string>& allowed);
   json Scalar(const YAML::Node& node) const;
   std::optional<std::string> String(const YAML::Node& node, const std::string& field);
-  std::optional<int64_t> Int(const YAML::Node& node, const std::string& field, int64_t min);
+  // An integer in [min, max]; one out of range is a problem, never truncated.
+  std::optional<int64_t> Int(const YAML::Node& node, const std::string& field, int64_t min,
+                             int64_t max = std::numeric_limits<int64_t>::max());
   std::optional<double> Number(const YAML::Node& node, const std::string& field, double min,
                                double max);
   std::optional<std::string> Choice(const YAML::Node& node, const std::string& field,
@@ -132,7 +135,7 @@ std::optional<std::string> DocumentReader::String(const YAML::Node& node, const 
 }
 
 std::optional<int64_t> DocumentReader::Int(const YAML::Node& node, const std::string& field,
-                                           int64_t min) {
+                                           int64_t min, int64_t max) {
   const json v = node.IsScalar() ? Scalar(node) : json();
   if (!v.is_number_integer()) {
     Problem(node, field, "must be an integer" + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
@@ -140,6 +143,10 @@ std::optional<int64_t> DocumentReader::Int(const YAML::Node& node, const std::st
   }
   if (v.get<int64_t>() < min) {
     Problem(node, field, "must be at least " + std::to_string(min) + ", got " + v.dump());
+    return std::nullopt;
+  }
+  if (v.get<int64_t>() > max) {
+    Problem(node, field, "must be at most " + std::to_string(max) + ", got " + v.dump());
     return std::nullopt;
   }
   return v.get<int64_t>();
@@ -184,9 +191,11 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
   if (!root["name"]) {
     Problem(root, "name", "missing; name the sweep with lowercase letters, digits and '-'");
   } else if (auto name = String(root["name"], "name")) {
-    if (!std::regex_match(*name, kName) || name->size() > 64) {
+    // The length first: std::regex recurses per character and a long name overflows the stack.
+    if (name->size() > 64 || !std::regex_match(*name, kName)) {
+      const std::string shown = name->size() > 64 ? name->substr(0, 64) + "... (" + std::to_string(name->size()) + " characters)" : *name;
       Problem(root["name"], "name",
-              "'" + *name + "' is not a valid sweep name: use 1-64 of [a-z0-9-], starting with a letter or digit");
+              "'" + shown + "' is not a valid sweep name: use 1-64 of [a-z0-9-], starting with a letter or digit");
     } else {
       doc.name = *name;
     }
@@ -206,10 +215,10 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
   else doc.seeds = {0};
   if (root["resources"]) ReadResources(root["resources"], doc);
   if (root["priority"]) {
-    if (auto p = Int(root["priority"], "priority", -1000000)) doc.priority = static_cast<int>(*p);
+    if (auto p = Int(root["priority"], "priority", -1000000, 1000000)) doc.priority = static_cast<int>(*p);
   }
   if (root["max_attempts"]) {
-    if (auto m = Int(root["max_attempts"], "max_attempts", 1)) doc.max_attempts = static_cast<int>(*m);
+    if (auto m = Int(root["max_attempts"], "max_attempts", 1, 1000)) doc.max_attempts = static_cast<int>(*m);
   }
   if (root["methods"]) ReadMethods(root["methods"], doc);
   else Problem(root, "methods", "missing; list at least one method block, e.g. - {method: lora, r: 16}");

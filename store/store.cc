@@ -289,6 +289,9 @@ Result<int64_t> Store::QueueDepth(int64_t now_ms) { SWEEPD_READ(QueueDepth(now_m
 Result<std::string> Store::JobOfAttempt(const std::string& attempt_id) {
   SWEEPD_READ(JobOfAttempt(attempt_id));
 }
+Result<std::string> Store::WorkerOfAttempt(const std::string& attempt_id) {
+  SWEEPD_READ(WorkerOfAttempt(attempt_id));
+}
 
 Result<int64_t> Store::CancelSweep(const std::string& name, int64_t now_ms) {
   return Write<int64_t>([&](Database& db) -> Result<int64_t> {

@@ -181,6 +181,8 @@ class Store : private CommitQueue::Observer {
   Result<int64_t> QueueDepth(int64_t now_ms);
   // The attempt's job id; NotFound for an unknown attempt.
   Result<std::string> JobOfAttempt(const std::string& attempt_id);
+  // The worker the attempt was leased to (sweepd confines workers to their own attempts).
+  Result<std::string> WorkerOfAttempt(const std::string& attempt_id);
 
   // Compares the writer's in-memory queue index with one rebuilt from the database now;
   // Internal, naming the first difference, when they disagree (tests and diagnostics).

@@ -196,4 +196,15 @@ Result<std::string> StoreReader::JobOfAttempt(const std::string& attempt_id) {
   return a->job_id;
 }
 
+Result<std::string> StoreReader::WorkerOfAttempt(const std::string& attempt_id) {
+  Query q = db_.Prepare("SELECT worker_id FROM attempts WHERE attempt_id = ?");
+  q.Bind(1, attempt_id);
+  std::string worker;
+  const bool found = q.Step();
+  if (found) worker = q.Text(0);
+  SWEEPD_RETURN_IF_ERROR(q.status());
+  if (!found) return Status::NotFound("no attempt '" + attempt_id.substr(0, 80) + "'");
+  return worker;
+}
+
 }  // namespace sweepd::store

@@ -47,6 +47,8 @@ class StoreReader {
   Result<int64_t> QueueDepth(int64_t now_ms);
   // The attempt's job id; NotFound for an unknown attempt.
   Result<std::string> JobOfAttempt(const std::string& attempt_id);
+  // The worker the attempt was leased to; NotFound for an unknown attempt.
+  Result<std::string> WorkerOfAttempt(const std::string& attempt_id);
 
  private:
   explicit StoreReader(std::unique_ptr<Database> owned) : owned_(std::move(owned)), db_(*owned_) {}

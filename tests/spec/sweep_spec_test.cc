@@ -280,5 +280,31 @@ TEST(SweepSpec, FormatProblemNamesFileLineColumnAndField) {
   EXPECT_EQ(FormatProblem(p), "a.yaml:3:7: methods[2].r: must be an integer");
 }
 
+TEST(SweepSpec, IntegersOutOfRangeAreProblemsNotTruncated) {
+  SpecResult r = ParseSweepSpecFile(SpecPath("out_of_range_integers.yaml"));
+  EXPECT_FALSE(r.ok());
+  const SpecProblem* priority = ProblemAt(r, "priority");
+  ASSERT_NE(priority, nullptr) << AllProblems(r);
+  EXPECT_THAT(priority->message, HasSubstr("must be at most"));
+  const SpecProblem* attempts = ProblemAt(r, "max_attempts");
+  ASSERT_NE(attempts, nullptr) << AllProblems(r);
+  EXPECT_THAT(attempts->message, HasSubstr("must be at most"));
+}
+
+// A sweep name of tens of thousands of characters once crashed the parser (std::regex
+// recursion); it is refused by its length, and the problem quotes only its start.
+TEST(SweepSpec, VeryLongNameIsRefusedByLengthWithABoundedExcerpt) {
+  std::string text = ReadText(std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml");
+  const std::string long_name(40000, 'a');
+  const size_t at = text.find("\nname: ");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at + 7, text.find('\n', at + 1) - (at + 7), long_name);
+  SpecResult r = ParseSweepSpec(text, "long-name.yaml");
+  const SpecProblem* name = ProblemAt(r, "name");
+  ASSERT_NE(name, nullptr) << AllProblems(r).substr(0, 500);
+  EXPECT_LT(name->message.size(), 300u);
+  EXPECT_THAT(name->message, HasSubstr("40000 characters"));
+}
+
 }  // namespace
 }  // namespace sweepd::spec

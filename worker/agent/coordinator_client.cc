@@ -3,10 +3,16 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/credentials.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
 namespace sweepd::agent {
 namespace {
+
+void AddToken(grpc::ClientContext& context, const std::string& token) {
+  if (token.empty()) return;
+  context.AddMetadata(credentials::kAuthorizationKey, std::string(credentials::kBearerPrefix) + token);
+}
 
 namespace pb = ::sweepd::v1;
 
@@ -57,8 +63,8 @@ pb::Outcome ToProto(Outcome o) {
 
 class GrpcMetricStream : public MetricStream {
  public:
-  explicit GrpcMetricStream(pb::WorkerService::Stub& stub)
-      : stream_(stub.StreamMetrics(&context_)) {}
+  GrpcMetricStream(pb::WorkerService::Stub& stub, const std::string& token)
+      : stream_(StartStream(stub, token)) {}
 
   bool Send(const AttemptRef& attempt, const std::vector<SpooledPoint>& points) override {
     pb::MetricBatch batch;
@@ -84,6 +90,12 @@ class GrpcMetricStream : public MetricStream {
   Status Finish() override { return FromGrpc(stream_->Finish(), "StreamMetrics"); }
 
  private:
+  std::unique_ptr<grpc::ClientReaderWriter<pb::MetricBatch, pb::MetricAck>> StartStream(
+      pb::WorkerService::Stub& stub, const std::string& token) {
+    AddToken(context_, token);
+    return stub.StreamMetrics(&context_);
+  }
+
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientReaderWriter<pb::MetricBatch, pb::MetricAck>> stream_;
 };
@@ -105,20 +117,23 @@ std::shared_ptr<grpc::Channel> MakeCoordinatorChannel(
 
 class CoordinatorClient::Impl {
  public:
-  Impl(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds timeout)
-      : stub(pb::WorkerService::NewStub(channel)), timeout(timeout) {}
+  Impl(const std::shared_ptr<grpc::Channel>& channel, std::chrono::milliseconds timeout,
+       std::string token)
+      : stub(pb::WorkerService::NewStub(channel)), timeout(timeout), token(std::move(token)) {}
 
   void Prepare(grpc::ClientContext* context) const {
     context->set_deadline(std::chrono::system_clock::now() + timeout);
+    AddToken(*context, token);
   }
 
   std::unique_ptr<pb::WorkerService::Stub> stub;
   std::chrono::milliseconds timeout;
+  std::string token;
 };
 
 CoordinatorClient::CoordinatorClient(std::shared_ptr<grpc::Channel> channel,
-                                     std::chrono::milliseconds rpc_timeout)
-    : impl_(std::make_unique<Impl>(std::move(channel), rpc_timeout)) {}
+                                     std::chrono::milliseconds rpc_timeout, std::string token)
+    : impl_(std::make_unique<Impl>(std::move(channel), rpc_timeout, std::move(token))) {}
 
 CoordinatorClient::~CoordinatorClient() = default;
 
@@ -231,7 +246,7 @@ Result<FinishReply> CoordinatorClient::FinishAttempt(const FinishReport& report)
 }
 
 std::unique_ptr<MetricStream> CoordinatorClient::OpenMetricStream() {
-  return std::make_unique<GrpcMetricStream>(*impl_->stub);
+  return std::make_unique<GrpcMetricStream>(*impl_->stub, impl_->token);
 }
 
 }  // namespace sweepd::agent

@@ -99,7 +99,9 @@ class MetricStream {
 // Threads: every method may be called from any thread (gRPC stubs are thread-safe).
 class CoordinatorClient {
  public:
-  CoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds rpc_timeout);
+  // `token`, when not empty, goes with every call as a bearer token (never logged).
+  CoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds rpc_timeout,
+                    std::string token = "");
   ~CoordinatorClient();
 
   Result<Registration> Register(const RegisterInfo& info);

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/credentials.h"
 #include "common/version.h"
 #include "worker/agent/agent.h"
 
@@ -71,6 +72,14 @@ int RunWorker(int argc, char** argv) {
   double job_timeout_s = 0, kill_grace_s = 10, drain_timeout_s = 300, report_timeout_s = 60;
   std::string log_level = "info";
   app.add_option("--coordinator", coordinator, "sweepd's worker address, HOST:PORT")->required();
+  std::string token_file;
+  sweepd::credentials::ClientTls tls;
+  app.add_option("--token-file", token_file,
+                 "file holding this node's worker token (default $SWEEPD_TOKEN_FILE); its name is the "
+                 "worker id");
+  app.add_option("--tls-ca", tls.ca_file, "verify sweepd's TLS certificate with this CA (default $SWEEPD_TLS_CA)");
+  app.add_option("--tls-cert", tls.cert_file, "client certificate for mutual TLS (PEM)");
+  app.add_option("--tls-key", tls.key_file, "the private key of --tls-cert (PEM)");
   app.add_option("--trainer", trainer, "path of sweep-train (default: beside sweep-worker)");
   app.add_option("--workdir", workdir, "local folder for jobs/<job_id>/ (checkpoints, logs, spool)")
       ->capture_default_str();
@@ -150,8 +159,18 @@ int RunWorker(int argc, char** argv) {
   std::vector<SlotInfo> slot_list = DiscoverSlots(options.attempt.trainer, slots, &slots_ok);
   if (!slots_ok) return 2;
 
-  CoordinatorClient client(MakeCoordinatorChannel(coordinator, grpc::InsecureChannelCredentials()),
-                           std::chrono::seconds(10));
+  sweepd::Result<std::string> token = sweepd::credentials::LoadToken(token_file);
+  if (!token.ok()) {
+    std::cerr << "sweep-worker: " << token.status().message() << "\n";
+    return 2;
+  }
+  auto channel_credentials = sweepd::credentials::ChannelCredentialsFor(tls);
+  if (!channel_credentials.ok()) {
+    std::cerr << "sweep-worker: " << channel_credentials.status().message() << "\n";
+    return 2;
+  }
+  CoordinatorClient client(MakeCoordinatorChannel(coordinator, *channel_credentials),
+                           std::chrono::seconds(10), std::move(*token));
   Agent agent(options, std::move(slot_list), client);
   spdlog::info("sweep-worker {} on {}: coordinator {}, workdir {}", SWEEPD_VERSION, hostname,
                coordinator, options.attempt.workdir.string());

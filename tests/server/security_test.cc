@@ -1,0 +1,412 @@
+// sweepd's security on the real binaries: tokens with roles (sweepd --auth-file), workers
+// confined to their own attempts, TLS with certificates an `openssl` CA signs in the test.
+// Each refusal is checked for its gRPC status (or sweepctl's exit status 7 and its line) and
+// for what the database holds afterwards: nothing from the refused call.
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <map>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "sweepd/v1/sweepd.grpc.pb.h"
+#include "tests/support/process.h"
+#include "tests/support/sqlite_rows.h"
+
+namespace sweepd {
+namespace {
+
+using sweepd::testing::ChildProcess;
+using sweepd::testing::MakeTempDir;
+using sweepd::testing::QueryRows;
+using sweepd::testing::ReadFile;
+using sweepd::testing::RunCommand;
+using sweepd::testing::WaitForPortFile;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+const std::string kBin = SWEEPD_BIN_DIR;
+const std::string kSweepctl = kBin + "/sweepctl";
+// RunCommand wants paths.
+const std::string kOpenssl = "/usr/bin/openssl";
+const std::string kEnv = "/usr/bin/env";
+const std::string kSpec = std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml";
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+}
+
+// Tokens made by `sweepctl auth new-token`, one per name, and the auth file of their lines.
+struct Tokens {
+  explicit Tokens(const std::string& dir) : auth_file(dir + "/auth") {
+    WriteFile(auth_file, "# sweepd tokens, made by the test\n");
+    dir_ = dir;
+  }
+  // Adds a token; returns the path of a file holding it.
+  std::string Add(const std::string& role, const std::string& name) {
+    std::string out;
+    EXPECT_EQ(RunCommand({kSweepctl, "--output", "json", "auth", "new-token", "--role", role, "--name", name},
+                         &out),
+              0)
+        << out;
+    const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << out;
+    if (!j.is_object()) return "";
+    tokens[name] = j.value("token", "");
+    std::ofstream(auth_file, std::ios::app) << j.value("auth_file_line", "") << "\n";
+    const std::string path = dir_ + "/" + name + ".token";
+    WriteFile(path, tokens[name] + "\n");
+    return path;
+  }
+  std::string auth_file;
+  std::map<std::string, std::string> tokens;  // name -> token
+
+ private:
+  std::string dir_;
+};
+
+// A CA, sweepd's certificate for 127.0.0.1 (valid and expired) and a client certificate,
+// all made by the openssl command.
+struct Pki {
+  explicit Pki(const std::string& dir) : dir_(dir) {
+    Run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out",
+         ca(), "-days", "2", "-subj", "/CN=sweepd-test-ca"});
+    WriteFile(dir + "/server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
+    Sign("server", "2", dir + "/server.ext");
+    Sign("expired", "-1", dir + "/server.ext");
+    Sign("client", "2", "");
+  }
+  std::string ca() const { return dir_ + "/ca.pem"; }
+  std::string cert(const std::string& n) const { return dir_ + "/" + n + ".pem"; }
+  std::string key(const std::string& n) const { return dir_ + "/" + n + ".key"; }
+
+ private:
+  static void Run(const std::vector<std::string>& argv) {
+    std::string out;
+    ASSERT_EQ(RunCommand(argv, &out), 0) << out;
+  }
+  // `days` -1 makes a certificate that expired before it began.
+  void Sign(const std::string& n, const std::string& days, const std::string& ext) {
+    Run({kOpenssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key(n), "-out", dir_ + "/" + n + ".csr",
+         "-subj", "/CN=" + n});
+    std::vector<std::string> argv = {kOpenssl, "x509", "-req", "-in", dir_ + "/" + n + ".csr", "-CA", ca(),
+                                     "-CAkey", dir_ + "/ca.key", "-CAcreateserial", "-out", cert(n),
+                                     "-days", days};
+    if (!ext.empty()) argv.insert(argv.end(), {"-extfile", ext});
+    Run(argv);
+  }
+  std::string dir_;
+};
+
+struct Sweepd {
+  Sweepd(const std::string& dir, const std::vector<std::string>& extra)
+      : db(dir + "/sweepd.db"), port_file(dir + "/sweepd.addr") {
+    std::filesystem::remove(port_file);
+    std::vector<std::string> argv = {kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file",
+                                     port_file};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process = std::make_unique<ChildProcess>(argv, dir + "/sweepd.log");
+    address = WaitForPortFile(port_file, 30s);
+    EXPECT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
+  }
+  int64_t Count(const std::string& table) const {
+    const auto rows = QueryRows(db, "SELECT COUNT(*) FROM " + table);
+    return rows.empty() ? 0 : std::stoll(rows[0][0]);
+  }
+  std::string db;
+  std::string port_file;
+  std::string address;
+  std::unique_ptr<ChildProcess> process;
+};
+
+// Runs sweepctl against `sweepd` with `args`; returns its exit status, output in `out`.
+int Sweepctl(const Sweepd& sweepd, std::vector<std::string> args, std::string* out) {
+  args.insert(args.begin(), {kSweepctl, "--coordinator", sweepd.address});
+  return RunCommand(args, out);
+}
+
+// An independent worker client: raw WorkerService calls with a bearer token of its own.
+struct RawWorker {
+  RawWorker(const std::string& address, std::string token)
+      : stub(v1::WorkerService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        token(std::move(token)) {}
+  void Prepare(grpc::ClientContext& ctx) const {
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  }
+  grpc::Status Register(const std::string& worker_id, v1::RegisterResponse* resp) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::RegisterRequest req;
+    req.set_hostname("test-host");
+    req.set_worker_id(worker_id);
+    v1::Slot* slot = req.add_slots();
+    slot->set_device_kind("cpu");
+    slot->set_memory_bytes(int64_t{64} << 30);
+    return stub->Register(&ctx, req, resp);
+  }
+  grpc::Status Heartbeat(const std::string& worker_id, const std::string& attempt, int64_t fencing) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::HeartbeatRequest req;
+    req.set_worker_id(worker_id);
+    if (!attempt.empty()) {
+      auto* r = req.add_running();
+      r->set_attempt_id(attempt);
+      r->set_fencing_token(fencing);
+    }
+    v1::HeartbeatResponse resp;
+    return stub->Heartbeat(&ctx, req, &resp);
+  }
+  grpc::Status Lease(const std::string& worker_id, v1::LeaseJobResponse* resp) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::LeaseJobRequest req;
+    req.set_worker_id(worker_id);
+    req.set_device_kind("cpu");
+    req.set_free_memory_bytes(int64_t{64} << 30);
+    return stub->LeaseJob(&ctx, req, resp);
+  }
+  grpc::Status Started(const std::string& attempt, int64_t fencing, bool* accepted) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::StartedRequest req;
+    req.set_attempt_id(attempt);
+    req.set_fencing_token(fencing);
+    v1::StartedResponse resp;
+    grpc::Status s = stub->AttemptStarted(&ctx, req, &resp);
+    *accepted = resp.accepted();
+    return s;
+  }
+  grpc::Status Finish(const std::string& attempt, int64_t fencing) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::FinishAttemptRequest req;
+    req.set_attempt_id(attempt);
+    req.set_fencing_token(fencing);
+    req.set_outcome(v1::OUTCOME_SUCCEEDED);
+    req.set_result_json(R"({"type":"final","final_loss":0.0})");
+    v1::FinishAttemptResponse resp;
+    return stub->FinishAttempt(&ctx, req, &resp);
+  }
+  grpc::Status StreamOne(const std::string& attempt, int64_t fencing) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    auto stream = stub->StreamMetrics(&ctx);
+    v1::MetricBatch batch;
+    batch.set_attempt_id(attempt);
+    batch.set_fencing_token(fencing);
+    auto* p = batch.add_points();
+    p->set_seq(1);
+    p->set_json(R"({"type":"step","step":1,"loss":0.0})");
+    stream->Write(batch);
+    v1::MetricAck ack;
+    stream->Read(&ack);
+    stream->WritesDone();
+    return stream->Finish();
+  }
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+  std::string token;
+};
+
+TEST(Security, SweepctlWithoutTokenWrongTokenOrReaderRoleIsRefusedAndNothingIsStored) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Tokens tokens(dir);
+  const std::string reader = tokens.Add("reader", "alice");
+  const std::string worker = tokens.Add("worker", "gpu-node-3");
+  const std::string submitter = tokens.Add("submitter", "bob");
+  WriteFile(dir + "/wrong.token", "0000000000000000000000000000000000000000000000000000000000000000\n");
+  Sweepd sweepd(dir, {"--auth-file", tokens.auth_file});
+  ASSERT_FALSE(sweepd.address.empty());
+
+  std::string out;
+  EXPECT_EQ(Sweepctl(sweepd, {"submit", kSpec}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", dir + "/wrong.token", "submit", kSpec}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "submit", kSpec}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", worker, "list"}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("PERMISSION_DENIED"));
+  // One line, and no token in it.
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  for (const auto& [name, token] : tokens.tokens) EXPECT_THAT(out, ::testing::Not(HasSubstr(token)));
+  EXPECT_EQ(sweepd.Count("sweeps"), 0);
+  EXPECT_EQ(sweepd.Count("jobs"), 0);
+
+  // The right roles succeed: the reader reads, the submitter submits (via the environment).
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "list"}, &out), 0) << out;
+  EXPECT_EQ(RunCommand({kEnv, "SWEEPD_TOKEN_FILE=" + submitter, kSweepctl, "--coordinator",
+                               sweepd.address, "submit", kSpec},
+                              &out),
+            0)
+      << out;
+  EXPECT_EQ(sweepd.Count("sweeps"), 1);
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "cancel", "demo"}, &out), 7) << out;
+  EXPECT_EQ(QueryRows(sweepd.db, "SELECT cancelled FROM sweeps")[0][0], "0");
+
+  // A new token line takes effect on SIGHUP, without a restart.
+  const std::string late = tokens.Add("reader", "carol");
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", late, "list"}, &out), 7) << out;
+  sweepd.process->Signal(SIGHUP);
+  EXPECT_TRUE(sweepd::testing::WaitUntil(
+      [&] { return Sweepctl(sweepd, {"--token-file", late, "list"}, &out) == 0; }, 10s))
+      << out << ReadFile(dir + "/sweepd.log");
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+}
+
+TEST(Security, NonLoopbackListenWithoutAuthFileIsRefused) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  std::string out;
+  EXPECT_EQ(RunCommand({kBin + "/sweepd", "--db", dir + "/db", "--listen", "0.0.0.0:0"}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("--auth-file"));
+  EXPECT_THAT(out, HasSubstr("--insecure-no-auth"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/db"));
+}
+
+TEST(Security, WorkerTouchesOnlyItsOwnAttempts) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Tokens tokens(dir);
+  const std::string submitter = tokens.Add("submitter", "bob");
+  tokens.Add("worker", "node-a");
+  tokens.Add("worker", "node-b");
+  tokens.Add("reader", "alice");
+  Sweepd sweepd(dir, {"--auth-file", tokens.auth_file});
+  ASSERT_FALSE(sweepd.address.empty());
+  std::string out;
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", kSpec}, &out), 0) << out;
+
+  RawWorker a(sweepd.address, tokens.tokens["node-a"]);
+  RawWorker b(sweepd.address, tokens.tokens["node-b"]);
+  v1::RegisterResponse reg;
+  ASSERT_TRUE(a.Register("", &reg).ok());
+  const std::string a_id = reg.worker_id();
+  EXPECT_THAT(a_id, ::testing::StartsWith("node-a@"));  // bound to the token's name
+  ASSERT_TRUE(b.Register("", &reg).ok());
+  const std::string b_id = reg.worker_id();
+  EXPECT_THAT(b_id, ::testing::StartsWith("node-b@"));
+  v1::LeaseJobResponse lease;
+  ASSERT_TRUE(a.Lease(a_id, &lease).ok());
+  ASSERT_TRUE(lease.granted());
+  const std::string attempt = lease.attempt_id();
+  const int64_t fencing = lease.fencing_token();
+  const auto before = QueryRows(sweepd.db, "SELECT state, lease_expires_ms FROM attempts WHERE attempt_id = ?1",
+                                {attempt});
+
+  EXPECT_EQ(b.Register(a_id, &reg).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Register("node-a", &reg).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Heartbeat(a_id, "", 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::LeaseJobResponse stolen;
+  EXPECT_EQ(b.Lease(a_id, &stolen).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  std::this_thread::sleep_for(20ms);  // a heartbeat that got through would move the lease
+  EXPECT_EQ(b.Heartbeat(b_id, attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  bool accepted = true;
+  EXPECT_EQ(b.Started(attempt, fencing, &accepted).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.StreamOne(attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(b.Finish(attempt, fencing).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Other roles and no token do not reach WorkerService at all.
+  RawWorker reader(sweepd.address, tokens.tokens["alice"]);
+  EXPECT_EQ(reader.Register("", &reg).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  RawWorker anonymous(sweepd.address, "");
+  EXPECT_EQ(anonymous.Register("", &reg).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  EXPECT_EQ(QueryRows(sweepd.db, "SELECT state, lease_expires_ms FROM attempts WHERE attempt_id = ?1", {attempt}),
+            before);
+  EXPECT_EQ(sweepd.Count("metric_points"), 0);
+  EXPECT_EQ(sweepd.Count("results"), 0);
+  EXPECT_EQ(QueryRows(sweepd.db, "SELECT worker_id FROM workers ORDER BY worker_id"),
+            (sweepd::testing::Rows{{a_id}, {b_id}}));
+
+  // The owner's own calls go through.
+  EXPECT_TRUE(a.Heartbeat(a_id, attempt, fencing).ok());
+  // A second process on the same token is a worker of its own, and may re-register its id.
+  RawWorker a2(sweepd.address, tokens.tokens["node-a"]);
+  ASSERT_TRUE(a2.Register("", &reg).ok());
+  EXPECT_NE(reg.worker_id(), a_id);
+  EXPECT_TRUE(a.Register(a_id, &reg).ok());
+  EXPECT_EQ(reg.worker_id(), a_id);
+  ASSERT_TRUE(a.Started(attempt, fencing, &accepted).ok());
+  EXPECT_TRUE(accepted);
+  EXPECT_TRUE(a.StreamOne(attempt, fencing).ok());
+  EXPECT_EQ(sweepd.Count("metric_points"), 1);
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+}
+
+TEST(Security, TlsRefusesPlaintextClientsAndExpiredCertificates) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Pki pki(dir);
+  Tokens tokens(dir);
+  const std::string reader = tokens.Add("reader", "alice");
+  std::string out;
+  {
+    Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--tls-cert", pki.cert("server"), "--tls-key",
+                        pki.key("server")});
+    ASSERT_FALSE(sweepd.address.empty()) << ReadFile(dir + "/sweepd.log");
+    // A plaintext client cannot talk to a TLS port: unavailable (4), not served.
+    EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "list"}, &out), 4) << out;
+    EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "--tls-ca", pki.ca(), "list"}, &out), 0) << out;
+    EXPECT_EQ(RunCommand({kEnv, "SWEEPD_TLS_CA=" + pki.ca(), kSweepctl, "--coordinator", sweepd.address,
+                                 "--token-file", reader, "list"},
+                                &out),
+              0)
+        << out;
+    // TLS does not replace the token.
+    EXPECT_EQ(Sweepctl(sweepd, {"--tls-ca", pki.ca(), "list"}, &out), 7) << out;
+    EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+  }
+  {
+    Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--tls-cert", pki.cert("expired"), "--tls-key",
+                        pki.key("expired")});
+    ASSERT_FALSE(sweepd.address.empty());
+    EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "--tls-ca", pki.ca(), "list"}, &out), 4) << out;
+    EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+  }
+}
+
+TEST(Security, MutualTlsRefusesAWorkerWithoutAValidClientCertificate) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Pki pki(dir);
+  Tokens tokens(dir);
+  const std::string reader = tokens.Add("reader", "alice");
+  tokens.Add("worker", "node-a");
+  Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--tls-cert", pki.cert("server"), "--tls-key",
+                      pki.key("server"), "--tls-client-ca", pki.ca()});
+  ASSERT_FALSE(sweepd.address.empty()) << ReadFile(dir + "/sweepd.log");
+  std::string out;
+  // Researchers need the CA and a token, no certificate of their own.
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "--tls-ca", pki.ca(), "list"}, &out), 0) << out;
+
+  auto register_with = [&](const std::string& cert) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = ReadFile(pki.ca());
+    if (!cert.empty()) {
+      tls.pem_cert_chain = ReadFile(pki.cert(cert));
+      tls.pem_private_key = ReadFile(pki.key(cert));
+    }
+    auto stub = v1::WorkerService::NewStub(grpc::CreateChannel(sweepd.address, grpc::SslCredentials(tls)));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + tokens.tokens["node-a"]);
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    v1::RegisterRequest req;
+    req.set_hostname("test-host");
+    v1::RegisterResponse resp;
+    return stub->Register(&ctx, req, &resp);
+  };
+  EXPECT_EQ(register_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);  // no certificate
+  EXPECT_EQ(register_with("expired").error_code(), grpc::StatusCode::UNAVAILABLE);  // handshake fails
+  EXPECT_EQ(sweepd.Count("workers"), 0);
+  EXPECT_TRUE(register_with("client").ok());
+  EXPECT_EQ(sweepd.Count("workers"), 1);
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+}
+
+}  // namespace
+}  // namespace sweepd
