@@ -388,10 +388,9 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   }
   graphed.Release();
   if (train.steps > start_step || !resumed) save(train.steps);
-  if (HasPeftLayout(config.adapter)) {
+  if (HasPeftLayout(config)) {
     // The final adapter in PEFT's layout too, loadable by PeftModel.from_pretrained.
-    WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config.adapter, config.track, adapters,
-                    config.model.source);
+    WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config, adapters);
   }
 
   auto scores = Evaluate(config, base, "final", tasks, device, metrics);
