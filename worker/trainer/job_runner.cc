@@ -389,7 +389,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   graphed.Release();
   if (train.steps > start_step || !resumed) save(train.steps);
   if (HasPeftLayout(config)) {
-    // The final adapter in PEFT's layout too, loadable by PeftModel.from_pretrained.
+    // The final adapter in PEFT's layout too (PeftModel.from_pretrained; docs/adapters.md).
     WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config, adapters);
   }
 

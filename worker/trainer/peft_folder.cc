@@ -1,14 +1,17 @@
 // Writes and reads PEFT 0.21 adapter folders through the method registry: the fields of a
 // method's config class and their mapping are declared by the method (MethodInfo::peft_*);
-// a folder is accepted only when rewriting its settings gives back its own fields.
+// a folder is accepted only when rewriting its settings gives back its own fields. Methods
+// PEFT lacks get a folder of the same shape: peft_type their name, their options as fields.
 #include "worker/trainer/peft_folder.h"
 
 #include <filesystem>
 #include <fstream>
+#include <cctype>
 #include <stdexcept>
 
 #include "common/methods/peft_layout.h"
 #include "common/methods/registry.h"
+#include "common/version.h"
 #include "worker/io/safetensors.h"
 #include "worker/trainer/checkpoint.h"
 
@@ -33,9 +36,25 @@ json MethodFields(const methods::MethodSettings& s, const methods::PeftContext& 
   return fields;
 }
 
+// The peft_type of a method PEFT lacks: its name in capitals ("SORA", "PRE_DIAG").
+std::string OwnType(const methods::MethodInfo& m) {
+  std::string type = m.name;
+  for (char& ch : type) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return type;
+}
+
+bool HasOwnLayout(const methods::MethodInfo& m) { return m.peft_type.empty(); }
+
 const methods::MethodInfo* PeftReader(const std::string& type) {
   for (const methods::MethodInfo* m : methods::Methods()) {
     if (m->peft_type == type && m->from_peft) return m;
+  }
+  return nullptr;
+}
+
+const methods::MethodInfo* OwnReader(const std::string& type) {
+  for (const methods::MethodInfo* m : methods::Methods()) {
+    if (HasOwnLayout(*m) && OwnType(*m) == type) return m;
   }
   return nullptr;
 }
@@ -44,8 +63,37 @@ std::string PeftTypes() {
   std::string out;
   for (const methods::MethodInfo* m : methods::Methods()) {
     if (m->from_peft) out += (out.empty() ? "" : ", ") + m->peft_type;
+    if (HasOwnLayout(*m)) out += (out.empty() ? "" : ", ") + OwnType(*m);
   }
   return out;
+}
+
+// Our own layout's fields: PeftConfig's, the version that wrote it, every option of the
+// method with its value (declared defaults filled in; aliases left out).
+json OwnFields(const methods::MethodSettings& s) {
+  json fields = methods::PeftBaseFields();
+  fields["peft_type"] = OwnType(s.method());
+  fields["peft_version"] = nullptr;
+  fields["sweepd_version"] = std::string("sweep-train ") + SWEEPD_VERSION;
+  for (const methods::OptionSpec& o : s.method().options) {
+    if (!o.sets.empty()) continue;
+    if (s.Has(o.name)) {
+      fields[o.name] = s.json()[o.name];
+    } else if (!o.default_value.is_null()) {
+      fields[o.name] = o.default_value;
+    }
+  }
+  return fields;
+}
+
+void WriteConfig(const std::string& folder, const json& config) {
+  std::ofstream out(fs::path(folder) / "adapter_config.json");
+  out << config.dump(2) << "\n";
+  if (!out) throw std::runtime_error(folder + "/adapter_config.json: cannot write");
+}
+
+json TargetsJson(const std::vector<std::string>& t) {
+  return t.size() == 1 && t[0] == "all-linear" ? json("all-linear") : json(t);
 }
 
 std::string Keys(const json& fields) {
@@ -56,28 +104,33 @@ std::string Keys(const json& fields) {
 
 }  // namespace
 
-bool HasPeftLayout(const json& settings) {
-  Result<methods::MethodSettings> s = methods::Resolve(settings);
-  return s.ok() && !s->method().peft_type.empty() && s->method().to_peft != nullptr;
-}
+bool HasPeftLayout(const json& settings) { return methods::Resolve(settings).ok(); }
 
 void WritePeftFolder(const std::string& folder, const json& settings, const methods::PeftContext& context,
                      const AdapterSet& adapters, const std::string& base_model) {
   const std::string where = folder + ": ";
   const methods::MethodSettings s = Resolved(settings, where);
+  if (HasOwnLayout(s.method())) {
+    // Trainable tensors and the state that rebuilds the adapter (JORA's pairs, SORSA's split).
+    json config = OwnFields(s);
+    config["base_model_name_or_path"] = base_model.empty() ? json(nullptr) : json(base_model);
+    config["target_modules"] = TargetsJson(context.targets);
+    fs::create_directories(folder);
+    io::SaveSafetensors((fs::path(folder) / "adapter_model.safetensors").string(), adapters.Tensors(true),
+                        {{"format", "pt"}});
+    WriteConfig(folder, config);
+    return;
+  }
   if (!s.method().to_peft) throw std::invalid_argument(where + "method '" + s.method().name + "' has no PEFT layout");
   json config = methods::PeftBaseFields();
   config.update(MethodFields(s, context, where));
   config["peft_type"] = s.method().peft_type;
   config["base_model_name_or_path"] = base_model.empty() ? json(nullptr) : json(base_model);
-  const auto& t = context.targets;
-  config["target_modules"] = t.size() == 1 && t[0] == "all-linear" ? json("all-linear") : json(t);
+  config["target_modules"] = TargetsJson(context.targets);
   fs::create_directories(folder);
   io::SaveSafetensors((fs::path(folder) / "adapter_model.safetensors").string(), adapters.PeftTensors(),
                       {{"format", "pt"}});
-  std::ofstream out(fs::path(folder) / "adapter_config.json");
-  out << config.dump(2) << "\n";
-  if (!out) throw std::runtime_error(folder + "/adapter_config.json: cannot write");
+  WriteConfig(folder, config);
 }
 
 namespace {
@@ -93,8 +146,9 @@ methods::PeftContext JobContext(const JobConfig& config) {
 
 bool HasPeftLayout(const JobConfig& config) {
   Result<methods::MethodSettings> s = methods::Resolve(config.adapter);
-  if (!s.ok() || s->method().peft_type.empty() || !s->method().to_peft) return false;
-  return s->method().to_peft(*s, JobContext(config)).ok();
+  if (!s.ok()) return false;
+  if (HasOwnLayout(s->method())) return true;
+  return s->method().to_peft && s->method().to_peft(*s, JobContext(config)).ok();
 }
 
 void WritePeftFolder(const std::string& folder, const JobConfig& config, const AdapterSet& adapters) {
@@ -114,6 +168,22 @@ PeftAdapter ReadPeftConfig(const std::string& folder) {
   }
   if (!c.is_object()) throw std::invalid_argument(where + "must be a JSON object");
   const std::string type = c.value("peft_type", json("")).is_string() ? c.value("peft_type", "") : "";
+  if (const methods::MethodInfo* own = OwnReader(type)) {
+    json settings = {{"method", own->name}};
+    const json base = methods::PeftBaseFields();
+    for (const auto& [key, value] : c.items()) {
+      if (!base.contains(key) && key != "sweepd_version") settings[key] = value;
+    }
+    Result<std::vector<std::string>> targets = methods::PeftTargets(c);
+    if (!targets.ok()) throw std::invalid_argument(where + targets.status().message());
+    PeftAdapter a;
+    a.settings = Resolved(settings, where).json();  // an unknown key: named, with the method's options
+    a.context.targets = *targets;
+    a.track.name = "peft";
+    a.track.modules = *targets;
+    a.own_layout = true;
+    return a;
+  }
   const methods::MethodInfo* method = PeftReader(type);
   if (method == nullptr) {
     throw std::invalid_argument(where + "peft_type '" + type + "' is not one sweep-train reads (" + PeftTypes() + ")");
@@ -158,8 +228,10 @@ void CheckSameAdapter(const std::string& folder, const PeftAdapter& read, const 
     throw std::invalid_argument(folder + ": a " + got.method().name + " adapter, but the job's adapter is " +
                                 want.method().name);
   }
-  const json want_fields = MethodFields(want, read.context, folder + ": ");
-  const json got_fields = MethodFields(got, read.context, folder + ": ");
+  const auto fields = [&](const methods::MethodSettings& s) {
+    return HasOwnLayout(s.method()) ? OwnFields(s) : MethodFields(s, read.context, folder + ": ");
+  };
+  const json want_fields = fields(want), got_fields = fields(got);
   for (const auto& [key, value] : want_fields.items()) {
     if (got_fields.value(key, json()) != value) {
       throw std::invalid_argument(folder + ": " + key + " is " + got_fields.value(key, json()).dump() +
@@ -173,7 +245,11 @@ AdapterSet LoadPeftFolder(const std::string& folder, models::LlamaForCausalLM& m
   AdapterSet set = AdapterSet::Attach(model, peft.settings, peft.track);
   const std::string file = (fs::path(folder) / "adapter_model.safetensors").string();
   if (!fs::exists(file)) throw std::invalid_argument(file + ": missing (a PEFT adapter folder holds it)");
-  set.LoadPeft(ReadAllTensors(file), file);
+  if (peft.own_layout) {
+    set.Load(ReadAllTensors(file), file);
+  } else {
+    set.LoadPeft(ReadAllTensors(file), file);
+  }
   return set;
 }
 

@@ -1,6 +1,7 @@
 // Adapter folders in Hugging Face PEFT 0.21's own layout (adapter_config.json +
 // adapter_model.safetensors) for every method PEFT has; each method declares its config
-// fields and their mapping (common/methods/), this file writes and reads the folder.
+// fields and their mapping (common/methods/), this file writes and reads the folder. Methods
+// PEFT lacks (Pre-Diag, SORA, SORSA, JORA) get a folder of the same shape (docs/adapters.md).
 #pragma once
 
 #include <string>
@@ -14,7 +15,7 @@
 
 namespace sweepd::trainer {
 
-// True when `settings` names a method PEFT can load.
+// True when `settings` resolve: every method has a folder, PEFT's or one of the same shape.
 bool HasPeftLayout(const nlohmann::json& settings);
 // True when the job's adapter has a PEFT equivalent (not, e.g., OFT with 2 or 3 Cayley–Neumann
 // terms, whose series PEFT computes differently, or AdaLoRA with train.steps ≤ tinit + tfinal).
@@ -32,6 +33,7 @@ struct PeftAdapter {
   nlohmann::json settings;       // our adapter settings, {"method": ..., ...}, resolved
   methods::PeftContext context;  // target modules, AdaLoRA's schedule
   TrackSpec track;               // the target modules as a track
+  bool own_layout = false;       // a method PEFT lacks (Pre-Diag, SORA, SORSA, JORA)
 };
 
 // Reads FOLDER/adapter_config.json; throws std::invalid_argument, one line naming the file
