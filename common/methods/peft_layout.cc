@@ -54,14 +54,11 @@ json LoraConfigFields() {
 }
 
 Result<json> LoraToPeft(const MethodSettings& s, const PeftContext&) {
-  const auto flag = [&](const std::string& option) {
-    return s.method().name == option || (FindOption(s.method(), option) != nullptr && s.Bool(option));
-  };
   return json{{"r", s.Int("r")},
-          {"lora_alpha", s.Number("alpha")},
-          {"lora_dropout", s.Number("dropout")},
-          {"use_rslora", flag("rslora")},
-          {"use_dora", s.method().adapter ? s.method().adapter(s) == "dora" : s.method().name == "dora"}};
+              {"lora_alpha", s.Number("alpha")},
+              {"lora_dropout", s.Number("dropout")},
+              {"use_rslora", FindOption(s.method(), "rslora") != nullptr && s.Bool("rslora")},
+              {"use_dora", s.method().adapter(s) == "dora"}};
 }
 
 Result<PeftSettings> LoraFromPeft(const json& c) {

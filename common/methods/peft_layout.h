@@ -23,7 +23,7 @@ const std::vector<std::string>& PeftFreeFields();
 // Every LoraConfig field with its default (runtime_config is not saved by PEFT).
 nlohmann::json LoraConfigFields();
 // LoraConfig's fields for a method built on LoRA's branch (r, lora_alpha, lora_dropout,
-// use_rslora, use_dora).
+// use_rslora from an rslora option, use_dora when DoRA's tensor code builds it).
 Result<nlohmann::json> LoraToPeft(const MethodSettings& s, const PeftContext& context);
 // A LoraConfig as our LoRA settings (lora, with rslora and dora flags).
 Result<PeftSettings> LoraFromPeft(const nlohmann::json& config);

@@ -15,7 +15,11 @@ MethodInfo Rslora() {
   m.adapter = [](const MethodSettings&) { return std::string("lora"); };
   m.peft_type = "LORA";
   m.peft_fields = LoraConfigFields();
-  m.to_peft = LoraToPeft;
+  m.to_peft = [](const MethodSettings& s, const PeftContext& c) -> Result<nlohmann::json> {
+    Result<nlohmann::json> fields = LoraToPeft(s, c);
+    if (fields.ok()) (*fields)["use_rslora"] = true;
+    return fields;
+  };
   return m;
 }
 
