@@ -1,6 +1,9 @@
 // AdaLoRA (Zhang et al. 2023) as PEFT 0.21's AdaLoraConfig: P diag(E) Q with an
 // importance-driven rank budget; init_r · (d_in + d_out + 1) parameters per layer.
+#include <algorithm>
+
 #include "common/methods/method.h"
+#include "common/methods/peft_layout.h"
 
 namespace sweepd::methods {
 
@@ -28,6 +31,52 @@ MethodInfo Adalora() {
     return s.Int("init_r", s.Int("r")) * (sh.d_in + sh.d_out + 1);
   };
   m.tensor_markers = {"lora_E"};
+  m.peft_type = "ADALORA";
+  m.peft_fields = LoraConfigFields();
+  m.peft_fields.update({{"beta1", 0.85},          {"beta2", 0.85}, {"deltaT", 1},       {"init_r", 12},
+                        {"orth_reg_weight", 0.5}, {"rank_pattern", nullptr}, {"target_r", 8}, {"tfinal", 0},
+                        {"tinit", 0},             {"total_step", nullptr}});
+  // r is LoraConfig's default: PEFT warns when an AdaLoraConfig sets it (AdaLoRA uses init_r).
+  // PEFT requires total_step > tinit + tfinal; rank_pattern null keeps every rank, the pruned
+  // ones with a zero lora_E, so PEFT's scale alpha / init_r and its output equal ours.
+  m.to_peft = [](const MethodSettings& s, const PeftContext& c) -> Result<nlohmann::json> {
+    const int64_t init_r = s.Int("init_r", s.Int("r"));
+    if (c.total_steps <= s.Int("tinit") + s.Int("tfinal")) {
+      return Status::InvalidArgument("adalora: PEFT needs train.steps (" + std::to_string(c.total_steps) +
+                                     ") above tinit + tfinal (" + std::to_string(s.Int("tinit") + s.Int("tfinal")) +
+                                     ")");
+    }
+    return nlohmann::json{{"r", 8},
+                          {"lora_alpha", s.Number("alpha")},
+                          {"lora_dropout", s.Number("dropout")},
+                          {"init_r", init_r},
+                          {"target_r", s.Int("target_r", std::min<int64_t>(8, init_r))},
+                          {"tinit", s.Int("tinit")},
+                          {"tfinal", s.Int("tfinal")},
+                          {"deltaT", s.Int("deltaT")},
+                          {"beta1", s.Number("beta1")},
+                          {"beta2", s.Number("beta2")},
+                          {"orth_reg_weight", s.Number("orth_reg_weight")},
+                          {"total_step", c.total_steps},
+                          {"rank_pattern", c.rank_pattern}};
+  };
+  m.from_peft = [](const nlohmann::json& c) -> Result<PeftSettings> {
+    PeftSettings out;
+    out.settings = {{"method", "adalora"}};
+    for (const char* key : {"init_r", "target_r", "tinit", "tfinal", "deltaT", "beta1", "beta2", "orth_reg_weight"}) {
+      if (c.contains(key)) out.settings[key] = c[key];
+    }
+    if (c.contains("lora_alpha")) out.settings["alpha"] = c["lora_alpha"];
+    if (c.contains("lora_dropout")) out.settings["dropout"] = c["lora_dropout"];
+    const nlohmann::json steps = c.value("total_step", nlohmann::json());
+    out.context.total_steps = steps.is_number_integer() ? steps.get<int64_t>() : 0;
+    out.context.rank_pattern = c.value("rank_pattern", nlohmann::json());
+    if (!out.context.rank_pattern.is_null()) {
+      return Status::InvalidArgument("rank_pattern: a pruned AdaLoRA folder (sliced tensors) is not read yet; "
+                                     "save it with rank_pattern null");
+    }
+    return out;
+  };
   return m;
 }
 

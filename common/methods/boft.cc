@@ -3,6 +3,8 @@
 #include "common/methods/method.h"
 #include "common/methods/shape_checks.h"
 
+#include <algorithm>
+
 namespace sweepd::methods {
 
 MethodInfo Boft() {
@@ -36,6 +38,30 @@ MethodInfo Boft() {
     return factors * (sh.d_in / size) * size * size + sh.d_out;
   };
   m.tensor_markers = {"boft_R"};
+  m.peft_type = "BOFT";
+  m.peft_fields = {{"bias", "none"},          {"boft_block_num", 0},           {"boft_block_size", 4},
+                   {"boft_dropout", 0.0},     {"boft_n_butterfly_factor", 1},  {"exclude_modules", nullptr},
+                   {"fan_in_fan_out", false}, {"init_weights", true},          {"layers_pattern", nullptr},
+                   {"layers_to_transform", nullptr}, {"modules_to_save", nullptr}};
+  m.to_peft = [](const MethodSettings& s, const PeftContext&) -> Result<nlohmann::json> {
+    int64_t size = s.Int("boft_block_size");
+    const int64_t num = size > 0 ? 0 : s.Int("boft_block_num");
+    if (size <= 0 && num <= 0) size = 4;  // PEFT's default boft_block_size
+    // PEFT accepts exactly one of boft_block_size and boft_block_num non-zero.
+    return nlohmann::json{{"boft_block_size", std::max<int64_t>(size, 0)},
+                          {"boft_block_num", num},
+                          {"boft_n_butterfly_factor", s.Int("boft_n_butterfly_factor")},
+                          {"boft_dropout", s.Number("dropout")}};
+  };
+  m.from_peft = [](const nlohmann::json& c) -> Result<PeftSettings> {
+    PeftSettings out;
+    out.settings = {{"method", "boft"},
+                    {"boft_block_size", c.value("boft_block_size", nlohmann::json(4))},
+                    {"boft_block_num", c.value("boft_block_num", nlohmann::json(0))},
+                    {"boft_n_butterfly_factor", c.value("boft_n_butterfly_factor", nlohmann::json(1))},
+                    {"dropout", c.value("boft_dropout", nlohmann::json(0.0))}};
+    return out;
+  };
   m.budget_rows = {{{"boft_n_butterfly_factor", 1}}, {{"boft_n_butterfly_factor", 2}}};
   m.tolerances.merged = 1e-6;  // the merged weight goes through a matrix inverse
   m.components = {{ParamComponent::Kind::kRotation, nlohmann::json::object(), nullptr}};

@@ -1,5 +1,6 @@
 // LoRA (Hu et al. 2021) as PEFT 0.21's LoraConfig: rsLoRA and DoRA as flags too.
 #include "common/methods/lora_like.h"
+#include "common/methods/peft_layout.h"
 
 namespace sweepd::methods {
 
@@ -18,6 +19,9 @@ MethodInfo Lora() {
   m.count = [](const MethodSettings& s, const LinearShape& sh) { return CountLowRank(s, sh, s.Bool("dora") ? 1 : 0); };
   m.adapter = [](const MethodSettings& s) { return std::string(s.Bool("dora") ? "dora" : "lora"); };
   m.peft_type = "LORA";
+  m.peft_fields = LoraConfigFields();
+  m.to_peft = LoraToPeft;
+  m.from_peft = LoraFromPeft;
   m.tensor_markers = {"lora_A"};
   return m;
 }

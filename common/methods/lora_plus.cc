@@ -4,6 +4,7 @@
 // PEFT's LoRA layout; only the optimizer groups differ. PEFT's loraplus_lr_embedding does not
 // apply: sweepd adapts the blocks' linear layers, never an embedding.
 #include "common/methods/lora_like.h"
+#include "common/methods/peft_layout.h"
 
 namespace sweepd::methods {
 
@@ -23,6 +24,8 @@ MethodInfo LoraPlus() {
     return tensor == "lora_B.weight" ? s.Number("lr_ratio") : 1.0;
   };
   m.peft_type = "LORA";
+  m.peft_fields = LoraConfigFields();
+  m.to_peft = LoraToPeft;
   return m;
 }
 

@@ -92,6 +92,20 @@ struct ConformanceTolerances {
   double float32 = 1e-6;
 };
 
+// What a PEFT adapter_config.json holds beyond a method's settings: written from the job,
+// read back from the folder (common/methods/peft_layout.h).
+struct PeftContext {
+  std::vector<std::string> targets;            // target_modules ({"all-linear"} for track B)
+  int64_t total_steps = 0;                     // AdaLoRA's total_step
+  nlohmann::json rank_pattern = nullptr;       // AdaLoRA's rank_pattern (null: unpruned)
+};
+
+// The method's settings and context read from a PEFT config.
+struct PeftSettings {
+  nlohmann::json settings;  // {"method": ..., options}
+  PeftContext context;
+};
+
 struct MethodInfo {
   std::string name;                     // "lora", the settings' "method"
   std::string label;                    // "LoRA", in tables and plots
@@ -108,6 +122,14 @@ struct MethodInfo {
   // Learning-rate multiplier of a trainable tensor (PEFT's saved name, "lora_B.weight"); 1 by default.
   std::function<double(const MethodSettings&, const std::string& tensor)> lr_scale;
   std::string peft_type;  // PEFT's peft_type when PEFT can load it ("LORA"); "" when not
+  // PEFT 0.21's config class for peft_type: every field it writes beyond PeftConfig's, with
+  // its default (LoraConfig, IA3Config, ...), and this method's values of those fields.
+  nlohmann::json peft_fields = nlohmann::json::object();
+  // The error says why these settings have no PEFT equivalent.
+  std::function<Result<nlohmann::json>(const MethodSettings&, const PeftContext&)> to_peft;
+  // Set on the one method that reads a peft_type (LoRA reads LORA, rsLoRA and DoRA included):
+  // our settings from the config's fields; the error names the field.
+  std::function<Result<PeftSettings>(const nlohmann::json& config)> from_peft;
   // Substrings of a reference file's tensor names that identify the method, when its
   // metadata has no "method" (conformance).
   std::vector<std::string> tensor_markers;

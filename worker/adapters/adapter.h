@@ -69,6 +69,12 @@ class Adapter : public torch::nn::Module {
   // the dense ΔW; nullopt for every other method.
   virtual std::optional<std::pair<torch::Tensor, torch::Tensor>> LowRankFactors() { return std::nullopt; }
 
+  // A trainable tensor as PEFT's layer reads it from adapter_model.safetensors, and back
+  // (identity but for OFT with the exact Cayley transform, whose sign convention is the
+  // transpose of PEFT's exact branch).
+  virtual torch::Tensor ToPeft(const std::string& /*name*/, const torch::Tensor& t) const { return t; }
+  virtual torch::Tensor FromPeft(const std::string& /*name*/, const torch::Tensor& t) const { return t; }
+
   // Method-specific measures: orthogonality error of rotations, OER energy error, ...
   virtual std::map<std::string, double> Diagnostics() { return {}; }
   // Extra loss terms the method trains with (AdaLoRA's and SORSA's orthogonal regularisers).

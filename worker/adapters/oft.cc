@@ -37,6 +37,11 @@ class OftAdapter : public FrozenLinearAdapter {
   int64_t ParameterCount() const override { return count_; }
   bool CudaGraphSafe() const override { return true; }  // Cayley by linalg_solve_ex: no host check
 
+  // PEFT's exact branch is (I − Q)(I + Q)⁻¹ of oft_R's skew Q, ours (I + Q)(I − Q)⁻¹: the
+  // same rotation from −Q. The series (use_cayley_neumann) agrees with ours as it is.
+  torch::Tensor ToPeft(const std::string&, const torch::Tensor& t) const override { return neumann_ ? t : -t; }
+  torch::Tensor FromPeft(const std::string&, const torch::Tensor& t) const override { return neumann_ ? t : -t; }
+
   std::map<std::string, double> Diagnostics() override {
     return {{"orthogonality_error", OrthogonalityError(Rotation())}};
   }

@@ -91,6 +91,43 @@ std::map<std::string, torch::Tensor> AdapterSet::Tensors(bool with_state) const 
   return out;
 }
 
+std::map<std::string, torch::Tensor> AdapterSet::PeftTensors() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& a : adapters_) {
+    for (const auto& t : a.adapter->Trainable()) {
+      out[kPeftPrefix + a.module + "." + t.name] = a.adapter->ToPeft(t.name, t.tensor.detach()).contiguous();
+    }
+  }
+  return out;
+}
+
+void AdapterSet::LoadPeft(const std::map<std::string, torch::Tensor>& tensors, const std::string& file) {
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  for (const auto& a : adapters_) {
+    for (const auto& t : a.adapter->Trainable()) {
+      const std::string key = kPeftPrefix + a.module + "." + t.name;
+      auto it = tensors.find(key);
+      if (it == tensors.end()) {
+        throw std::invalid_argument(file + ": missing tensor '" + key + "' (the adapter's method or target modules differ)");
+      }
+      if (it->second.sizes() != t.tensor.sizes()) {
+        std::ostringstream msg;
+        msg << file << ": tensor '" << key << "' has shape " << it->second.sizes() << ", this base model needs "
+            << t.tensor.sizes() << " (an adapter for another base model or other settings?)";
+        throw std::invalid_argument(msg.str());
+      }
+      t.tensor.copy_(a.adapter->FromPeft(t.name, it->second));
+      used.insert(key);
+    }
+  }
+  for (const auto& [key, value] : tensors) {
+    if (!used.count(key)) {
+      throw std::invalid_argument(file + ": tensor '" + key + "' belongs to no adapted layer of this model and method");
+    }
+  }
+}
+
 void AdapterSet::Load(const std::map<std::string, torch::Tensor>& tensors, const std::string& file) {
   torch::NoGradGuard no_grad;
   for (const auto& a : adapters_) {

@@ -35,6 +35,12 @@ class AdapterSet {
   bool CudaGraphSafe() const;
   // Trainable (and state) tensors by PEFT key.
   std::map<std::string, torch::Tensor> Tensors(bool with_state) const;
+  // Trainable tensors by PEFT key as PEFT's layers read them (Adapter::ToPeft).
+  std::map<std::string, torch::Tensor> PeftTensors() const;
+  // Copies the tensors of a PEFT adapter_model.safetensors (Adapter::FromPeft); throws
+  // std::invalid_argument naming `file` and the tensor that is missing, mis-shaped (an
+  // adapter for another base) or not one of this adapter set's.
+  void LoadPeft(const std::map<std::string, torch::Tensor>& tensors, const std::string& file);
   // Copies tensors saved by Tensors(true); throws std::invalid_argument naming `file` and
   // the tensor that is missing or mis-shaped.
   void Load(const std::map<std::string, torch::Tensor>& tensors, const std::string& file);

@@ -106,10 +106,9 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     return exit_status::kNonFinite;
   }
   if (config.train.steps > start_step || !resumed) save(config.train.steps);
-  if (HasPeftLayout(config.adapter)) {
-    // The final adapter in PEFT's layout too, loadable by PeftModel.from_pretrained.
-    WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config.adapter, config.track, adapters,
-                    config.model.source);
+  if (HasPeftLayout(config)) {
+    // The final adapter in PEFT's layout too (PeftModel.from_pretrained; docs/adapters.md).
+    WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config, adapters);
   }
 
   auto scores = Evaluate(config, base, "final", tasks, device, metrics, config.train.steps, &base_scores);

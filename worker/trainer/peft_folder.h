@@ -1,5 +1,7 @@
-// Adapter folders in Hugging Face PEFT's own layout (adapter_config.json +
-// adapter_model.safetensors) for the methods PEFT has: LoRA (rsLoRA), DoRA, IA3, OFT.
+// Adapter folders in Hugging Face PEFT 0.21's own layout (adapter_config.json +
+// adapter_model.safetensors) for every method PEFT has; each method declares its config
+// fields and their mapping (common/methods/), this file writes and reads the folder. Methods
+// PEFT lacks (Pre-Diag, SORA, SORSA, JORA) get a folder of the same shape (docs/adapters.md).
 #pragma once
 
 #include <string>
@@ -7,28 +9,43 @@
 #include <nlohmann/json.hpp>
 
 #include "common/job_config.h"
+#include "common/methods/method.h"
 #include "worker/models/llama.h"
 #include "worker/trainer/adapter_set.h"
 
 namespace sweepd::trainer {
 
-// True when `settings` names a method PEFT can load.
+// True when `settings` resolve: every method has a folder, PEFT's or one of the same shape.
 bool HasPeftLayout(const nlohmann::json& settings);
+// True when the job's adapter has a PEFT equivalent (not, e.g., OFT with 2 or 3 Cayley–Neumann
+// terms, whose series PEFT computes differently, or AdaLoRA with train.steps ≤ tinit + tfinal).
+bool HasPeftLayout(const JobConfig& config);
 
-// Writes FOLDER/adapter_config.json and FOLDER/adapter_model.safetensors.
-void WritePeftFolder(const std::string& folder, const nlohmann::json& settings, const TrackSpec& track,
+// Writes FOLDER/adapter_config.json (every field of the method's PEFT config class, the
+// values that rebuild what was trained) and FOLDER/adapter_model.safetensors. Throws
+// std::invalid_argument when the settings have no PEFT equivalent.
+void WritePeftFolder(const std::string& folder, const nlohmann::json& settings, const methods::PeftContext& context,
                      const AdapterSet& adapters, const std::string& base_model);
+// The same for a finished job (its track, train.steps and base model).
+void WritePeftFolder(const std::string& folder, const JobConfig& config, const AdapterSet& adapters);
 
 struct PeftAdapter {
-  nlohmann::json settings;  // our adapter settings, {"method": ..., ...}
-  TrackSpec track;          // the target modules
+  nlohmann::json settings;       // our adapter settings, {"method": ..., ...}, resolved
+  methods::PeftContext context;  // target modules, AdaLoRA's schedule
+  TrackSpec track;               // the target modules as a track
+  bool own_layout = false;       // a method PEFT lacks (Pre-Diag, SORA, SORSA, JORA)
 };
 
-// Reads FOLDER/adapter_config.json; throws std::invalid_argument naming the file for an
-// unsupported peft_type or option.
+// Reads FOLDER/adapter_config.json; throws std::invalid_argument, one line naming the file
+// and the field, for a peft_type no method reads, a field PEFT 0.21's config class does not
+// have, or a value sweep-train would not rebuild (e.g. OFT's block_share true).
 PeftAdapter ReadPeftConfig(const std::string& folder);
 
-// Attaches the adapter of a PEFT folder to `model` and loads its tensors.
+// Throws std::invalid_argument naming the folder and both methods when `read` is not an
+// adapter of `expected`'s method and settings.
+void CheckSameAdapter(const std::string& folder, const PeftAdapter& read, const nlohmann::json& expected);
+
+// Attaches the adapter of a PEFT folder to `model` and loads its tensors (AdapterSet::LoadPeft).
 AdapterSet LoadPeftFolder(const std::string& folder, models::LlamaForCausalLM& model);
 
 }  // namespace sweepd::trainer

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Loads one exported sweep-train adapter folder with Hugging Face PEFT and writes PEFT's logits.
+
+Usage: peft_roundtrip.py ADAPTER_DIR BASE_DIR OUT_DIR
+
+Copies ADAPTER_DIR (adapter_config.json, adapter_model.safetensors) to OUT_DIR, loads BASE_DIR
+with transformers (float32, CPU, eval mode) and the copy with PeftModel.from_pretrained, and
+writes OUT_DIR/reference.safetensors with the base folder's reference input_ids and PEFT's
+logits for them: the layout `sweep-train conformance OUT_DIR` compares against. Exit 3 when
+PEFT warns while loading (an unknown config key, a missing or unexpected tensor, ...): a
+warning means PEFT built something other than what was trained.
+"""
+import logging
+import os
+import shutil
+import sys
+import warnings
+
+
+def main() -> int:
+    if len(sys.argv) != 4:
+        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        return 2
+    adapter, base, out = sys.argv[1:]
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    os.makedirs(out, exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copyfile(os.path.join(adapter, name), os.path.join(out, name))
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(f"{record.name}: {record.getMessage()}")
+
+    peft_log = logging.getLogger("peft")
+    peft_log.addHandler(Keep(level=logging.WARNING))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = PeftModel.from_pretrained(model, out)
+    for w in caught:
+        records.append(f"{w.category.__name__} ({os.path.basename(w.filename)}:{w.lineno}): {w.message}")
+    if records:
+        for r in records:
+            print(f"{out}: PEFT warned: {r}", file=sys.stderr)
+        return 3
+    model.eval()
+    ids = load_file(os.path.join(base, "reference.safetensors"))["input_ids"].to(torch.int64)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float().contiguous()
+    save_file({"input_ids": ids.contiguous(), "logits": logits}, os.path.join(out, "reference.safetensors"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
