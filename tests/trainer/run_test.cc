@@ -268,6 +268,20 @@ TEST(SweepTrainRun, UnknownMethodIsOneLineNamingTheJobFile) {
   EXPECT_NE(r.stderr_text.find("lorax"), std::string::npos) << r.stderr_text;
 }
 
+// JORA with tanh_clip is not linear in x, so it has no ΔW: the job still ends with its final
+// line (the spectrum lists no layer and its means are null) instead of failing after training.
+TEST(SweepTrainRun, NonlinearJoraEndsWithoutASpectrum) {
+  const std::string dir = MakeTempDir("sweep-train-jora-tanh-");
+  RunResult r =
+      RunTrainer({kTrain, "run", "--job", kJobs + "synthetic_jora_tanh_clip.json", "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(r.status, 0) << r.stderr_text;
+  const json& final_line = r.lines.back();
+  ASSERT_EQ(final_line.value("type", ""), "final") << final_line.dump();
+  ASSERT_TRUE(final_line.contains("svd")) << final_line.dump();
+  EXPECT_TRUE(final_line["svd"]["layers"].empty()) << final_line.dump();
+  EXPECT_TRUE(final_line["svd"]["mean_entropy"].is_null()) << final_line.dump();
+}
+
 // A LoRA+ job trains, counts like LoRA, and leaves its adapter in PEFT's LoRA layout (PEFT
 // trains LoRA+ with a plain LoRA adapter; only the optimizer differs).
 TEST(SweepTrainRun, LoraPlusJobExportsPeftLoraLayout) {

@@ -58,6 +58,9 @@ class Adapter : public torch::nn::Module {
   // ΔW = W_eff − W_0, W_0 the layer's weight before the adapter (SORSA overrides it: its
   // BaseWeight() is the residual left after the SVD split).
   virtual torch::Tensor DeltaWeight();
+  // False when the adapted layer is not linear in x (JORA with tanh_clip): it has no ΔW, no
+  // merge and no spectrum, and EffectiveWeight()/DeltaWeight()/Merge() throw.
+  virtual bool IsLinearInInput() const { return true; }
 
   // Folds the adapter into the base weight for overhead-free inference, and back.
   virtual void Merge() = 0;

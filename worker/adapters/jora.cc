@@ -240,6 +240,9 @@ class JoraAdapter : public FrozenLinearAdapter {
     return bias_ * Scale().to(bias_.scalar_type());
   }
 
+ public:
+  bool IsLinearInInput() const override { return !tanh_clip_; }
+
  private:
   void RequireLinear() const {
     if (tanh_clip_) {

@@ -74,6 +74,7 @@ json SpectrumReport(const AdapterSet& set) {
   json layers = json::array();
   double entropy = 0, normalized = 0, effective_rank = 0, stable = 0;
   for (const auto& a : set.adapters()) {
+    if (!a.adapter->IsLinearInInput()) continue;  // no ΔW to take the spectrum of
     eval::SpectrumStats s;
     if (auto factors = a.adapter->LowRankFactors()) {
       // ΔW = s·B·A: the spectrum of B·A scaled; entropy and stable rank ignore the scale.
@@ -88,9 +89,10 @@ json SpectrumReport(const AdapterSet& set) {
     effective_rank += s.effective_rank;
     stable += s.stable_rank;
   }
-  const double n = std::max<double>(1.0, static_cast<double>(layers.size()));
-  return {{"mean_entropy", entropy / n}, {"mean_normalized_entropy", normalized / n},
-          {"mean_effective_rank", effective_rank / n}, {"mean_stable_rank", stable / n}, {"layers", layers}};
+  // No layer with a ΔW (every adapter nonlinear in x): the means are null, not zero.
+  auto mean = [&](double sum) { return layers.empty() ? json(nullptr) : json(sum / layers.size()); };
+  return {{"mean_entropy", mean(entropy)}, {"mean_normalized_entropy", mean(normalized)},
+          {"mean_effective_rank", mean(effective_rank)}, {"mean_stable_rank", mean(stable)}, {"layers", layers}};
 }
 
 json DiagnosticsReport(const AdapterSet& set) {
