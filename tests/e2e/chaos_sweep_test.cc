@@ -18,11 +18,14 @@
 
 #include "tests/support/process.h"
 #include "tests/support/sqlite_rows.h"
+#include "tests/support/stored_metrics.h"
 
 namespace sweepd {
 namespace {
 
 using sweepd::testing::ChildProcess;
+using sweepd::testing::ExpectNoPointStoredTwice;
+using sweepd::testing::ExpectStoredPointsEqualTheSpool;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
@@ -134,18 +137,6 @@ class ChaosSweep : public ::testing::Test {
   std::map<std::string, std::unique_ptr<ChildProcess>> workers_;
 };
 
-// The spool a worker wrote for an attempt: every metric line with its seq, in order.
-std::vector<std::pair<int64_t, std::string>> ReadSpool(const std::string& path) {
-  std::vector<std::pair<int64_t, std::string>> points;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    points.emplace_back(j.at("seq").get<int64_t>(), j.at("json").get<std::string>());
-  }
-  return points;
-}
-
 TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryPointStoredOnce) {
   ASSERT_NO_FATAL_FAILURE(StartSweepd(0));
   const std::vector<std::string> names = {"node1", "node2", "node3", "node4"};
@@ -197,11 +188,7 @@ TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryP
   EXPECT_EQ(QueryInt(db_, "SELECT count(*) FROM results"), kJobs);
 
   // No metric point stored twice, over every attempt (finished, cut short or fenced off).
-  const int64_t points = QueryInt(db_, "SELECT count(*) FROM metric_points");
-  EXPECT_GT(points, 0);
-  EXPECT_EQ(
-      points,
-      QueryInt(db_, "SELECT count(*) FROM (SELECT DISTINCT attempt_id, seq FROM metric_points)"));
+  ExpectNoPointStoredTwice(db_);
 
   // Each succeeded attempt's points are seq 1..N, exactly the lines its worker spooled (none
   // lost, none twice), from the start line to the final line, steps consecutive up to the last.
@@ -213,23 +200,8 @@ TEST_F(ChaosSweep, KilledCoordinatorAndWorkerLeaveEveryJobSucceededOnceAndEveryP
   ASSERT_EQ(static_cast<int>(succeeded.size()), kJobs);
   for (const auto& a : succeeded) {
     SCOPED_TRACE("attempt " + a[0] + " of " + a[1] + " on " + a[3]);
-    const Rows stored = QueryRows(
-        db_, "SELECT seq, json FROM metric_points WHERE attempt_id = ?1 ORDER BY seq", {a[0]});
-    const auto spool =
-        ReadSpool(dir_ + "/" + a[3] + "/jobs/" + a[1] + "/attempt-" + a[2] + ".metrics.jsonl");
-    ASSERT_FALSE(stored.empty());
-    ASSERT_EQ(stored.size(), spool.size());
-    std::vector<int64_t> steps;
-    for (size_t i = 0; i < stored.size(); ++i) {
-      EXPECT_EQ(stored[i][0], std::to_string(i + 1));
-      EXPECT_EQ(spool[i].first, static_cast<int64_t>(i + 1));
-      EXPECT_EQ(stored[i][1], spool[i].second);
-      const auto line = nlohmann::json::parse(stored[i][1]);
-      if (line.at("type") == "step") steps.push_back(line.at("step").get<int64_t>());
-    }
-    EXPECT_EQ(nlohmann::json::parse(stored.front()[1]).at("type"), "start");
-    EXPECT_EQ(nlohmann::json::parse(stored.back()[1]).at("type"), "final");
-    for (size_t i = 1; i < steps.size(); ++i) EXPECT_EQ(steps[i], steps[i - 1] + 1);
+    const std::vector<int64_t> steps = ExpectStoredPointsEqualTheSpool(
+        db_, a[0], dir_ + "/" + a[3] + "/jobs/" + a[1] + "/attempt-" + a[2] + ".metrics.jsonl");
     if (!steps.empty()) {
       EXPECT_EQ(steps.back(), kSteps);
     }
