@@ -65,6 +65,7 @@ json ToJson(const JobConfig& c) {
               {"base_eval_job", c.base_eval_job},
               {"base_scores", c.base_scores}};
   if (!c.base_fingerprint.empty()) out["base_fingerprint"] = c.base_fingerprint;
+  if (c.devices != 1) out["devices"] = c.devices;  // written only when set: one-device jobs unchanged
   if (!c.model.chat_template.empty()) out["model"]["chat_template"] = c.model.chat_template;  // ids unchanged without
   return out;
 }
@@ -78,6 +79,7 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
   Read(j, "kind", "", c.kind, err);
   Read(j, "seed", "", c.seed, err);
   Read(j, "device", "", c.device, err);
+  Read(j, "devices", "", c.devices, err);
   Read(j, "base_eval_job", "", c.base_eval_job, err);
   Read(j, "base_scores", "", c.base_scores, err);
   Read(j, "base_fingerprint", "", c.base_fingerprint, err);
@@ -135,6 +137,10 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
     return Status::InvalidArgument("field 'kind' must be train or base_eval, not '" + c.kind + "'");
   }
   if (c.train.steps < 0) return Status::InvalidArgument("field 'train.steps' must be >= 0");
+  if (c.devices < 1 || c.devices > kMaxJobDevices) {
+    return Status::InvalidArgument("field 'devices' must be 1.." + std::to_string(kMaxJobDevices) + ", not " +
+                                   std::to_string(c.devices));
+  }
   return c;
 }
 
@@ -144,6 +150,7 @@ std::string CanonicalJobJson(const JobConfig& config) {
   j.erase("sweep");
   j.erase("base_scores");
   j.erase("base_fingerprint");
+  j.erase("devices");
   return j.dump();  // nlohmann::json objects keep keys sorted: the dump is canonical
 }
 

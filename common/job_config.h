@@ -74,6 +74,10 @@ struct JobConfig {
   double tradeoff_lambda = 1.0;
   int64_t seed = 0;
   std::string device = "cpu";           // cpu | cuda | npu
+  // Devices (ranks) the job runs on at once, 1..kMaxJobDevices (resources.gpus_per_job): one
+  // process per device, data parallel (worker/trainer/distributed.h). Not part of the job's
+  // identity: the training result is the same on any count, up to the order of sums.
+  int64_t devices = 1;
   std::string base_eval_job;            // job_id of the base-model evaluation, if any
   // Base-model scores by task, filled in by sweepd from base_eval_job's result when it
   // leases the job; not part of the job's identity. Empty: the trainer evaluates the base.
@@ -82,6 +86,8 @@ struct JobConfig {
   // base_scores; the trainer evaluates the base itself when its own model's differs.
   std::string base_fingerprint;
 };
+
+inline constexpr int64_t kMaxJobDevices = 64;
 
 nlohmann::json ToJson(const JobConfig& config);
 // Reads a job configuration; the message names the offending field.

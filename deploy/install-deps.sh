@@ -23,6 +23,8 @@ packages=(
   # libtorch's matrix products go through libblas.so.3; without OpenBLAS that is the netlib
   # reference BLAS, about 4x slower for the trainer on CPU.
   libtorch-dev libopenblas0-openmp
+  # one job across devices: the gloo headers LibTorch's c10d headers include (worker/trainer/distributed.cc)
+  libgloo-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev
   # tokenizer.json: regular expressions with Unicode classes, Unicode normal forms.

@@ -189,7 +189,8 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseJob(grpc::CallbackServerContex
   if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
     return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
   }
-  LeaseRequest r{req->worker_id(), req->slot_index(), req->device_kind(), req->free_memory_bytes()};
+  LeaseRequest r{req->worker_id(), req->slot_index(), req->device_kind(), req->free_memory_bytes(),
+                 std::max<int64_t>(1, req->free_devices())};
   scheduler_.LeaseJobAsync(std::move(r), [reactor, resp](Result<LeaseDecision> decision) {
     if (!decision.ok()) return reactor->Finish(ToGrpc(decision.status()));
     if (!decision->lease) {

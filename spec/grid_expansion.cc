@@ -275,6 +275,7 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
     job.tradeoff_lambda = doc_.tradeoff_lambda;
     job.seed = seed;
     job.device = doc_.device;
+    job.devices = doc_.gpus_per_job;
     job.base_eval_job = base_eval_id_;
     job.job_id = JobIdFor(job);
     AddJob(std::move(job), *count, reference.value_or(0), enforced, sweep);

@@ -474,7 +474,10 @@ void DocumentReader::ReadSeeds(const YAML::Node& node, SweepDocument& doc) {
 }
 
 void DocumentReader::ReadResources(const YAML::Node& node, SweepDocument& doc) {
-  if (!CheckMap(node, "resources", {"device", "memory_gib"})) return;
+  if (!CheckMap(node, "resources", {"device", "memory_gib", "gpus_per_job"})) return;
+  if (node["gpus_per_job"]) {
+    if (auto g = Int(node["gpus_per_job"], "resources.gpus_per_job", 1, kMaxJobDevices)) doc.gpus_per_job = *g;
+  }
   if (node["device"]) {
     if (auto d = Choice(node["device"], "resources.device", {"cpu", "cuda", "npu"})) doc.device = *d;
   }

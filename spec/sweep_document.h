@@ -64,6 +64,7 @@ struct SweepDocument {
   std::vector<MethodBlock> methods;
   std::string device = "cpu";
   int64_t memory_bytes = 0;
+  int64_t gpus_per_job = 1;  // resources.gpus_per_job: devices per train job (data parallel)
   Location methods_where;
 };
 

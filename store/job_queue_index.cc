@@ -84,25 +84,27 @@ void JobQueueIndex::Promote(int64_t now_ms) {
 }
 
 const IndexedJob* JobQueueIndex::FirstFit(const SweepQueues& sweep, const std::string& device_kind,
-                                          int64_t free_memory_bytes, int64_t now_ms) const {
+                                          int64_t free_memory_bytes, int64_t now_ms,
+                                          int64_t free_devices) const {
   auto ready = sweep.ready.find(device_kind);
   if (ready == sweep.ready.end()) return nullptr;
   for (const QueueKey& key : ready->second) {
     const IndexedJob& job = jobs_.at(std::get<2>(key));
     // not_before_ms is only ahead of now_ms when a caller's clock went back (tests).
-    if (Fits(job, free_memory_bytes) && job.not_before_ms <= now_ms) return &job;
+    if (Fits(job, free_memory_bytes, free_devices) && job.not_before_ms <= now_ms) return &job;
   }
   return nullptr;
 }
 
 std::optional<int64_t> JobQueueIndex::Pick(const std::string& device_kind,
-                                           int64_t free_memory_bytes, int64_t now_ms) {
+                                           int64_t free_memory_bytes, int64_t now_ms,
+                                           int64_t free_devices) {
   Promote(now_ms);
   const SweepQueues* best = nullptr;
   const IndexedJob* best_job = nullptr;
   for (const auto& [_, sweep] : sweeps_) {
     if (sweep.info.cancelled) continue;
-    const IndexedJob* job = FirstFit(sweep, device_kind, free_memory_bytes, now_ms);
+    const IndexedJob* job = FirstFit(sweep, device_kind, free_memory_bytes, now_ms, free_devices);
     if (job == nullptr) continue;
     const IndexedSweep& c = sweep.info;
     if (best == nullptr || std::tie(c.priority, best->active, best->info.submitted_ms) >
@@ -116,11 +118,11 @@ std::optional<int64_t> JobQueueIndex::Pick(const std::string& device_kind,
 }
 
 int64_t JobQueueIndex::NextEligibleMs(const std::string& device_kind, int64_t free_memory_bytes,
-                                      int64_t now_ms) const {
+                                      int64_t now_ms, int64_t free_devices) const {
   for (const auto& [not_before_ms, rowid] : delayed_) {
     if (not_before_ms <= now_ms) continue;
     const IndexedJob& job = jobs_.at(rowid);
-    if (job.device_kind == device_kind && Fits(job, free_memory_bytes)) return not_before_ms;
+    if (job.device_kind == device_kind && Fits(job, free_memory_bytes, free_devices)) return not_before_ms;
   }
   return 0;
 }

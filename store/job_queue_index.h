@@ -6,6 +6,7 @@
 // store's writer thread uses it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -27,6 +28,7 @@ struct IndexedJob {
   int64_t not_before_ms = 0;
   std::string device_kind;
   int64_t memory_bytes = 0;
+  int64_t devices = 1;  // the job's config `devices` (resources.gpus_per_job)
   std::vector<std::string> sweeps;  // every sweep that includes the job, sorted
 
   bool operator==(const IndexedJob&) const = default;
@@ -55,13 +57,14 @@ class JobQueueIndex {
   // `now_ms`: among queued jobs whose backoff has passed and that fit, the sweep with the
   // highest priority, then the fewest jobs leased or running (fair share), then the
   // oldest (then by name); inside it the first job by (priority desc, created, rowid),
-  // which is grid order. nullopt when none fits.
+  // which is grid order. A job fits when its memory and its device count
+  // (`free_devices`: what the worker can give one job) do. nullopt when none fits.
   std::optional<int64_t> Pick(const std::string& device_kind, int64_t free_memory_bytes,
-                              int64_t now_ms);
+                              int64_t now_ms, int64_t free_devices = 1);
   // The earliest time a queued job that fits becomes eligible, if later than `now_ms`;
   // 0 when none waits.
   int64_t NextEligibleMs(const std::string& device_kind, int64_t free_memory_bytes,
-                         int64_t now_ms) const;
+                         int64_t now_ms, int64_t free_devices = 1) const;
 
   const IndexedJob* Find(int64_t rowid) const;
   // Every job and sweep, for comparing the index with the database.
@@ -80,8 +83,9 @@ class JobQueueIndex {
   static QueueKey KeyOf(const IndexedJob& job) {
     return {-job.priority, job.created_ms, job.rowid};
   }
-  static bool Fits(const IndexedJob& job, int64_t free_memory_bytes) {
-    return job.memory_bytes == 0 || free_memory_bytes == 0 || job.memory_bytes <= free_memory_bytes;
+  static bool Fits(const IndexedJob& job, int64_t free_memory_bytes, int64_t free_devices) {
+    return (job.memory_bytes == 0 || free_memory_bytes == 0 || job.memory_bytes <= free_memory_bytes) &&
+           job.devices <= std::max<int64_t>(1, free_devices);
   }
   SweepQueues& QueuesOf(const std::string& sweep);
   void Link(const IndexedJob& job);    // into ready/delayed sets and active counts
@@ -91,7 +95,7 @@ class JobQueueIndex {
   void Promote(int64_t now_ms);
   // The first queued job of the sweep that the slot can run now.
   const IndexedJob* FirstFit(const SweepQueues& sweep, const std::string& device_kind,
-                             int64_t free_memory_bytes, int64_t now_ms) const;
+                             int64_t free_memory_bytes, int64_t now_ms, int64_t free_devices) const;
 
   std::unordered_map<int64_t, IndexedJob> jobs_;  // by rowid
   std::map<std::string, SweepQueues> sweeps_;     // by name: ties go to the first name

@@ -32,7 +32,7 @@ IndexedSweep ReadIndexedSweep(const Query& q) {
 
 #define SWEEPD_INDEXED_JOB_COLUMNS                                                         \
   "j.rowid, j.job_id, j.state, j.priority, j.created_ms, j.not_before_ms, j.device_kind, " \
-  "j.memory_bytes"
+  "j.memory_bytes, COALESCE(json_extract(j.config_json, '$.devices'), 1)"
 
 IndexedJob ReadIndexedJob(const Query& q) {
   IndexedJob job;
@@ -44,6 +44,7 @@ IndexedJob ReadIndexedJob(const Query& q) {
   job.not_before_ms = q.Int(5);
   job.device_kind = q.Text(6);
   job.memory_bytes = q.Int(7);
+  job.devices = q.Int(8);
   return job;
 }
 

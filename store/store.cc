@@ -458,7 +458,7 @@ void Store::LeaseJobAsync(LeaseRequest r, int64_t now_ms, int64_t lease_ms,
           Result<JobQueueIndex*> index = Index(db);
           if (!index.ok()) return index.status();
           out.next_eligible_ms =
-              (*index)->NextEligibleMs(r.device_kind, r.free_memory_bytes, now_ms);
+              (*index)->NextEligibleMs(r.device_kind, r.free_memory_bytes, now_ms, r.free_devices);
         }
         return out;
       },
@@ -485,7 +485,7 @@ Result<std::optional<Lease>> Store::LeaseIn(Database& db, const LeaseRequest& r,
   // pick is what the rows say (docs/coordinator.md, "Leasing").
   Result<JobQueueIndex*> index = Index(db);
   if (!index.ok()) return index.status();
-  const std::optional<int64_t> picked = (*index)->Pick(r.device_kind, r.free_memory_bytes, now_ms);
+  const std::optional<int64_t> picked = (*index)->Pick(r.device_kind, r.free_memory_bytes, now_ms, r.free_devices);
   if (!picked) return std::optional<Lease>();
   const std::string job_id = (*index)->Find(*picked)->job_id;
   Result<JobRecord> job = LoadJob(db, job_id);

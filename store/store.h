@@ -46,6 +46,7 @@ struct LeaseRequest {
   int slot_index = 0;
   std::string device_kind;
   int64_t free_memory_bytes = 0;
+  int64_t free_devices = 1;  // devices the worker can give one job (resources.gpus_per_job)
 };
 
 struct Lease {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -446,6 +447,69 @@ TEST_F(AgentTest, EachGpuSlotRunsItsJobOnItsOwnDevice) {
     devices.insert(Parsed(a).at(0)["cuda_visible_devices"].get<std::string>());
   }
   EXPECT_EQ(devices, (std::set<std::string>{"0", "1"}));
+}
+
+TEST_F(AgentTest, JobAcrossTwoGpusHoldsBothSlotsUntilItEnds) {
+  // Three GPU slots; a job across two of them, then two one-GPU jobs.
+  coordinator_.AddJob("pair", R"({"job_id":"pair","devices":2,"train":{"steps":6}})");
+  coordinator_.AddJob("one-a", kJob);
+  coordinator_.AddJob("one-b", kJob);
+  std::vector<SlotInfo> gpus;
+  for (int i = 0; i < 3; ++i) gpus.push_back({i, {"cuda", i, "H200", 140LL << 30, "9.0"}});
+  StartAgent({{"FAKE_STEPS", "10"}, {"FAKE_STEP_SLEEP", "0.1"}}, gpus);
+  for (const char* job : {"pair", "one-a", "one-b"}) ASSERT_TRUE(WaitJobFinished(job)) << job;
+
+  const AttemptRecord pair = coordinator_.AttemptsOf("pair").at(0);
+  EXPECT_EQ(pair.finish->outcome(), pb::OUTCOME_SUCCEEDED);
+  const std::string pair_devices = Parsed(pair).at(0)["cuda_visible_devices"].get<std::string>();
+  ASSERT_EQ(pair_devices.size(), 3u) << pair_devices;  // "i,j": two distinct devices
+  EXPECT_NE(pair_devices[0], pair_devices[2]);
+  // While the pair ran, one slot was left: the one-GPU jobs ran one after the other on the
+  // device the pair did not hold.
+  const AttemptRecord a = coordinator_.AttemptsOf("one-a").at(0);
+  const AttemptRecord b = coordinator_.AttemptsOf("one-b").at(0);
+  const std::string da = Parsed(a).at(0)["cuda_visible_devices"].get<std::string>();
+  const std::string db = Parsed(b).at(0)["cuda_visible_devices"].get<std::string>();
+  for (const std::string& d : {da, db}) {
+    const bool overlapped_pair = d == pair_devices.substr(0, 1) || d == pair_devices.substr(2, 1);
+    if (overlapped_pair) {
+      // Only after the pair ended may a one-GPU job use one of its devices.
+      const AttemptRecord& job = d == da ? a : b;
+      EXPECT_GE(job.leased_at, pair.finished_at) << d;
+    }
+  }
+  // The pair was leased by a slot that offered all three devices.
+  coordinator_.With([](testing::CoordinatorState& s) {
+    EXPECT_NE(std::find(s.lease_free_devices.begin(), s.lease_free_devices.end(), 3), s.lease_free_devices.end());
+  });
+}
+
+TEST(SlotClaimsTest, ReserveClaimAndRelease) {
+  std::vector<SlotInfo> slots;
+  for (int i = 0; i < 4; ++i) slots.push_back({i, {"cuda", i, "H200", 0, ""}});
+  slots.push_back({4, {"cpu", 0, "cpu", 0, ""}});
+  SlotClaims claims(slots);
+  EXPECT_EQ(claims.Reserve(1), 4);  // every idle CUDA slot, not the CPU one
+  EXPECT_FALSE(claims.Available(0));
+  EXPECT_TRUE(claims.Available(4));
+  const std::vector<SlotInfo> group = claims.Claim(1, 2);
+  ASSERT_EQ(group.size(), 2u);
+  EXPECT_EQ(group[0].index, 1);  // the leasing slot first, then the lowest free index
+  EXPECT_EQ(group[1].index, 0);
+  EXPECT_TRUE(claims.Available(2));
+  EXPECT_TRUE(claims.Available(3));
+  EXPECT_EQ(claims.Reserve(2), 2);  // 2 and 3 are what is left
+  EXPECT_TRUE(claims.Claim(2, 3).empty());  // more than was reserved: nothing but itself kept
+  EXPECT_TRUE(claims.Available(3));
+  claims.Release(2);
+  claims.Release(1);
+  EXPECT_EQ(claims.Reserve(3), 4);
+  EXPECT_EQ(GroupEnvironment(group, "", "").at("CUDA_VISIBLE_DEVICES"), "1,0");
+  // A launcher's restriction maps the slots' indices (device i is the i-th visible one).
+  EXPECT_EQ(GroupEnvironment(group, "4,5,6,7", "").at("CUDA_VISIBLE_DEVICES"), "5,4");
+  EXPECT_EQ(JobDevices(R"({"devices":3})"), 3);
+  EXPECT_EQ(JobDevices(R"({"train":{}})"), 1);
+  EXPECT_EQ(JobDevices("not json"), 1);
 }
 
 }  // namespace

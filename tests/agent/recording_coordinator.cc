@@ -2,6 +2,8 @@
 #include "tests/agent/recording_coordinator.h"
 
 #include <algorithm>
+
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <thread>
 
@@ -38,21 +40,30 @@ class RecordingCoordinator::Service final : public pb::WorkerService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status LeaseJob(grpc::ServerContext*, const pb::LeaseJobRequest*,
+  grpc::Status LeaseJob(grpc::ServerContext*, const pb::LeaseJobRequest* req,
                         pb::LeaseJobResponse* resp) override {
     std::lock_guard<std::mutex> lock(s_.mu);
-    if (s_.queue.empty()) {
+    s_.lease_free_devices.push_back(req->free_devices());
+    // The first queued job whose `devices` the slot offers (as sweepd's scheduler does).
+    auto fits = [&](const std::string& id) {
+      const auto j = nlohmann::json::parse(s_.configs[id], nullptr, false);
+      const int64_t devices = j.is_object() ? j.value("devices", int64_t{1}) : 1;
+      return devices <= std::max(1, req->free_devices());
+    };
+    auto it = std::find_if(s_.queue.begin(), s_.queue.end(), fits);
+    if (it == s_.queue.end()) {
       resp->set_granted(false);
       resp->set_retry_after_ms(50);
       return grpc::Status::OK;
     }
-    const std::string job_id = s_.queue.front();
-    s_.queue.pop_front();
+    const std::string job_id = *it;
+    s_.queue.erase(it);
     AttemptRecord a;
     a.job_id = job_id;
     a.number = ++s_.attempts_of[job_id];
     a.attempt_id = job_id + "-a" + std::to_string(a.number);
     a.fencing_token = s_.next_token++;
+    a.leased_at = std::chrono::steady_clock::now();
     s_.attempts[a.attempt_id] = a;
     s_.attempt_order.push_back(a.attempt_id);
     resp->set_granted(true);
@@ -165,6 +176,7 @@ class RecordingCoordinator::Service final : public pb::WorkerService::Service {
       return grpc::Status::OK;
     }
     a->finish = *req;
+    a->finished_at = std::chrono::steady_clock::now();
     const bool failed = req->outcome() != pb::OUTCOME_SUCCEEDED &&
                         req->outcome() != pb::OUTCOME_CANCELLED &&
                         req->outcome() != pb::OUTCOME_INVALID_CONFIG;

@@ -35,6 +35,8 @@ struct AttemptRecord {
   int64_t acked = 0;                // the highest stored_through_seq sent back
   int64_t max_unacked = 0;          // the most points ever received but not yet acknowledged
   std::optional<sweepd::v1::FinishAttemptRequest> finish;
+  std::chrono::steady_clock::time_point leased_at;
+  std::chrono::steady_clock::time_point finished_at;
   bool cancel = false;  // tell the worker to cancel at its next heartbeat
   bool lost = false;    // tell the worker the lease is gone
 };
@@ -52,6 +54,7 @@ struct CoordinatorState {
   std::vector<std::string> attempt_order;
   int64_t next_token = 100;
   bool hold_acks = false;
+  std::vector<int> lease_free_devices;  // free_devices of every LeaseJob call
   int streams_opened = 0;  // StreamMetrics calls received  // store points but acknowledge nothing
                            // until it is cleared
 };

@@ -3,6 +3,7 @@
 // so no test sleeps.
 #include "store/store.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <set>
@@ -386,6 +387,30 @@ TEST_F(StoreTest, JobsGoOnlyToSlotsThatCanRunThem) {
   auto lease = LeaseAt(worker, kT0, "cuda", 80 * gib);
   ASSERT_TRUE(lease.has_value());
   EXPECT_EQ(lease->job.device_kind, "cuda");
+}
+
+TEST_F(StoreTest, JobAcrossDevicesGoesOnlyToASlotThatOffersThatMany) {
+  spec::ExpandedSweep sweep = ServerSpec("cuda-2gpu.yaml");
+  for (auto& job : sweep.jobs) job.depends_on.clear();  // the train job alone, ready now
+  sweep.jobs.erase(std::remove_if(sweep.jobs.begin(), sweep.jobs.end(),
+                                  [](const spec::ExpandedJob& j) { return j.config.kind != "train"; }),
+                   sweep.jobs.end());
+  ASSERT_EQ(sweep.jobs.size(), 1u);
+  ASSERT_EQ(sweep.jobs[0].config.devices, 2);
+  ASSERT_TRUE(store_->AddSweep(sweep, kT0).ok());
+  const std::string worker = AddWorker();
+  auto lease_with = [&](int64_t free_devices) {
+    LeaseRequest r{worker, 0, "cuda", 0, free_devices};
+    auto lease = LeaseJob(*store_, r, kT0, kLease);
+    EXPECT_TRUE(lease.ok()) << lease.status().message();
+    return lease.ok() ? *lease : std::nullopt;
+  };
+  EXPECT_FALSE(lease_with(1).has_value());
+  Reopen();  // the index is rebuilt from the database: the device count comes back with it
+  EXPECT_FALSE(lease_with(1).has_value());
+  auto lease = lease_with(2);
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(json::parse(lease->job.config_json)["devices"], 2);
 }
 
 TEST_F(StoreTest, HigherPrioritySweepIsServedFirst) {

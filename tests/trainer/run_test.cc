@@ -251,6 +251,50 @@ TEST(SweepTrainRun, ResumedAfterSigkillEndsWithTheSameAdapterBitForBit) {
   }
 }
 
+TEST(SweepTrainRun, TwoGlooRanksOnCpuTrainTheAdapterOneProcessTrains) {
+  // The same job on one process and on two ranks (distributed.h: gloo on CPU): each rank runs
+  // one of the update's two micro-batches and the gradients are summed, so the losses and the
+  // adapter agree up to the order of the float32 sums.
+  json job = json::parse(ReadFile(kJobs + "synthetic_resume.json"));
+  job["train"]["steps"] = 8;
+  job["train"]["log_every"] = 1;
+  const std::string dir = MakeTempDir("sweep-train-ranks-");
+  std::map<int, RunResult> runs;
+  for (int devices : {1, 2}) {
+    job["devices"] = devices;
+    const std::string sub = dir + "/d" + std::to_string(devices);
+    fs::create_directories(sub);
+    std::ofstream(sub + "/job.json") << job.dump();
+    runs[devices] = RunTrainer({kTrain, "run", "--job", sub + "/job.json", "--workdir", sub + "/work"}, sub);
+    ASSERT_EQ(runs[devices].status, 0) << runs[devices].stderr_text;
+  }
+  auto losses = [](const RunResult& r) {
+    std::vector<double> out;
+    for (const json& line : r.lines) {
+      if (line["type"] == "step") out.push_back(line["loss"].get<double>());
+    }
+    return out;
+  };
+  const std::vector<double> one = losses(runs[1]), two = losses(runs[2]);
+  ASSERT_EQ(one.size(), 8u);
+  ASSERT_EQ(two.size(), one.size()) << "rank 0 alone prints the step lines";
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-5 * std::abs(one[i])) << "step " << i + 1;
+  EXPECT_EQ(std::count_if(runs[2].lines.begin(), runs[2].lines.end(), [](const json& l) { return l["type"] == "final"; }),
+            1);
+  const auto a = Tensors(dir + "/d1/work/checkpoints/step-00000008/adapter_model.safetensors");
+  const auto b = Tensors(dir + "/d2/work/checkpoints/step-00000008/adapter_model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) {
+    ASSERT_TRUE(b.count(name)) << name;
+    EXPECT_TRUE(torch::allclose(b.at(name), tensor, 1e-4, 1e-6)) << name << " differs on two ranks";
+  }
+  // The adapters did move (LoRA's B starts at zero): equal because both trained.
+  bool moved = false;
+  for (const auto& [name, tensor] : a) moved |= name.find("lora_B") != std::string::npos && tensor.abs().max().item<double>() > 0;
+  EXPECT_TRUE(moved);
+  fs::remove_all(dir);
+}
+
 // Exactly one non-empty stderr line.
 void ExpectOneLine(const std::string& text) {
   std::string trimmed = text;

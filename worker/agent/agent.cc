@@ -41,7 +41,8 @@ Agent::Agent(AgentOptions options, std::vector<SlotInfo> slots, CoordinatorClien
       slots_(std::move(slots)),
       client_(client),
       inherited_cuda_(EnvOrEmpty("CUDA_VISIBLE_DEVICES")),
-      inherited_npu_(EnvOrEmpty("ASCEND_RT_VISIBLE_DEVICES")) {}
+      inherited_npu_(EnvOrEmpty("ASCEND_RT_VISIBLE_DEVICES")),
+      claims_(slots_) {}
 
 Agent::~Agent() = default;
 
@@ -246,9 +247,23 @@ bool Agent::SleepUnlessDraining(std::chrono::milliseconds d) {
 void Agent::SlotLoop(const SlotInfo& slot) {
   Backoff backoff(options_.backoff);
   std::string worker_id;
+  auto release = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    claims_.Release(slot.index);
+    cv_.notify_all();
+  };
   while (WaitRegistered(&worker_id)) {
-    auto lease = client_.LeaseJob(worker_id, slot, FreeMemory(slot));
+    int free_devices = 0;
+    {
+      // A slot that another slot's lease holds (a job across devices) waits for it to end.
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return draining_ || claims_.Available(slot.index); });
+      if (draining_) continue;
+      free_devices = claims_.Reserve(slot.index);
+    }
+    auto lease = client_.LeaseJob(worker_id, slot, FreeMemory(slot), free_devices);
     if (!lease.ok()) {
+      release();
       if (lease.status().code() != StatusCode::kUnavailable) {
         // sweepd does not know this worker (e.g. it lost its state): register again.
         spdlog::warn("slot {}: lease refused ({})", slot.index, lease.status().message());
@@ -260,21 +275,46 @@ void Agent::SlotLoop(const SlotInfo& slot) {
     }
     backoff.Reset();
     if (!lease->granted) {
+      release();
       SleepUnlessDraining(lease->retry_after);
       continue;
     }
-    RunLease(slot, *lease);
+    const int devices = JobDevices(lease->config_json);
+    std::vector<SlotInfo> group;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      group = claims_.Claim(slot.index, devices);
+      cv_.notify_all();  // the reserved slots the job does not need lease again
+    }
+    if (group.empty()) {
+      // sweepd leased more devices than this slot offered: give the job back unstarted.
+      spdlog::error("slot {}: job {} needs {} devices, {} were offered; handing it back", slot.index,
+                    lease->job_id, devices, free_devices);
+      FinishReport report;
+      report.attempt = {lease->attempt_id, lease->fencing_token};
+      report.outcome = Outcome::kHandedBack;
+      if (!ReportFinish(report)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++unreported_;
+      }
+      release();
+      continue;
+    }
+    RunLease(slot, group, *lease);
+    release();
   }
   std::lock_guard<std::mutex> lock(mu_);
   --active_slots_;
   cv_.notify_all();
 }
 
-void Agent::RunLease(const SlotInfo& slot, const Lease& lease) {
+void Agent::RunLease(const SlotInfo& slot, const std::vector<SlotInfo>& group, const Lease& lease) {
   const AttemptRef ref{lease.attempt_id, lease.fencing_token};
   bool draining;
-  spdlog::info("slot {}: leased job {} (attempt {}, #{})", slot.index, lease.job_id,
-               lease.attempt_id, lease.attempt_number);
+  std::string slots_text;
+  for (const SlotInfo& s : group) slots_text += (slots_text.empty() ? "" : ",") + std::to_string(s.index);
+  spdlog::info("slot {}: leased job {} (attempt {}, #{}){}", slot.index, lease.job_id, lease.attempt_id,
+               lease.attempt_number, group.size() > 1 ? " on slots " + slots_text : std::string());
   {
     std::lock_guard<std::mutex> lock(mu_);
     draining = draining_;
@@ -295,7 +335,7 @@ void Agent::RunLease(const SlotInfo& slot, const Lease& lease) {
   spec.attempt_id = lease.attempt_id;
   spec.attempt_number = lease.attempt_number;
   spec.config_json = lease.config_json;
-  spec.env = SlotEnvironment(slot, inherited_cuda_, inherited_npu_);
+  spec.env = GroupEnvironment(group, inherited_cuda_, inherited_npu_);
   AttemptRunner runner(options_.attempt, spec);
   const Status prepared = runner.Prepare();
   if (!prepared.ok()) {

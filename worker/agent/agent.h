@@ -17,6 +17,7 @@
 #include "worker/agent/backoff.h"
 #include "worker/agent/coordinator_client.h"
 #include "worker/agent/device_probe.h"
+#include "worker/agent/slot_claims.h"
 #include "worker/agent/metric_streamer.h"
 
 namespace sweepd::agent {
@@ -66,7 +67,8 @@ class Agent {
   bool RegisterOnce(Backoff& backoff);
   void ApplyHeartbeat(const HeartbeatReply& reply);
   void SlotLoop(const SlotInfo& slot);
-  void RunLease(const SlotInfo& slot, const Lease& lease);
+  // Runs the lease on `group` (the slot itself, then the other slots a job across devices holds).
+  void RunLease(const SlotInfo& slot, const std::vector<SlotInfo>& group, const Lease& lease);
   // Retries FinishAttempt until sweepd answers or the agent gives up reporting.
   bool ReportFinish(const FinishReport& report);
   // Waits for a registration; false when draining made waiting pointless.
@@ -94,6 +96,7 @@ class Agent {
   int active_slots_ = 0;  // guarded by mu_: slot threads still in their loop
   int unreported_ = 0;    // guarded by mu_: attempts we could not report
   std::map<std::string, RunningAttempt> running_;  // guarded by mu_, by attempt id
+  SlotClaims claims_;                              // guarded by mu_: which slots a lease holds
   int register_failures_ = 0;                      // supervisor thread only
 };
 

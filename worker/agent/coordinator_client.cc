@@ -190,8 +190,9 @@ Result<HeartbeatReply> CoordinatorClient::Heartbeat(const std::string& worker_id
 }
 
 Result<Lease> CoordinatorClient::LeaseJob(const std::string& worker_id, const SlotInfo& slot,
-                                          int64_t free_memory_bytes) {
+                                          int64_t free_memory_bytes, int free_devices) {
   pb::LeaseJobRequest req;
+  req.set_free_devices(free_devices);
   req.set_worker_id(worker_id);
   req.set_slot_index(slot.index);
   req.set_device_kind(slot.device.kind);

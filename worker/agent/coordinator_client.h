@@ -107,8 +107,10 @@ class CoordinatorClient {
   Result<Registration> Register(const RegisterInfo& info);
   Result<HeartbeatReply> Heartbeat(const std::string& worker_id,
                                    const std::vector<AttemptRef>& running, bool draining);
+  // `free_devices`: the devices of the slot's kind this worker can give one job now, the
+  // slot's own included (a job across devices needs that many).
   Result<Lease> LeaseJob(const std::string& worker_id, const SlotInfo& slot,
-                         int64_t free_memory_bytes);
+                         int64_t free_memory_bytes, int free_devices = 1);
   Result<bool> AttemptStarted(const AttemptRef& attempt);
   Result<FinishReply> FinishAttempt(const FinishReport& report);
   std::unique_ptr<MetricStream> OpenMetricStream();

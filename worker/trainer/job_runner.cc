@@ -18,6 +18,7 @@
 #include "worker/failures.h"
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/base_model.h"
+#include "worker/trainer/distributed.h"
 #include "worker/trainer/peft_folder.h"
 #include "worker/trainer/reports.h"
 #include "worker/trainer/run_checkpoint.h"
@@ -95,16 +96,22 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   TrainingProgress progress;
   if (resumed) RestoreRun(*resumed, adapters, optimizer, packer, progress);
   const int64_t start_step = progress.step;
+  // Across devices only rank 0 writes and evaluates (distributed.h).
+  const bool main_rank = DataParallel::Current().main();
   auto save = [&](int64_t step) {
+    if (!main_rank) return;
     SaveRunCheckpoint(options.workdir, config.job_id, step, adapters, optimizer, packer, progress, base_scores,
                       metrics);
   };
   // eval_every: the tasks scored during training, each score's Δ against the base model.
-  auto evaluate = [&](int64_t step) { Evaluate(config, base, "step", tasks, device, metrics, step, &base_scores); };
+  auto evaluate = [&](int64_t step) {
+    if (main_rank) Evaluate(config, base, "step", tasks, device, metrics, step, &base_scores);
+  };
   if (!Train(config, base, adapters, optimizer, packer, device, wall, options.stop, progress, save, evaluate,
              metrics)) {
     return exit_status::kNonFinite;
   }
+  if (!main_rank) return exit_status::kOk;
   if (config.train.steps > start_step || !resumed) save(config.train.steps);
   if (HasPeftLayout(config)) {
     // The final adapter in PEFT's layout too (PeftModel.from_pretrained; docs/adapters.md).

@@ -15,7 +15,10 @@
 #include "common/contracts.h"
 #include "common/job_config.h"
 #include "worker/trainer/commands.h"
+#include "worker/trainer/distributed.h"
+#include "worker/failures.h"
 #include "worker/trainer/failure_exit.h"
+#include "worker/trainer/base_model.h"
 #include "worker/trainer/job_runner.h"
 #include "worker/trainer/synthetic_base.h"
 
@@ -52,6 +55,35 @@ int Run(const RunFlags& flags) {
   if (!config.ok()) return Invalid(flags.job + ": " + config.status().message());
   std::signal(SIGTERM, OnTerminate);
   std::signal(SIGINT, OnTerminate);
+  RankInfo rank;
+  try {
+    rank = RankFromEnvironment();
+  } catch (const InvalidInput& e) {
+    return Invalid(e.what());
+  }
+  if (config->devices > 1 && rank.world == 1) {
+    // The launcher: one rank per device, each this command again (distributed.h).
+    std::vector<std::string> args = {"run", "--job", flags.job, "--workdir", flags.workdir};
+    if (flags.resume) args.push_back("--resume");
+    if (!flags.cache.empty()) args.insert(args.end(), {"--cache", flags.cache});
+    try {
+      std::filesystem::create_directories(flags.workdir);
+      return LaunchRanks(static_cast<int>(config->devices), args,
+                         (std::filesystem::path(flags.workdir) / ".ranks").string(), &g_stop);
+    } catch (const std::exception& e) {
+      std::cerr << "sweep-train: crash: " << e.what() << std::endl;
+      return exit_status::kCrashed;
+    }
+  }
+  if (rank.world != config->devices) {
+    return Invalid(flags.job + ": field 'devices' is " + std::to_string(config->devices) + " but this rank's " +
+                   kWorldSizeEnv + " is " + std::to_string(rank.world));
+  }
+  // Rank r of a CUDA job runs on device r of those the launcher was given (r modulo their
+  // count where there are fewer: ranks then share a device, over gloo; a check, not a speed-up).
+  if (rank.world > 1 && config->device.rfind("cuda", 0) == 0 && torch::cuda::is_available()) {
+    config->device = "cuda:" + std::to_string(rank.rank % std::max<int64_t>(1, torch::cuda::device_count()));
+  }
   RunOptions options;
   options.job_path = flags.job;
   options.workdir = flags.workdir;
@@ -61,6 +93,7 @@ int Run(const RunFlags& flags) {
   try {
     options.cache_dir = ResolveCacheDir(flags.cache);
     std::filesystem::create_directories(flags.workdir);
+    if (rank.world > 1) DataParallel::Current().Init(rank, ParseDevice(config->device));
     return RunJob(*config, options, metrics);
   } catch (...) {
     const FailureExit end = ClassifyFailure(std::current_exception(), g_stop.load());

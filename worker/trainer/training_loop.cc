@@ -16,6 +16,7 @@
 #include "worker/data/synthetic_tasks.h"
 #include "worker/failures.h"
 #include "worker/trainer/cuda_graph.h"
+#include "worker/trainer/distributed.h"
 #include "worker/trainer/optimizer_groups.h"
 #include "worker/trainer/reports.h"
 #include "worker/trainer/stderr_log.h"
@@ -82,6 +83,7 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
       std::max<int64_t>(1, (train.tokens_per_update + train.seq_len - 1) / train.seq_len);
   base.model->train();
   const int64_t log_every = std::max<int64_t>(1, train.log_every);
+  DataParallel& dp = DataParallel::Current();
 
   // Full micro-batches replay one CUDA graph (cuda_graph.h) reading these tensors; a shorter
   // last micro-batch of an update runs eagerly.
@@ -125,7 +127,11 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
     const double denominator = std::max<int64_t>(1, update.target_tokens);
     double loss_sum = 0;
     optimizer.ZeroGrad();
-    for (int64_t r0 = 0; r0 < rows_per_update; r0 += train.micro_batch) {
+    // Across ranks (distributed.h) each runs its share of the update's micro-batches.
+    const int64_t micro_batches = (rows_per_update + train.micro_batch - 1) / train.micro_batch;
+    const auto [first_mb, last_mb] = RankShare(micro_batches, dp.rank(), dp.world());
+    for (int64_t mb = first_mb; mb < last_mb; ++mb) {
+      const int64_t r0 = mb * train.micro_batch;
       CheckStop(stop);
       const int64_t n = std::min(train.micro_batch, rows_per_update - r0);
       torch::Tensor loss;
@@ -141,6 +147,7 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
       }
       loss_sum += loss.item<double>();
     }
+    dp.AllReduceGradients(optimizer.Params(), loss_sum);
     for (const auto& a : adapters.adapters()) {
       auto reg = a.adapter->RegularizationLoss();
       if (reg.defined()) {
