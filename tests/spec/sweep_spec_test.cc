@@ -291,6 +291,34 @@ TEST(SweepSpec, IntegersOutOfRangeAreProblemsNotTruncated) {
   EXPECT_THAT(attempts->message, HasSubstr("must be at most"));
 }
 
+TEST(SweepSpec, GpusPerJobReachesTrainJobsAndIsRangeChecked) {
+  const std::string spec = ReadText(SpecPath("../../server/specs/cuda-2gpu.yaml"));
+  SpecResult r = ParseSweepSpec(spec, "cuda-2gpu.yaml");
+  ASSERT_TRUE(r.ok()) << AllProblems(r);
+  int train_jobs = 0;
+  for (const ExpandedJob& job : r.sweep.jobs) {
+    if (job.config.kind != "train") continue;
+    ++train_jobs;
+    EXPECT_EQ(job.config.devices, 2);
+    EXPECT_EQ(ToJson(job.config)["devices"], 2);
+  }
+  EXPECT_EQ(train_jobs, 1);
+  // The device count is not part of a job's identity: the same job on one device.
+  std::string one = spec;
+  one.replace(one.find("gpus_per_job: 2"), 15, "gpus_per_job: 1");
+  SpecResult r1 = ParseSweepSpec(one, "one.yaml");
+  ASSERT_TRUE(r1.ok()) << AllProblems(r1);
+  EXPECT_EQ(r1.sweep.jobs.back().config.job_id, r.sweep.jobs.back().config.job_id);
+  EXPECT_FALSE(ToJson(r1.sweep.jobs.back().config).contains("devices"));
+  for (const char* bad : {"gpus_per_job: 0", "gpus_per_job: 65", "gpus_per_job: two"}) {
+    std::string text = spec;
+    text.replace(text.find("gpus_per_job: 2"), 15, bad);
+    SpecResult b = ParseSweepSpec(text, "bad.yaml");
+    EXPECT_FALSE(b.ok()) << bad;
+    EXPECT_NE(ProblemAt(b, "resources.gpus_per_job"), nullptr) << bad << ": " << AllProblems(b);
+  }
+}
+
 // A sweep name of tens of thousands of characters once crashed the parser (std::regex
 // recursion); it is refused by its length, and the problem quotes only its start.
 TEST(SweepSpec, VeryLongNameIsRefusedByLengthWithABoundedExcerpt) {
