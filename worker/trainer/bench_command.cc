@@ -26,6 +26,7 @@
 #include "worker/trainer/commands.h"
 #include "worker/trainer/cuda_graph.h"
 #include "worker/trainer/optimizer_groups.h"
+#include "worker/trainer/step_profile.h"
 
 #if defined(SWEEPD_HAVE_CUDA)
 #include <cuda_runtime_api.h>
@@ -40,6 +41,7 @@ struct BenchOptions {
   std::string config;        // HF config.json (random weights)
   std::string model;         // or a HF model folder (its weights)
   bool load_only = false;    // --model: report the load and stop
+  std::string profile;       // Chrome trace of one extra step after the timed ones
   std::string adapter;       // settings JSON, or empty with methods + method
   std::string methods;       // a methods.json (name -> settings)
   std::string method;        // its entry
@@ -207,7 +209,9 @@ int RunBench(const BenchOptions& o) {
     models::LlamaForCausalLM model(nullptr);
     if (o.model.empty()) {
       model = models::LlamaForCausalLM(*config);
-      model->to(device, dtype);
+      // Storage of `dtype` on the device in place of the CPU float32 one (a 7B shape's 27 GB,
+      // never written: the random values are drawn on the device).
+      for (auto& p : model->parameters()) p.set_data(torch::empty(p.sizes(), torch::TensorOptions().dtype(dtype).device(device)));
       InitializeRandom(model, o.seed);
     } else {
       const int64_t rss_before = ProcStatusBytes("VmRSS");
@@ -297,6 +301,14 @@ int RunBench(const BenchOptions& o) {
     line["mfu"] = peak_tflops > 0 ? json(tokens_per_s * flops / (peak_tflops * 1e12)) : json(nullptr);
     line["loss"] = loss.item<double>();
     line["cuda_graph"] = graphed.Captured();
+    if (!o.profile.empty()) {
+      json summary = ProfileStep([&] { train_step(); }, [&] { Synchronize(device); }, device.is_cuda(), o.profile);
+      const std::string table = ProfileSummaryMarkdown(summary);
+      std::ofstream(o.profile + ".summary.md") << table;
+      std::cerr << table;
+      summary.erase("top_kernels");  // in the .summary.md file
+      line["profile"] = summary;
+    }
   } catch (const c10::OutOfMemoryError& e) {
     line["oom"] = true;
     line["peak_mem_bytes"] = compat::CudaPeakAllocatedBytes(cuda_index);
@@ -337,6 +349,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   bench->add_option("--lr", options->lr, "AdamW learning rate");
   bench->add_option("--weight-decay", options->weight_decay, "AdamW weight decay (torch.optim.AdamW's default)");
   bench->add_option("--grad-clip", options->grad_clip, "gradient-norm clip (0: off)");
+  bench->add_option("--profile", options->profile,
+                    "after the timed steps, one more step under the profiler: a Chrome trace to FILE "
+                    "(chrome://tracing, Perfetto), and FILE.summary.md: GPU time by kernel group and the top kernels");
   bench->add_option("--peak-tflops", options->peak_tflops, "bf16 peak for MFU (default: datasheet value by GPU name)");
   bench->add_option("--seed", options->seed, "random seed for weights, adapters and tokens");
   bench->callback([options, exit_code] { *exit_code = RunBench(*options); });
