@@ -39,12 +39,14 @@ fi
 "$python" bench/gpu/make_7b_inputs.py --shape "$shape" --tokenizer "$TOKENIZER" --root "$root" 2>&1 | tee "$out/make.log"
 echo "gpu_run_7b: inputs ready at $(($(date +%s) - start)) s"
 
+# The spec with base.model at the folder just made (the spec names the seed designs' placeholder).
+sed -e "s|model: /models/Llama-2-7b-hf,|model: $root/model,|" "$spec" >"$root/gpu-7b-table1.yaml"
+spec=$root/gpu-7b-table1.yaml
 if [ "$device" != cuda ]; then
   # The same sweep on CPU slots, smaller batches and fewer steps and items (a check of the path).
-  sed -e 's/resources: {device: cuda, memory_gib: 24}/resources: {device: cpu}/' \
+  sed -i -e 's/resources: {device: cuda, memory_gib: 24}/resources: {device: cpu}/' \
     -e 's/steps: 12,/steps: 3,/' -e 's/seq_len: 512, tokens_per_update: 4096, micro_batch: 8/seq_len: 64, tokens_per_update: 256, micro_batch: 4/' \
-    -e 's/limit: 32/limit: 3/g' -e 's/max_gen_toks: 32/max_gen_toks: 4/' "$spec" >"$root/gpu-7b-table1-cpu.yaml"
-  spec=$root/gpu-7b-table1-cpu.yaml
+    -e 's/limit: 32/limit: 3/g' -e 's/max_gen_toks: 32/max_gen_toks: 4/' "$spec"
 fi
 
 "$SWEEP_TRAIN" bench --model "$root/model" --load-only --device "$device" --dtype bf16 | tee "$out/load.json"
