@@ -3,7 +3,7 @@
 # Llama-2-7B-shaped model folder (random bf16 weights, sharded safetensors, the real Llama-2
 # tokenizer.json) and the data of sweeps/gpu-7b-table1.yaml (bench/gpu/make_7b_inputs.py),
 # times loading it onto the GPU once (sweep-train bench --model --load-only), then runs the
-# sweep through sweepd, one sweep-worker with several slots on the GPU and sweep-train
+# sweep through sweepd, sweep-workers sharing the GPU (one slot each) and sweep-train
 # (deploy/run-sweep.sh), exports the table (Markdown, CSV, LaTeX) and prints per-job times.
 #
 # Usage: bench/gpu/gpu_run_7b.sh [OUT_DIR]          (default bench/gpu/out-7b)
@@ -12,8 +12,10 @@
 #   tokenizer.json + tokenizer_config.json; default: unpacked from .gpu-deps/tokenizer-bench.tar.gz),
 #   SHAPE (config.json of the shape, default bench/gpu/llama-2-7b.json), DEVICE (cuda; cpu: the
 #   spec is rewritten to CPU slots, 3 steps of 256 tokens, 3 items per task -- with
-#   SHAPE=bench/gpu/llama-tiny-32k.json, a check of the whole path on a machine without a GPU),
-#   SLOTS (job slots of the one worker, default 4: a 7B track-A job peaks near 20 GB of 139 GB).
+#   SHAPE=bench/gpu/llama-tiny-32k.json WORKERS=1, a check of the whole path without a GPU),
+#   WORKERS (local workers, each with one slot on the GPU -- sweep-worker --slots counts devices,
+#   so jobs share the one GPU through several workers; default 3: a 7B track-A job at 4,096
+#   tokens a step may peak near 36 GB, as DoRA A does in the benchmark; 3 fit in 139 GB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-bench/gpu/out-7b}
@@ -21,7 +23,7 @@ root=/tmp/sweepd-7b  # the spec's paths
 python=${PYTHON:-python3}
 shape=${SHAPE:-bench/gpu/llama-2-7b.json}
 device=${DEVICE:-cuda}
-slots=${SLOTS:-4}
+workers=${WORKERS:-3}
 export SWEEP_TRAIN=${SWEEP_TRAIN:-build-gpu/bin/sweep-train}
 spec=sweeps/gpu-7b-table1.yaml
 start=$(date +%s)
@@ -54,7 +56,7 @@ echo "gpu_run_7b: load check done at $(($(date +%s) - start)) s"
 
 sweep_start=$(date +%s)
 status=0
-SWEEPD_VAR=$root/var SWEEPD_EXPORT=$out SWEEPD_SLOTS=$slots deploy/run-sweep.sh "$spec" 1 \
+SWEEPD_VAR=$root/var SWEEPD_EXPORT=$out deploy/run-sweep.sh "$spec" "$workers" \
   >"$out/run-sweep.log" 2>&1 || status=$?
 echo "gpu_run_7b: run-sweep.sh exit $status after $(($(date +%s) - sweep_start)) s (log $out/run-sweep.log)"
 tail -25 "$out/run-sweep.log"

@@ -108,8 +108,8 @@ def write_model_transformers(folder, config, shard_gb):
         model = (transformers.MistralForCausalLM if cls_cfg is transformers.MistralConfig
                  else transformers.LlamaForCausalLM)(cfg)
     torch.set_default_dtype(torch.float32)
-    model.config.torch_dtype = torch.bfloat16
-    model.save_pretrained(folder, max_shard_size=f"{shard_gb}GB", safe_serialization=True)
+    # "5GB", not "5.0GB": transformers parses the number before the unit as an integer.
+    model.save_pretrained(folder, max_shard_size=f"{int(shard_gb * 1000)}MB", safe_serialization=True)
 
 
 # --- data: made-up but realistic rows, from templates with a fixed seed -----------------------
