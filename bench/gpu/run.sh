@@ -12,7 +12,9 @@
 #   SWEEPD_PREFIX_PATH (where nlohmann-json and CLI11 are, for that build), STEPS (5),
 #   WARMUP (2), STEPS_7B (3), WARMUP_7B (2), PEAK_TFLOPS (default: datasheet bf16 peak by GPU
 #   name), SKIP_7B=1, SKIP_HF_7B=1, ONLY="lora dora" (1.1B methods to run), ONLY_7B (7B methods
-#   on ours), HF_METHODS="dora" (of the 1.1B ones, those to run on HF PEFT too), HF_METHODS_7B.
+#   on ours), HF_METHODS="dora" (of the 1.1B ones, those to run on HF PEFT too), HF_METHODS_7B,
+#   BUDGET_S (540: a row not started by then is skipped, recorded as such, so that the table is
+#   still written inside one 9.5-minute device call).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -33,6 +35,14 @@ echo "STEPS=$steps WARMUP=$warmup STEPS_7B=$steps_7b WARMUP_7B=$warmup_7b ${ONLY
 peft_methods=" ${HF_METHODS:-lora dora oft boft ia3} "  # the others are not in HF PEFT
 peft_methods_7b=" ${HF_METHODS_7B:-lora dora oft ia3} "
 run_start=$(date +%s)
+budget=${BUDGET_S:-540}
+
+# True (and an error line recorded) when the time budget is spent: the row is skipped.
+over_budget() {  # impl config method track [seconds the row needs at least]
+  [ $(($(date +%s) - run_start + ${5:-0})) -lt "$budget" ] && return 1
+  echo "{\"impl\": \"$1\", \"method_name\": \"$3\", \"track\": \"$4\", \"config\": \"$2\", \"error\": \"skipped: past the ${budget} s budget\"}" >>"$results"
+  echo "$1 $3 $4 ($(basename "$2")): skipped, past the ${budget} s budget"
+}
 peak=()
 [ -n "${PEAK_TFLOPS:-}" ] && peak=(--peak-tflops "$PEAK_TFLOPS")
 
@@ -64,6 +74,7 @@ EOF
 # Runs one sweep-train configuration in its own process; appends its JSON line, or an error line.
 run_one() {  # config method track batch warmup steps
   local config=$1 method=$2 track=$3 batch=$4 wu=$5 st=$6 line rc t0
+  over_budget sweep_train "$config" "$method" "$track" && return
   t0=$(date +%s%N)
   line=$(timeout 240 "$SWEEP_TRAIN" bench --config "$config" --methods bench/gpu/methods.json \
     --method "$method" --track "$track" --batch "$batch" --seq 1024 --warmup "$wu" --steps "$st" \
@@ -79,11 +90,17 @@ run_one() {  # config method track batch warmup steps
 # Runs HF PEFT on every (method, track) of one shape in one process (the base model is built
 # once); appends each row's line, and an error line for each row that printed none.
 run_peft() {  # config "methods" batch warmup steps
-  local config=$1 list=$2 batch=$3 wu=$4 st=$5 rc t0 tmp
+  local config=$1 list=$2 batch=$3 wu=$4 st=$5 rc t0 tmp m left
+  left=$((budget - ($(date +%s) - run_start)))
+  if [ "$left" -le 10 ]; then
+    for m in $list; do over_budget hf_peft "$config" "$m" A 10; over_budget hf_peft "$config" "$m" B 10; done
+    return
+  fi
   t0=$(date +%s)
   tmp=$(mktemp)
   # shellcheck disable=SC2086  # $list: words to commas
-  timeout 420 "$python" bench/gpu/hf_peft_bench.py --config "$config" --methods bench/gpu/methods.json \
+  # No longer than the budget left: the rows it did not print are recorded as missing.
+  timeout "$left" "$python" bench/gpu/hf_peft_bench.py --config "$config" --methods bench/gpu/methods.json \
     --only "$(echo $list | tr ' ' ',')" --tracks A,B --batch "$batch" --seq 1024 --warmup "$wu" --steps "$st" \
     2>>"$log" | grep -v '"versions"' >"$tmp"
   rc=${PIPESTATUS[0]}
