@@ -2,8 +2,16 @@
 """Training throughput and peak memory of Hugging Face PEFT + transformers, the baseline
 that bench/gpu/run.sh sets sweep-train against. Same model (random weights), same adapter
 settings (methods.json), same batch, sequence length, dtype and optimizer as sweep-train.
-Prints one JSON object per (method, track) on stdout."""
+Prints one JSON object per (method, track) on stdout.
+
+The base model is built once per process, in bf16 directly on the GPU, and every (method,
+track) wraps it with PEFT, trains, and unwraps it again (PeftModel.unload()), so a 7B shape
+pays its model creation once, not once per row. Each row's peak memory is measured from a
+reset after the previous row's tensors are freed: the base weights plus that row's adapter,
+optimizer state and activations, as in a process of its own. `elapsed_s` is a row's wall time
+(PEFT wrapping, warm-up and timed steps)."""
 import argparse
+import gc
 import json
 import sys
 import time
@@ -46,21 +54,40 @@ def boft_factors(model):
     return None
 
 
-def run(method, settings, track, args, config):
+def make_base(config):
+    """The random-weight base model in bf16, created on the GPU (no float32 copy, no host init)."""
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model_cls = (transformers.MistralForCausalLM if isinstance(config, transformers.MistralConfig)
+                         else transformers.LlamaForCausalLM)
+            model = model_cls(config)
+    finally:
+        torch.set_default_dtype(previous)
+    model.config.use_cache = False
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def run(method, settings, track, args, config, base):
+    """One row; returns (result, base) -- the base again, unwrapped, for the next row."""
     cfg = peft_config(settings, TRACKS[track])
     if cfg is None:
-        return None
+        return None, base
+    row_start = time.perf_counter()
     torch.manual_seed(0)
+    gc.collect()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     result = {"method": settings["method"], "method_name": method, "track": track, "impl": "hf_peft",
               "config": args.config, "batch": args.batch, "seq": args.seq, "steps": args.steps,
               "warmup": args.warmup}
+    model = None
     try:
-        with torch.device("cuda"):
-            model = transformers.LlamaForCausalLM(config).to(torch.bfloat16)
-        model.config.use_cache = False
-        model = peft.get_peft_model(model, cfg)
+        model = peft.get_peft_model(base, cfg)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         result["trainable_params"] = trainable
         if settings["method"] == "boft":
@@ -94,7 +121,25 @@ def run(method, settings, track, args, config):
                        "loss": float(loss)})
     except torch.cuda.OutOfMemoryError:
         result.update({"oom": True, "peak_mem_bytes": torch.cuda.max_memory_allocated()})
-    return result
+    result["elapsed_s"] = time.perf_counter() - row_start
+    opt = params = ids = step = None  # noqa: F841 -- frees the row's tensors before the next row
+    if model is not None:
+        try:
+            base = model.unload()  # the base layers back in place, adapters dropped
+        except Exception as e:  # noqa: BLE001 -- a method PEFT cannot unload: build a fresh base
+            print(f"hf_peft_bench: unload after {method} {track} failed ({e}); rebuilding the base",
+                  file=sys.stderr)
+            del model
+            base = None
+            gc.collect()
+            torch.cuda.empty_cache()
+            base = make_base(config)
+    if hasattr(base, "peft_config"):
+        del base.peft_config  # else the next get_peft_model warns of a second modification
+    for p in base.parameters():
+        p.grad = None
+        p.requires_grad_(False)
+    return result, base
 
 
 def main():
@@ -110,7 +155,9 @@ def main():
     args = p.parse_args()
     with open(args.config) as f:
         cfg_json = json.load(f)
-    config = transformers.LlamaConfig(**{k: v for k, v in cfg_json.items() if k != "architectures"})
+    # Mistral-7B's shape (GQA, no sliding window: v0.3) as transformers' Mistral classes.
+    config_cls = transformers.MistralConfig if cfg_json.get("model_type") == "mistral" else transformers.LlamaConfig
+    config = config_cls(**{k: v for k, v in cfg_json.items() if k not in ("architectures", "model_type")})
     config._attn_implementation = "sdpa"
     with open(args.methods) as f:
         methods = {k: v for k, v in json.load(f).items() if isinstance(v, dict)}
@@ -119,11 +166,15 @@ def main():
                 "transformers": transformers.__version__,
                 "device": torch.cuda.get_device_name(0)}
     print(json.dumps({"versions": versions}), flush=True)
+    t0 = time.perf_counter()
+    base = make_base(config)
+    print(f"hf_peft_bench: base model of {args.config} built in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr, flush=True)
     for track in args.tracks.split(","):
         for method, settings in methods.items():
             if only and method not in only:
                 continue
-            r = run(method, settings, track, args, config)
+            r, base = run(method, settings, track, args, config, base)
             if r is not None:
                 print(json.dumps(r), flush=True)
     return 0

@@ -1,4 +1,6 @@
-// safetensors I/O: https://github.com/huggingface/safetensors format, mmap-based reading.
+// safetensors I/O: https://github.com/huggingface/safetensors format, mmap-based reading;
+// CopyTo() stages a tensor to the GPU in pinned chunks, as safetensors' own `safe_open(...,
+// device="cuda")` path and PyTorch's pin_memory + non_blocking copies do.
 #include "worker/io/safetensors.h"
 
 #include <fcntl.h>
@@ -6,8 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <fstream>
 #include <stdexcept>
 
@@ -58,6 +62,41 @@ std::string DtypeName(torch::ScalarType t) {
     case torch::kBool: return "BOOL";
     default: throw std::runtime_error("safetensors: unsupported dtype " +
                                       std::string(c10::toString(t)));
+  }
+}
+
+std::string ShapeText(at::IntArrayRef shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+// memcpy on every intra-op thread: the page faults of a mapped file are the slow part, and
+// they proceed in parallel.
+void CopyBytesParallel(void* dst, const void* src, size_t n) {
+  constexpr int64_t kGrain = int64_t{4} << 20;
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  at::parallel_for(0, static_cast<int64_t>(n), kGrain,
+                   [&](int64_t begin, int64_t end) { std::memcpy(d + begin, s + begin, end - begin); });
+}
+
+// Mapped bytes -> a contiguous CUDA tensor of the same bytes, through pinned chunks copied
+// asynchronously on the current stream. PyTorch's caching host allocator records an event on
+// each chunk's block, so a block is reused only once its copy is done, and filling the next
+// chunk overlaps the previous one's transfer.
+void StageToDevice(const char* src, size_t n, const torch::Tensor& target) {
+  constexpr size_t kChunk = size_t{64} << 20;
+  torch::Tensor bytes = torch::from_blob(target.data_ptr(), {static_cast<int64_t>(n)},
+                                         torch::TensorOptions().dtype(torch::kUInt8).device(target.device()));
+  const auto pinned_options = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true);
+  for (size_t offset = 0; offset < n; offset += kChunk) {
+    const size_t len = std::min(kChunk, n - offset);
+    torch::Tensor pinned = torch::empty({static_cast<int64_t>(len)}, pinned_options);
+    CopyBytesParallel(pinned.data_ptr(), src + offset, len);
+    bytes.narrow(0, static_cast<int64_t>(offset), static_cast<int64_t>(len)).copy_(pinned, /*non_blocking=*/true);
   }
 }
 
@@ -151,6 +190,40 @@ std::vector<int64_t> SafetensorsFile::Shape(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) Fail(path_, "no tensor '" + name + "'");
   return it->second.shape;
+}
+
+void SafetensorsFile::CopyTo(const std::string& name, torch::Tensor& dst) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) Fail(path_, "no tensor '" + name + "'");
+  const Entry& e = it->second;
+  if (dst.sizes() != at::IntArrayRef(e.shape)) {
+    Fail(path_, "tensor '" + name + "' has shape " + ShapeText(e.shape) + " but " + ShapeText(dst.sizes()) +
+                    " is expected");
+  }
+  if (dst.is_floating_point() && !c10::isFloatingType(e.dtype)) {
+    Fail(path_, "tensor '" + name + "' is " + DtypeName(e.dtype) +
+                    "; a model weight must be F32, BF16 or F16 (is this the model's own checkpoint?)");
+  }
+  if (e.end == e.begin) return;
+  const char* src = static_cast<const char*>(mapping_->data) + data_offset_ + e.begin;
+  const size_t n = e.end - e.begin;
+  if (dst.is_cuda()) {
+    // Raw bytes to the device, converted there: never a host copy in another dtype.
+    const bool direct = dst.scalar_type() == e.dtype && dst.is_contiguous();
+    torch::Tensor target = direct ? dst : torch::empty(e.shape, dst.options().dtype(e.dtype));
+    StageToDevice(src, n, target);
+    if (!direct) dst.copy_(target);
+  } else if (dst.scalar_type() == e.dtype && dst.is_contiguous()) {
+    CopyBytesParallel(dst.data_ptr(), src, n);
+  } else {
+    dst.copy_(Get(name));
+  }
+  // Drop the copied range from this process's resident pages (the page cache keeps them);
+  // the mapping stays valid and faults them in again if they are read later.
+  const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t first = (data_offset_ + e.begin) / page * page;
+  const size_t last = std::min(mapping_->size, (data_offset_ + e.end + page - 1) / page * page);
+  madvise(static_cast<char*>(mapping_->data) + first, last - first, MADV_DONTNEED);
 }
 
 torch::Tensor SafetensorsFile::Get(const std::string& name) const {

@@ -1,5 +1,6 @@
 // Reading and writing safetensors files (8-byte little-endian header length, a JSON
-// header, raw little-endian data). Reads are memory-mapped; tensors come back on CPU.
+// header, raw little-endian data). Reads are memory-mapped: Get() views the mapping on CPU,
+// CopyTo() copies a tensor straight into a tensor on any device, in its dtype.
 #pragma once
 
 #include <map>
@@ -24,6 +25,14 @@ class SafetensorsFile {
   // The tensor `name`; throws InvalidInput "FILE: no tensor 'NAME'" when absent.
   torch::Tensor Get(const std::string& name) const;
   std::vector<int64_t> Shape(const std::string& name) const;
+  // Copies tensor `name` into `dst` (same shape, any device and floating dtype) without a
+  // host copy in another dtype: the mapped bytes go to dst's device as they are (on CUDA
+  // through pinned staging chunks, asynchronously; the caller synchronises before reading the
+  // host side again) and are converted there. The file's pages are released from this
+  // process afterwards, so a model's load peaks near its own size in host memory. Throws
+  // InvalidInput "FILE: tensor 'NAME' ..." for an absent tensor, another shape, or a
+  // non-floating tensor copied into a floating one.
+  void CopyTo(const std::string& name, torch::Tensor& dst) const;
   const std::map<std::string, std::string>& Metadata() const { return metadata_; }
 
  private:

@@ -76,7 +76,12 @@ nlohmann::json ReadConfigJson(const std::string& folder) {
   return ReadJsonFile((fs::path(folder) / "config.json").string());
 }
 
-void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder) {
+namespace {
+
+// Fills every parameter of `model` from the checkpoint; `make_target` gives the tensor a
+// parameter's data is read into (the parameter itself, or a new one on the target device).
+template <typename MakeTarget>
+void ReadParameters(LlamaForCausalLM& model, const std::string& folder, MakeTarget make_target) {
   const auto files = TensorFiles(folder);
   torch::NoGradGuard no_grad;
   for (auto& p : model->named_parameters()) {
@@ -88,23 +93,35 @@ void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder) {
       throw InvalidInput(where + ": missing tensor '" + p.key() + "'");
     }
     const io::SafetensorsFile& file = *it->second;
-    torch::Tensor t = file.Get(p.key());
-    if (t.sizes() != p.value().sizes()) {
-      throw InvalidInput(file.path() + ": tensor '" + p.key() + "' has shape " +
-                                  ShapeText(t.sizes()) + " but config.json implies " +
-                                  ShapeText(p.value().sizes()));
+    const std::vector<int64_t> shape = file.Shape(p.key());
+    if (at::IntArrayRef(shape) != p.value().sizes()) {
+      throw InvalidInput(file.path() + ": tensor '" + p.key() + "' has shape " + ShapeText(shape) +
+                         " but config.json implies " + ShapeText(p.value().sizes()));
     }
-    p.value().copy_(t);
+    torch::Tensor target = make_target(p.value());
+    file.CopyTo(p.key(), target);
+    // Frees the construction-time storage at once: host memory holds one parameter extra at most.
+    if (!target.is_same(p.value())) p.value().set_data(target);
   }
 }
 
-LlamaForCausalLM LoadHfModel(const std::string& folder, torch::ScalarType dtype) {
+}  // namespace
+
+void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder) {
+  ReadParameters(model, folder, [](const torch::Tensor& p) { return p; });
+}
+
+LlamaForCausalLM LoadHfModel(const std::string& folder, torch::ScalarType dtype, const torch::Device& device) {
   const std::string config_path = (fs::path(folder) / "config.json").string();
   Result<LlamaConfig> config = LlamaConfigFromJson(ReadConfigJson(folder), config_path);
   if (!config.ok()) throw InvalidInput(config.status().message());
+  // Built on CPU in float32; the projections' storage is never written (no host pages), and
+  // each parameter is replaced by the checkpoint's tensor on `device` in `dtype`.
   LlamaForCausalLM model(*config);
-  model->to(dtype);
-  LoadHfWeights(model, folder);
+  const auto options = torch::TensorOptions().dtype(dtype).device(device);
+  ReadParameters(model, folder, [&](const torch::Tensor& p) { return torch::empty(p.sizes(), options); });
+  model->to(device, dtype);  // anything that is not a checkpoint tensor (no-op for the parameters)
+  if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   return model;
 }

@@ -29,12 +29,14 @@ torch::Device ParseDevice(const std::string& name) {
 
 BaseModel LoadBase(const JobConfig& config, const std::string& cache_dir) {
   BaseModel base;
+  const Stopwatch clock;
   const ModelSpec& spec = config.model;
   if (IsSyntheticModel(spec.source)) {
     base.model = LoadSyntheticBase(spec.source, cache_dir, LogLine, &base.fingerprint);
     base.tokenizer = std::make_unique<data::ByteTokenizer>();
   } else {
-    base.model = models::LoadHfModel(spec.source, models::ParseDtype(spec.dtype));
+    base.model = models::LoadHfModel(spec.source, models::ParseDtype(spec.dtype), ParseDevice(config.device));
+    base.load_seconds = clock.Seconds();
     std::string tokenizer = spec.tokenizer;
     try {
       if (tokenizer.empty()) tokenizer = data::ModelFolderTokenizer(spec.source);

@@ -25,6 +25,7 @@ struct BaseModel {
   std::unique_ptr<data::Tokenizer> tokenizer;
   int64_t total_params = 0;
   std::string fingerprint;  // synthetic models: LoadSyntheticBase's hash of the weights
+  double load_seconds = 0;  // Hugging Face folders: reading the weights onto the job's device
 };
 
 // "cpu" or "cuda[:N]"; a CUDA device this sweep-train cannot see is refused.

@@ -3,8 +3,10 @@
 // optimizer steps with no host sync inside a step: the device is synchronised only around the
 // timed window. On CUDA a step's forward and backward replay as one CUDA graph (captured in the
 // warm-up), as in `sweep-train run`. Prints one JSON line: tokens/s, peak CUDA allocator memory,
-// step time, trainable parameters and model FLOPs utilisation (MFU).
+// step time, trainable parameters and model FLOPs utilisation (MFU). With --model it loads a
+// Hugging Face folder instead of random weights and reports the load's time and host memory.
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -16,6 +18,7 @@
 #include "common/job_config.h"
 #include "common/methods/registry.h"
 #include "worker/compat.h"
+#include "worker/models/hf_checkpoint.h"
 #include "worker/models/llama.h"
 #include "worker/models/llama_config.h"
 #include "worker/trainer/adamw.h"
@@ -23,6 +26,7 @@
 #include "worker/trainer/commands.h"
 #include "worker/trainer/cuda_graph.h"
 #include "worker/trainer/optimizer_groups.h"
+#include "worker/trainer/step_profile.h"
 
 #if defined(SWEEPD_HAVE_CUDA)
 #include <cuda_runtime_api.h>
@@ -34,7 +38,10 @@ namespace {
 using json = nlohmann::json;
 
 struct BenchOptions {
-  std::string config;        // HF config.json
+  std::string config;        // HF config.json (random weights)
+  std::string model;         // or a HF model folder (its weights)
+  bool load_only = false;    // --model: report the load and stop
+  std::string profile;       // Chrome trace of one extra step after the timed ones
   std::string adapter;       // settings JSON, or empty with methods + method
   std::string methods;       // a methods.json (name -> settings)
   std::string method;        // its entry
@@ -132,6 +139,24 @@ void InitializeRandom(models::LlamaForCausalLM& model, uint64_t seed) {
   }
 }
 
+// VmRSS / VmHWM of /proc/self/status in bytes (0 where there is no procfs).
+int64_t ProcStatusBytes(const std::string& key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stoll(line.substr(key.size() + 1)) * 1024;  // "NNN kB"
+  }
+  return 0;
+}
+
+int64_t SafetensorsBytes(const std::string& folder) {
+  int64_t total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().extension() == ".safetensors") total += static_cast<int64_t>(entry.file_size());
+  }
+  return total;
+}
+
 void Synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.has_index() ? device.index() : -1);
 }
@@ -140,9 +165,13 @@ int RunBench(const BenchOptions& o) {
   if (o.batch <= 0 || o.seq <= 1 || o.steps <= 0 || o.warmup < 0) {
     throw std::invalid_argument("--batch and --steps must be positive, --seq at least 2, --warmup not negative");
   }
-  Result<models::LlamaConfig> config = models::LlamaConfigFromJson(ReadJsonFile(o.config), o.config);
+  if (o.config.empty() == o.model.empty()) throw std::invalid_argument("give --config FILE or --model FOLDER");
+  if (o.load_only && o.model.empty()) throw std::invalid_argument("--load-only needs --model FOLDER");
+  const std::string config_path =
+      o.model.empty() ? o.config : (std::filesystem::path(o.model) / "config.json").string();
+  Result<models::LlamaConfig> config = models::LlamaConfigFromJson(ReadJsonFile(config_path), config_path);
   if (!config.ok()) throw std::invalid_argument(config.status().message());
-  const json settings = AdapterSettings(o);
+  const json settings = o.load_only ? json::object() : AdapterSettings(o);
   const torch::Device device(o.device);
   if (device.is_cuda() && !torch::cuda::is_available()) {
     throw std::invalid_argument("--device " + o.device + " but this sweep-train sees no CUDA device");
@@ -163,7 +192,7 @@ int RunBench(const BenchOptions& o) {
                {"method", settings.value("method", "")},
                {"method_name", o.method.empty() ? settings.value("method", "") : o.method},
                {"track", o.track},
-               {"config", o.config},
+               {"config", config_path},
                {"device", device_name},
                {"torch", TORCH_VERSION},
                {"dtype", o.dtype},
@@ -177,9 +206,31 @@ int RunBench(const BenchOptions& o) {
     compat::ResetCudaPeak(cuda_index);
   }
   try {
-    models::LlamaForCausalLM model(*config);
-    model->to(device, dtype);
-    InitializeRandom(model, o.seed);
+    models::LlamaForCausalLM model(nullptr);
+    if (o.model.empty()) {
+      model = models::LlamaForCausalLM(*config);
+      // Storage of `dtype` on the device in place of the CPU float32 one (a 7B shape's 27 GB,
+      // never written: the random values are drawn on the device).
+      for (auto& p : model->parameters()) p.set_data(torch::empty(p.sizes(), torch::TensorOptions().dtype(dtype).device(device)));
+      InitializeRandom(model, o.seed);
+    } else {
+      const int64_t rss_before = ProcStatusBytes("VmRSS");
+      const auto load_start = std::chrono::steady_clock::now();
+      model = models::LoadHfModel(o.model, dtype, device);  // synchronises the device
+      const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+      const int64_t bytes = SafetensorsBytes(o.model);
+      line["model"] = o.model;
+      line["load_seconds"] = load_s;
+      line["load_bytes"] = bytes;
+      line["load_gb_per_s"] = static_cast<double>(bytes) / 1e9 / load_s;
+      line["host_rss_before_load_bytes"] = rss_before;
+      line["host_peak_rss_bytes"] = ProcStatusBytes("VmHWM");
+      if (device.is_cuda()) line["load_peak_mem_bytes"] = compat::CudaPeakAllocatedBytes(cuda_index);
+      if (o.load_only) {
+        std::cout << line.dump() << std::endl;
+        return 0;
+      }
+    }
     TrackSpec track;
     track.name = o.track;
     AdapterSet adapters = AdapterSet::Attach(model, settings, track);
@@ -250,6 +301,14 @@ int RunBench(const BenchOptions& o) {
     line["mfu"] = peak_tflops > 0 ? json(tokens_per_s * flops / (peak_tflops * 1e12)) : json(nullptr);
     line["loss"] = loss.item<double>();
     line["cuda_graph"] = graphed.Captured();
+    if (!o.profile.empty()) {
+      json summary = ProfileStep([&] { train_step(); }, [&] { Synchronize(device); }, device.is_cuda(), o.profile);
+      const std::string table = ProfileSummaryMarkdown(summary);
+      std::ofstream(o.profile + ".summary.md") << table;
+      std::cerr << table;
+      summary.erase("top_kernels");  // in the .summary.md file
+      line["profile"] = summary;
+    }
   } catch (const c10::OutOfMemoryError& e) {
     line["oom"] = true;
     line["peak_mem_bytes"] = compat::CudaPeakAllocatedBytes(cuda_index);
@@ -267,7 +326,11 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto options = std::make_shared<BenchOptions>();
   CLI::App* bench = app.add_subcommand(
       "bench", "Time training steps of one adapter method on a random-weight model; prints one JSON line");
-  bench->add_option("--config", options->config, "model config.json (Hugging Face format)")->required();
+  bench->add_option("--config", options->config, "model config.json (Hugging Face format); random weights");
+  bench->add_option("--model", options->model,
+                    "a Hugging Face model folder (config.json + safetensors) to load instead; the line "
+                    "gains load_seconds, load_gb_per_s and the host's peak RSS");
+  bench->add_flag("--load-only", options->load_only, "with --model: load the weights, print the line, stop");
   bench->add_option("--adapter", options->adapter, "adapter settings JSON, e.g. '{\"method\":\"lora\",\"r\":16}'");
   bench->add_option("--methods", options->methods, "a methods.json mapping names to adapter settings");
   bench->add_option("--method", options->method, "the entry of --methods to run");
@@ -286,6 +349,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   bench->add_option("--lr", options->lr, "AdamW learning rate");
   bench->add_option("--weight-decay", options->weight_decay, "AdamW weight decay (torch.optim.AdamW's default)");
   bench->add_option("--grad-clip", options->grad_clip, "gradient-norm clip (0: off)");
+  bench->add_option("--profile", options->profile,
+                    "after the timed steps, one more step under the profiler: a Chrome trace to FILE "
+                    "(chrome://tracing, Perfetto), and FILE.summary.md: GPU time by kernel group and the top kernels");
   bench->add_option("--peak-tflops", options->peak_tflops, "bf16 peak for MFU (default: datasheet value by GPU name)");
   bench->add_option("--seed", options->seed, "random seed for weights, adapters and tokens");
   bench->callback([options, exit_code] { *exit_code = RunBench(*options); });

@@ -72,7 +72,10 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
 
   if (config.kind == "base_eval") {
     auto scores = Evaluate(config, base, "base", tasks, device, metrics);
-    metrics.Emit(BaseEvalFinalLine(config, base.fingerprint, scores, base.total_params, device, wall.Seconds()));
+    nlohmann::json final_line =
+        BaseEvalFinalLine(config, base.fingerprint, scores, base.total_params, device, wall.Seconds());
+    final_line["load_seconds"] = base.load_seconds;
+    metrics.Emit(final_line);
     return exit_status::kOk;
   }
 
@@ -119,8 +122,10 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   }
 
   auto scores = Evaluate(config, base, "final", tasks, device, metrics, config.train.steps, &base_scores);
-  metrics.Emit(TrainFinalLine(config, base.fingerprint, scores, base_scores, progress, adapters, base.total_params,
-                              device, wall.Seconds()));
+  nlohmann::json final_line = TrainFinalLine(config, base.fingerprint, scores, base_scores, progress, adapters,
+                                             base.total_params, device, wall.Seconds());
+  final_line["load_seconds"] = base.load_seconds;
+  metrics.Emit(final_line);
   return exit_status::kOk;
 }
 
