@@ -386,6 +386,36 @@ TEST(SweepTrainRun, SorsaGammaWeighsTheOrthonormalRegulariser) {
   EXPECT_LT(with, without);
 }
 
+// A job's own exported adapter/ folder continues in a second job of the same settings: SORSA's
+// folder of sweep-train's own layout, and AdaLoRA's pruned one (rank_pattern and kept ranks only).
+TEST(SweepTrainRun, InitFromAJobsExportedFolderContinuesIt) {
+  json sorsa = json::parse(ReadFile(kJobs + "synthetic_sorsa_gamma.json"));
+  json adalora = sorsa;
+  adalora["adapter"] = {{"method", "adalora"}, {"init_r", 6}, {"target_r", 2}, {"tinit", 0}, {"tfinal", 2}};
+  for (json job : {sorsa, adalora}) {
+    SCOPED_TRACE(job["adapter"].dump());
+    const std::string first = MakeTempDir("sweep-train-export-");
+    RunResult trained = RunTrainer({kTrain, "run", "--job", WriteJob(job, first), "--workdir", first + "/work"}, first);
+    ASSERT_EQ(trained.status, 0) << trained.stderr_text;
+    const std::string folder = first + "/work/adapter";
+    const json exported = json::parse(ReadFile(folder + "/adapter_config.json"));
+    if (job["adapter"]["method"] == "adalora") {
+      EXPECT_TRUE(exported["rank_pattern"].is_object()) << "a pruned AdaLoRA writes its rank pattern";
+    }
+    job["train"]["steps"] = 2;
+    const std::string fresh = MakeTempDir("sweep-train-fresh-");
+    RunResult plain = RunTrainer({kTrain, "run", "--job", WriteJob(job, fresh), "--workdir", fresh + "/work"}, fresh);
+    ASSERT_EQ(plain.status, 0) << plain.stderr_text;
+    job["adapter"]["init_from"] = folder;
+    const std::string next = MakeTempDir("sweep-train-continue-");
+    RunResult continued = RunTrainer({kTrain, "run", "--job", WriteJob(job, next), "--workdir", next + "/work"}, next);
+    ASSERT_EQ(continued.status, 0) << continued.stderr_text;
+    ExpectValidLines(continued.lines);
+    // The same first rows; the trained adapter, not the method's initialisation, scores them.
+    EXPECT_NE(FirstStepLoss(continued), FirstStepLoss(plain));
+  }
+}
+
 // A bad adapter.init_from folder: exit 2 before training, one line naming the folder and `what`.
 void ExpectInitFromRefused(const json& job, const std::string& folder, const std::string& what) {
   const std::string dir = MakeTempDir("sweep-train-init-bad-");
