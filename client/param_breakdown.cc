@@ -32,7 +32,9 @@ json Merged(const json& settings, const json& patch) {
 
 Result<ParamBreakdown> ParamBreakdownCache::Get(const json& config) {
   const std::string source = config.contains("model") ? config["model"].value("source", "") : "";
-  const json& adapter = config.contains("adapter") ? config["adapter"] : json::object();
+  json adapter = config.contains("adapter") ? config["adapter"] : json::object();
+  adapter.erase("init_from");  // where training starts (common/job_config.h), not a method option
+  adapter.erase("init_from_sha256");
   const json track = config.contains("track") ? config["track"] : json::object();
   const std::string key = source + "\n" + track.dump() + "\n" + adapter.dump();
   if (auto it = results_.find(key); it != results_.end()) return it->second;

@@ -28,6 +28,14 @@ void ReadOptional(const json& obj, const char* key, const std::string& path, std
   out = v;
 }
 
+// The job's adapter object: the method's settings and, when set, init_from and its digest.
+json AdapterJson(const JobConfig& c) {
+  json adapter = c.adapter;
+  if (!c.init_from.empty()) adapter["init_from"] = c.init_from;
+  if (!c.init_from_sha256.empty()) adapter["init_from_sha256"] = c.init_from_sha256;
+  return adapter;
+}
+
 }  // namespace
 
 json ToJson(const JobConfig& c) {
@@ -56,7 +64,7 @@ json ToJson(const JobConfig& c) {
               {"model",
                {{"source", c.model.source}, {"tokenizer", c.model.tokenizer}, {"dtype", c.model.dtype}}},
               {"track", {{"name", c.track.name}, {"modules", c.track.modules}}},
-              {"adapter", c.adapter},
+              {"adapter", AdapterJson(c)},
               {"train", train},
               {"eval", eval},
               {"tradeoff", {{"lambda", c.tradeoff_lambda}}},
@@ -97,6 +105,10 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
   if (j.contains("adapter")) {
     if (!j["adapter"].is_object()) return Status::InvalidArgument("field 'adapter' is not an object");
     c.adapter = j["adapter"];
+    Read(c.adapter, "init_from", "adapter.", c.init_from, err);
+    Read(c.adapter, "init_from_sha256", "adapter.", c.init_from_sha256, err);
+    c.adapter.erase("init_from");  // not a method option: the settings stay the method's own
+    c.adapter.erase("init_from_sha256");
   }
   if (j.contains("train")) {
     const json& t = j["train"];
@@ -151,6 +163,8 @@ std::string CanonicalJobJson(const JobConfig& config) {
   j.erase("base_scores");
   j.erase("base_fingerprint");
   j.erase("devices");
+  // The folder's content identifies the job, not where it lies (a moved copy is the same job).
+  if (!config.init_from_sha256.empty()) j["adapter"].erase("init_from");
   return j.dump();  // nlohmann::json objects keep keys sorted: the dump is canonical
 }
 

@@ -69,6 +69,11 @@ struct JobConfig {
   ModelSpec model;
   TrackSpec track;
   nlohmann::json adapter = nlohmann::json::object();  // {"method": "lora", "r": 8, ...}
+  // adapter.init_from: an adapter folder (PEFT's layout or sweep-train's) training starts from
+  // instead of the method's initialisation; empty: none. Its path is not part of the job's
+  // identity, its content is: init_from_sha256 (spec/adapter_digest.h), set by the spec expansion.
+  std::string init_from;
+  std::string init_from_sha256;
   TrainSpec train;
   std::vector<EvalSpec> eval;
   double tradeoff_lambda = 1.0;
@@ -93,7 +98,7 @@ nlohmann::json ToJson(const JobConfig& config);
 // Reads a job configuration; the message names the offending field.
 Result<JobConfig> JobConfigFromJson(const nlohmann::json& j);
 // The configuration that identifies a job: everything but job_id, sweep, base_scores and
-// base_fingerprint.
+// base_fingerprint, and adapter.init_from's path when its content digest is set.
 std::string CanonicalJobJson(const JobConfig& config);
 
 }  // namespace sweepd

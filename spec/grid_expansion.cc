@@ -12,8 +12,10 @@
 #include <set>
 
 #include "common/budget.h"
+#include "common/methods/peft_config.h"
 #include "common/methods/registry.h"
 #include "common/model_shapes.h"
+#include "spec/adapter_digest.h"
 
 namespace sweepd::spec {
 namespace {
@@ -45,12 +47,16 @@ class Expander {
   void ExpandCombination(const MethodBlock& block, const TrackLayers& track,
                          const std::vector<const json*>& values, ExpandedSweep& sweep);
   void AddJob(JobConfig config, int64_t count, int64_t reference, bool enforced, ExpandedSweep& sweep);
+  std::optional<std::string> InitFromDigest(const MethodBlock& block, const json& settings, const std::string& label);
 
   const SweepDocument& doc_;
   std::string file_;
   std::vector<SpecProblem>& problems_;
   std::string base_eval_id_;
   std::set<std::string> job_ids_;
+  std::map<std::string, Result<std::string>> digests_;  // by init_from folder, read once
+  std::map<std::string, Result<methods::PeftConfigRead>> init_configs_;
+  std::set<std::string> init_reported_;  // folders whose read error is reported already
 };
 
 std::string Ratio(int64_t count, int64_t reference) {
@@ -263,6 +269,12 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
     }
   }
 
+  std::optional<std::string> digest;
+  if (!block.init_from.empty()) {
+    digest = InitFromDigest(block, settings, label);
+    if (!digest) return;
+  }
+
   for (int64_t seed : doc_.seeds) {
     JobConfig job;
     job.sweep = doc_.name;
@@ -277,9 +289,38 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
     job.device = doc_.device;
     job.devices = doc_.gpus_per_job;
     job.base_eval_job = base_eval_id_;
+    if (digest) {
+      job.init_from = block.init_from;
+      job.init_from_sha256 = *digest;
+    }
     job.job_id = JobIdFor(job);
     AddJob(std::move(job), *count, reference.value_or(0), enforced, sweep);
   }
+}
+
+// adapter.init_from, checked where the spec is expanded: the folder must be readable here (its
+// content digest is the job's identity) and hold an adapter of the job's method and settings.
+// Its tensors' shapes against the base model are sweep-train's check (exit 2).
+std::optional<std::string> Expander::InitFromDigest(const MethodBlock& block, const json& settings,
+                                                    const std::string& label) {
+  const std::string& folder = block.init_from;
+  auto digest = digests_.find(folder);
+  if (digest == digests_.end()) digest = digests_.emplace(folder, AdapterFolderDigest(folder)).first;
+  if (!digest->second.ok()) {
+    if (init_reported_.insert(folder).second) Problem(block.init_from_where, digest->second.status().message());
+    return std::nullopt;
+  }
+  auto config = init_configs_.find(folder);
+  if (config == init_configs_.end()) config = init_configs_.emplace(folder, methods::ReadPeftConfigFile(folder)).first;
+  if (!config->second.ok()) {
+    if (init_reported_.insert(folder).second) Problem(block.init_from_where, config->second.status().message());
+    return std::nullopt;
+  }
+  if (Status same = methods::CheckSameSettings(folder, *config->second, settings); !same.ok()) {
+    Problem(block.init_from_where, label + ": " + same.message());
+    return std::nullopt;
+  }
+  return *digest->second;
 }
 
 void Expander::AddJob(JobConfig config, int64_t count, int64_t reference, bool enforced,

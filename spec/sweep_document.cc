@@ -563,6 +563,22 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
       }
       continue;
     }
+    if (key == "init_from") {
+      // One folder per block (not a grid axis): its content is part of every job's identity.
+      if (auto folder = String(kv.second, f)) {
+        if (folder->empty() || (*folder)[0] != '/') {
+          Problem(kv.second, f, "must be an absolute path to an adapter folder (sweep-train runs in its own "
+                                "working directory), not '" + *folder + "'");
+          ok = false;
+        } else {
+          block.init_from = *folder;
+          block.init_from_where = Where(kv.second, f);
+        }
+      } else {
+        ok = false;
+      }
+      continue;
+    }
     const bool special = BlockKeys().count(key) > 0;
     if ((key == "lr_theta" || key == "lr_core") && !UsesTrainLr(*info, key)) {
       Problem(kv.first, f, "'" + key + "' applies to " + MethodsUsingTrainLr(key) + " only");
@@ -576,7 +592,7 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
       continue;
     }
     if (!special && methods::FindOption(*info, key) == nullptr) {
-      std::string block_keys = "budget, match, lr";
+      std::string block_keys = "budget, match, init_from, lr";
       for (const std::string& k : info->train_lr_keys) block_keys += ", " + k;
       Problem(kv.first, f, "unknown option of " + block.method + "; known: " + methods::OptionNames(*info) +
                                " (and " + block_keys + ")");

@@ -41,6 +41,8 @@ struct MethodBlock {
   bool budget_report = false;  // `budget: report`
   std::optional<BudgetReference> budget;
   std::string match;  // the knob BudgetSolver picks; empty: none
+  std::string init_from;  // an absolute adapter folder every job of the block starts from; empty: none
+  Location init_from_where;
   Location where;
 };
 

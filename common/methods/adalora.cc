@@ -37,8 +37,10 @@ MethodInfo Adalora() {
                         {"orth_reg_weight", 0.5}, {"rank_pattern", nullptr}, {"target_r", 8}, {"tfinal", 0},
                         {"tinit", 0},             {"total_step", nullptr}});
   // r is LoraConfig's default: PEFT warns when an AdaLoraConfig sets it (AdaLoRA uses init_r).
-  // PEFT requires total_step > tinit + tfinal; rank_pattern null keeps every rank, the pruned
-  // ones with a zero lora_E, so PEFT's scale alpha / init_r and its output equal ours.
+  // PEFT requires total_step > tinit + tfinal. Once a rank is pruned, rank_pattern lists the
+  // kept ranks of every layer and the tensors hold those only (PEFT's save_pretrained); PEFT
+  // rebuilds the pruned shapes (resize_modules_by_rank_pattern) keeping ranknum = init_r, so its
+  // scale alpha / init_r and its output equal ours. Null while nothing is pruned.
   m.to_peft = [](const MethodSettings& s, const PeftContext& c) -> Result<nlohmann::json> {
     const int64_t init_r = s.Int("init_r", s.Int("r"));
     if (c.total_steps <= s.Int("tinit") + s.Int("tfinal")) {
@@ -70,10 +72,15 @@ MethodInfo Adalora() {
     if (c.contains("lora_dropout")) out.settings["dropout"] = c["lora_dropout"];
     const nlohmann::json steps = c.value("total_step", nlohmann::json());
     out.context.total_steps = steps.is_number_integer() ? steps.get<int64_t>() : 0;
+    // Per pruned layer, booleans (true: kept), as RankAllocator.mask_to_budget writes them; the
+    // tensors hold the kept ranks only. Their count and keys are checked against the layers.
     out.context.rank_pattern = c.value("rank_pattern", nlohmann::json());
-    if (!out.context.rank_pattern.is_null()) {
-      return Status::InvalidArgument("rank_pattern: a pruned AdaLoRA folder (sliced tensors) is not read yet; "
-                                     "save it with rank_pattern null");
+    const nlohmann::json& pattern = out.context.rank_pattern;
+    if (!pattern.is_null() && !pattern.is_object()) {
+      return Status::InvalidArgument("rank_pattern must be null or map each lora_E to a list of true/false");
+    }
+    for (const auto& [key, kept] : pattern.items()) {
+      if (!kept.is_array()) return Status::InvalidArgument("rank_pattern '" + key + "' must be a list of true/false");
     }
     return out;
   };

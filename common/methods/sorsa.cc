@@ -13,7 +13,7 @@ MethodInfo Sorsa() {
   m.label_keys = {"r"};
   m.options = {IntOption("r", 8, 1, "singular triplets trained"),
                NumberOption("alpha", nullptr, std::nullopt, "scale alpha / r (default: none, scale 1)"),
-               NumberOption("gamma", 0.0, 0.0, "weight of the orthogonal regulariser"),
+               NumberOption("gamma", 4e-4, 0.0, "orthogonal regulariser: gamma / lr x its gradient after clipping (0: off)"),
                NumberOption("dropout", 0.0, 0.0, "dropout on the branch's input while training")};
   m.size_knob = "r";
   m.count = [](const MethodSettings& s, const LinearShape& sh) -> Result<int64_t> {

@@ -244,6 +244,84 @@ TEST(PeftFolder, Ia3ConfigHasNoBiasAndOftWritesEveryRotationField) {
   EXPECT_EQ(c["block_share"], false);
 }
 
+// AdaLoRA pruned by its own rank allocator: the folder carries PEFT's rank_pattern (per layer,
+// "<module>.lora_E" → one boolean per initial rank, true where kept, as RankAllocator writes it)
+// and the kept ranks only, in the shapes PEFT's resize_modules_by_rank_pattern builds (lora_A
+// [kept, d_in], lora_E [kept, 1], lora_B [d_out, kept]); read back, it is the same adapter.
+TEST(PeftFolder, PrunedAdaloraCarriesRankPatternAndKeptRanksOnly) {
+  const json settings = {{"method", "adalora"}, {"init_r", 6}, {"target_r", 2}, {"tinit", 0}, {"tfinal", 0}};
+  models::LlamaForCausalLM model = models::LoadHfModel(kModels + "tiny-llama", torch::kFloat32);
+  TrackSpec track;
+  track.name = "A";
+  AdapterSet set = AdapterSet::Attach(model, settings, track);
+  torch::manual_seed(3);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [key, t] : set.Tensors(false)) t.copy_(torch::randn_like(t) * 0.1);
+  }
+  const torch::Tensor ids = torch::arange(16, torch::kInt64).view({1, 16});
+  model->forward(ids).pow(2).mean().backward();
+  const int64_t total_steps = 2;
+  for (const auto& a : set.adapters()) a.adapter->AfterOptimizerStep(total_steps, total_steps);  // the final budget
+  methods::PeftContext context;
+  context.targets = TrackModules(track);
+  context.total_steps = total_steps;
+  const std::string out = sweepd::testing::MakeTempDir("peft-adalora-pruned-");
+  WritePeftFolder(out, settings, context, set, "");
+
+  const json c = ReadJson(out + "/adapter_config.json");
+  ASSERT_TRUE(c["rank_pattern"].is_object()) << c["rank_pattern"].dump();
+  EXPECT_EQ(c["rank_pattern"].size(), set.adapters().size());
+  io::SafetensorsFile file = io::SafetensorsFile::Open(out + "/adapter_model.safetensors");
+  const auto state = set.Tensors(true);
+  for (const auto& a : set.adapters()) {
+    const std::string key = a.module + ".lora_E";
+    ASSERT_TRUE(c["rank_pattern"].contains(key)) << key;
+    const json& kept = c["rank_pattern"][key];
+    ASSERT_EQ(kept.size(), settings["init_r"].get<size_t>()) << key;
+    int64_t k = 0;
+    for (const json& b : kept) {
+      ASSERT_TRUE(b.is_boolean()) << key;
+      k += b.get<bool>();
+    }
+    EXPECT_EQ(k, settings["target_r"].get<int64_t>()) << key << " after the final budget";
+    const std::string prefix = "base_model.model." + a.module + ".";
+    const torch::Tensor mask = state.at(prefix + "rank_mask").view({-1});
+    for (size_t i = 0; i < kept.size(); ++i) EXPECT_EQ(kept[i].get<bool>(), mask[i].item<double>() != 0) << key;
+    const torch::Tensor weight = model->Linears().at(a.module)->weight();
+    EXPECT_EQ(file.Get(prefix + "lora_A").sizes(), torch::IntArrayRef({k, weight.size(1)})) << key;
+    EXPECT_EQ(file.Get(prefix + "lora_E").sizes(), torch::IntArrayRef({k, 1})) << key;
+    EXPECT_EQ(file.Get(prefix + "lora_B").sizes(), torch::IntArrayRef({weight.size(0), k})) << key;
+    // The kept ranks, in order, exactly.
+    const torch::Tensor idx = mask.nonzero().view({-1});
+    EXPECT_TRUE(torch::equal(file.Get(prefix + "lora_A"), state.at(prefix + "lora_A").index_select(0, idx))) << key;
+    EXPECT_TRUE(torch::equal(file.Get(prefix + "lora_B"), state.at(prefix + "lora_B").index_select(1, idx))) << key;
+  }
+
+  // Read back: the same config, tensors and rank masks, and the same adapted model.
+  models::LlamaForCausalLM other = models::LoadHfModel(kModels + "tiny-llama", torch::kFloat32);
+  AdapterSet loaded = LoadPeftFolder(out, other);
+  const auto loaded_state = loaded.Tensors(true);
+  for (const auto& a : set.adapters()) {
+    const std::string mask_key = "base_model.model." + a.module + ".rank_mask";
+    EXPECT_TRUE(torch::equal(state.at(mask_key), loaded_state.at(mask_key))) << mask_key;
+  }
+  const PeftAdapter read = ReadPeftConfig(out);
+  const std::string again = sweepd::testing::MakeTempDir("peft-adalora-again-");
+  WritePeftFolder(again, read.settings, read.context, loaded, "");
+  EXPECT_EQ(ReadJson(again + "/adapter_config.json"), c);
+  ExpectSameTensorFiles(out + "/adapter_model.safetensors", again + "/adapter_model.safetensors");
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(model->forward(ids), other->forward(ids), 1e-6, 1e-6));
+
+  // A rank pattern that does not fit the layers is named.
+  json bad = c;
+  bad["rank_pattern"][set.adapters().front().module + ".lora_E"].push_back(true);
+  WriteJson(out + "/adapter_config.json", bad);
+  models::LlamaForCausalLM third = models::LoadHfModel(kModels + "tiny-llama", torch::kFloat32);
+  ExpectOneLineError([&] { LoadPeftFolder(out, third); }, out, "rank_pattern '" + set.adapters().front().module);
+}
+
 TEST(PeftFolder, UnknownPeftKeyIsOneLineNamingFolderAndKey) {
   const std::string folder = CopyFolder(kPeftLora, "peft-unknown-");
   json c = ReadJson(folder + "/adapter_config.json");

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,8 +16,14 @@
 #include <nlohmann/json.hpp>
 
 #include "common/contracts.h"
+#include "common/job_config.h"
 #include "tests/support/process.h"
+#include "worker/data/packing.h"
+#include "worker/data/tokenizer.h"
 #include "worker/io/safetensors.h"
+#include "worker/models/hf_checkpoint.h"
+#include "worker/trainer/peft_folder.h"
+#include "worker/trainer/training_loop.h"
 
 namespace sweepd {
 namespace {
@@ -220,19 +228,29 @@ std::map<std::string, torch::Tensor> Tensors(const std::string& path) {
   return out;
 }
 
-TEST(SweepTrainRun, ResumedAfterSigkillEndsWithTheSameAdapterBitForBit) {
-  const std::string job = kJobs + "synthetic_resume.json";
+// Exactly one non-empty stderr line.
+void ExpectOneLine(const std::string& text) {
+  std::string trimmed = text;
+  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
+  EXPECT_FALSE(trimmed.empty());
+  EXPECT_EQ(trimmed.find('\n'), std::string::npos) << text;
+}
+
+// Runs `job` unbroken and again killed (SIGKILL) once its stdout shows step `kill_after`, then
+// resumed; both must end with the same adapter, bit for bit, in their checkpoint of `steps`.
+void ExpectResumedEqualsUnbroken(const std::string& job, int64_t kill_after, int64_t steps) {
   const std::string straight = MakeTempDir("sweep-train-straight-");
   ASSERT_EQ(RunTrainer({kTrain, "run", "--job", job, "--workdir", straight + "/work"}, straight).status, 0)
       << ReadFile(straight + "/stderr");
 
   const std::string broken = MakeTempDir("sweep-train-broken-");
+  const std::string marker = "\"step\":" + std::to_string(kill_after);
   {
     ChildProcess child({"/bin/sh", "-c",
                         "exec '" + kTrain + "' run --job '" + job + "' --workdir '" + broken + "/work' > '" + broken +
                             "/stdout' 2> '" + broken + "/stderr'"},
                        broken + "/sh.log", {kCacheEnv});
-    ASSERT_TRUE(WaitUntil([&] { return ReadFile(broken + "/stdout").find("\"step\":12") != std::string::npos; }, 5min))
+    ASSERT_TRUE(WaitUntil([&] { return ReadFile(broken + "/stdout").find(marker) != std::string::npos; }, 5min))
         << ReadFile(broken + "/stderr");
     child.Signal(SIGKILL);
     child.Wait(1min);
@@ -242,13 +260,215 @@ TEST(SweepTrainRun, ResumedAfterSigkillEndsWithTheSameAdapterBitForBit) {
   ASSERT_EQ(resumed.status, 0) << resumed.stderr_text;
   EXPECT_NE(resumed.stderr_text.find("resumed from"), std::string::npos) << resumed.stderr_text;
 
-  const auto a = Tensors(straight + "/work/checkpoints/step-00000024/adapter_model.safetensors");
-  const auto b = Tensors(broken + "/work/checkpoints/step-00000024/adapter_model.safetensors");
+  char step_dir[32];
+  std::snprintf(step_dir, sizeof step_dir, "step-%08lld", static_cast<long long>(steps));
+  const auto a = Tensors(straight + "/work/checkpoints/" + step_dir + "/adapter_model.safetensors");
+  const auto b = Tensors(broken + "/work/checkpoints/" + step_dir + "/adapter_model.safetensors");
+  ASSERT_FALSE(a.empty());
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) {
     ASSERT_TRUE(b.count(name)) << name;
     EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name << " differs after resumption";
   }
+}
+
+TEST(SweepTrainRun, ResumedAfterSigkillEndsWithTheSameAdapterBitForBit) {
+  const std::string job = kJobs + "synthetic_resume.json";
+  const json j = json::parse(ReadFile(job));
+  ExpectResumedEqualsUnbroken(job, j["train"]["steps"].get<int64_t>() / 2, j["train"]["steps"]);
+}
+
+// adapter.init_from with the shipped PEFT LoRA folder (the tiny Llama's q_proj and v_proj): a
+// LoRA job of the folder's own settings on track A, `steps` steps on the synthetic task.
+const std::string kPeftLora = std::string(SWEEPD_FIXTURES) + "/models/tiny-llama-lora-qv";
+
+json PeftLoraJob(int64_t steps, const std::string& init_from, int64_t checkpoint_every = 2) {
+  const json c = json::parse(ReadFile(kPeftLora + "/adapter_config.json"));
+  json adapter = {{"method", "lora"}, {"r", c["r"]}, {"alpha", c["lora_alpha"]}, {"dropout", c["lora_dropout"]}};
+  if (!init_from.empty()) adapter["init_from"] = init_from;
+  return {{"job_id", "init-from"},
+          {"model", {{"source", std::string(SWEEPD_FIXTURES) + "/models/tiny-llama"},
+                     {"tokenizer", std::string(SWEEPD_FIXTURES) + "/tokenizer/tiny.model"}}},
+          {"track", {{"name", "A"}}},
+          {"adapter", adapter},
+          {"train", {{"data", "synthetic:mc"}, {"steps", steps}, {"lr", 0.01}, {"seq_len", 64},
+                     {"tokens_per_update", 256}, {"micro_batch", 2}, {"log_every", 1}, {"checkpoint_every", checkpoint_every}}},
+          {"eval", json::array()},
+          {"seed", 5}};
+}
+
+std::string WriteJob(const json& job, const std::string& dir) {
+  const std::string path = dir + "/job.json";
+  std::ofstream(path) << job.dump(2);
+  return path;
+}
+
+double FirstStepLoss(const RunResult& r) {
+  for (const json& line : r.lines) {
+    if (line.value("type", "") == "step" && line["step"] == 1) return line["loss"].get<double>();
+  }
+  ADD_FAILURE() << "no step 1 line";
+  return std::nan("");
+}
+
+// The loss of the folder's adapter on the tiny Llama, evaluated here on the first update's rows
+// (the same tokenizer, examples, seed and packing as the job), summed over target tokens.
+double OwnEvaluationLoss(const json& job) {
+  Result<JobConfig> config = JobConfigFromJson(job);
+  EXPECT_TRUE(config.ok()) << config.status().message();
+  std::unique_ptr<data::Tokenizer> tokenizer = data::LoadTokenizerFile(config->model.tokenizer);
+  std::vector<data::TokenizedExample> tokenized;
+  for (const auto& ex : trainer::TrainingExamples(*config, nullptr)) {
+    tokenized.push_back(data::TokenizeExample(ex, *tokenizer));
+  }
+  data::Packer packer(std::move(tokenized), static_cast<uint64_t>(config->seed), tokenizer->Eos());
+  const TrainSpec& t = config->train;
+  data::PackedRows rows = packer.NextRows((t.tokens_per_update + t.seq_len - 1) / t.seq_len, t.seq_len);
+  models::LlamaForCausalLM model = models::LoadHfModel(config->model.source, torch::kFloat32);
+  trainer::LoadPeftFolder(kPeftLora, model);
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits = model->forward(rows.input_ids, rows.segment_ids);
+  torch::Tensor loss = torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}), rows.targets.reshape({-1}),
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+  return loss.item<double>() / static_cast<double>(std::max<int64_t>(1, rows.target_tokens));
+}
+
+TEST(SweepTrainRun, InitFromPeftLoraStartsFromThatAdapter) {
+  const std::string dir = MakeTempDir("sweep-train-init-from-");
+  const json job = PeftLoraJob(4, kPeftLora);
+  RunResult run = RunTrainer({kTrain, "run", "--job", WriteJob(job, dir), "--workdir", dir + "/work"}, dir);
+  ASSERT_EQ(run.status, 0) << run.stderr_text;
+  ExpectValidLines(run.lines);
+  const double first = FirstStepLoss(run), own = OwnEvaluationLoss(job);
+  EXPECT_NEAR(first, own, 1e-5 * std::abs(own));
+  // The method's initialisation (LoRA's B = 0: the base model) gives another first loss.
+  const std::string plain_dir = MakeTempDir("sweep-train-init-plain-");
+  RunResult plain =
+      RunTrainer({kTrain, "run", "--job", WriteJob(PeftLoraJob(1, ""), plain_dir), "--workdir", plain_dir + "/work"},
+                 plain_dir);
+  ASSERT_EQ(plain.status, 0) << plain.stderr_text;
+  EXPECT_GT(std::abs(FirstStepLoss(plain) - first), 100 * 1e-5 * std::abs(own))
+      << "the folder's adapter should not be the identity";
+  // Training continued: the adapter moved from the folder's.
+  const auto start = Tensors(kPeftLora + "/adapter_model.safetensors");
+  const auto end = Tensors(dir + "/work/adapter/adapter_model.safetensors");
+  ASSERT_EQ(start.size(), end.size());
+  for (const auto& [name, tensor] : start) {
+    ASSERT_TRUE(end.count(name)) << name;
+    EXPECT_FALSE(torch::equal(tensor, end.at(name))) << name << " did not train";
+  }
+}
+
+TEST(SweepTrainRun, InitFromResumedEqualsUnbroken) {
+  const std::string dir = MakeTempDir("sweep-train-init-resume-");
+  // Enough steps that the kill lands before the end; checkpoints every 4, the kill after step 6.
+  const int64_t steps = 120;
+  ExpectResumedEqualsUnbroken(WriteJob(PeftLoraJob(steps, kPeftLora, 4), dir), 6, steps);
+}
+
+// SORSA's gamma (the authors' SORSATrainer: gamma / lr × calc_ortho, back-propagated after
+// clipping): with gamma 0 no regulariser acts; with gamma > 0 the singular vectors stay closer to
+// orthonormal than without, on the same job otherwise.
+TEST(SweepTrainRun, SorsaGammaWeighsTheOrthonormalRegulariser) {
+  json job = json::parse(ReadFile(kJobs + "synthetic_sorsa_gamma.json"));
+  auto error_with = [&](double gamma) {
+    job["adapter"]["gamma"] = gamma;
+    const std::string dir = MakeTempDir("sweep-train-sorsa-gamma-");
+    RunResult r = RunTrainer({kTrain, "run", "--job", WriteJob(job, dir), "--workdir", dir + "/work"}, dir);
+    EXPECT_EQ(r.status, 0) << r.stderr_text;
+    if (r.lines.empty()) return std::nan("");
+    return r.lines.back()["diagnostics"]["orthonormality_error"]["mean"].get<double>();
+  };
+  const double lr = job["train"]["lr"];
+  const double without = error_with(0.0), with = error_with(10 * lr);  // weight gamma / lr = 10
+  EXPECT_GT(without, 0.0);
+  EXPECT_LT(with, without);
+}
+
+// A job's own exported adapter/ folder continues in a second job of the same settings: SORSA's
+// folder of sweep-train's own layout, and AdaLoRA's pruned one (rank_pattern and kept ranks only).
+TEST(SweepTrainRun, InitFromAJobsExportedFolderContinuesIt) {
+  json sorsa = json::parse(ReadFile(kJobs + "synthetic_sorsa_gamma.json"));
+  json adalora = sorsa;
+  adalora["adapter"] = {{"method", "adalora"}, {"init_r", 6}, {"target_r", 2}, {"tinit", 0}, {"tfinal", 2}};
+  for (json job : {sorsa, adalora}) {
+    SCOPED_TRACE(job["adapter"].dump());
+    const std::string first = MakeTempDir("sweep-train-export-");
+    RunResult trained = RunTrainer({kTrain, "run", "--job", WriteJob(job, first), "--workdir", first + "/work"}, first);
+    ASSERT_EQ(trained.status, 0) << trained.stderr_text;
+    const std::string folder = first + "/work/adapter";
+    const json exported = json::parse(ReadFile(folder + "/adapter_config.json"));
+    if (job["adapter"]["method"] == "adalora") {
+      EXPECT_TRUE(exported["rank_pattern"].is_object()) << "a pruned AdaLoRA writes its rank pattern";
+    }
+    job["train"]["steps"] = 2;
+    const std::string fresh = MakeTempDir("sweep-train-fresh-");
+    RunResult plain = RunTrainer({kTrain, "run", "--job", WriteJob(job, fresh), "--workdir", fresh + "/work"}, fresh);
+    ASSERT_EQ(plain.status, 0) << plain.stderr_text;
+    job["adapter"]["init_from"] = folder;
+    const std::string next = MakeTempDir("sweep-train-continue-");
+    RunResult continued = RunTrainer({kTrain, "run", "--job", WriteJob(job, next), "--workdir", next + "/work"}, next);
+    ASSERT_EQ(continued.status, 0) << continued.stderr_text;
+    ExpectValidLines(continued.lines);
+    // The same first rows; the trained adapter, not the method's initialisation, scores them.
+    EXPECT_NE(FirstStepLoss(continued), FirstStepLoss(plain));
+  }
+}
+
+// A bad adapter.init_from folder: exit 2 before training, one line naming the folder and `what`.
+void ExpectInitFromRefused(const json& job, const std::string& folder, const std::string& what) {
+  const std::string dir = MakeTempDir("sweep-train-init-bad-");
+  RunResult r = RunTrainer({kTrain, "run", "--job", WriteJob(job, dir), "--workdir", dir + "/work"}, dir);
+  EXPECT_EQ(r.status, exit_status::kInvalid) << r.stderr_text;
+  ExpectOneLine(r.stderr_text);
+  EXPECT_NE(r.stderr_text.find(folder), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(what), std::string::npos) << r.stderr_text;
+  for (const json& line : r.lines) EXPECT_NE(line.value("type", ""), "step") << "trained: " << line.dump();
+}
+
+std::string CopyOfPeftLora(const std::string& prefix) {
+  const std::string to = MakeTempDir(prefix);
+  for (const char* f : {"adapter_config.json", "adapter_model.safetensors"}) {
+    fs::copy_file(fs::path(kPeftLora) / f, fs::path(to) / f);
+  }
+  return to;
+}
+
+TEST(SweepTrainRun, InitFromFolderForAnotherBaseIsRefusedNamingTheTensor) {
+  // synthetic:tiny has q_proj and v_proj too, of other shapes than the tiny Llama's.
+  json job = PeftLoraJob(2, kPeftLora);
+  job["model"] = {{"source", "synthetic:tiny"}};
+  ExpectInitFromRefused(job, kPeftLora, "tensor 'base_model.model.model.layers.");
+}
+
+TEST(SweepTrainRun, InitFromFolderOfAnotherMethodOrRankIsRefusedNamingBoth) {
+  json ia3 = PeftLoraJob(2, kPeftLora);
+  ia3["adapter"] = {{"method", "ia3"}, {"init_from", kPeftLora}};
+  ExpectInitFromRefused(ia3, kPeftLora, "a lora adapter, but the job's adapter is ia3");
+  json rank = PeftLoraJob(2, kPeftLora);
+  const int64_t r = rank["adapter"]["r"];
+  rank["adapter"]["r"] = 2 * r;
+  ExpectInitFromRefused(rank, kPeftLora,
+                        "r is " + std::to_string(r) + " in the folder, " + std::to_string(2 * r) + " in the job's");
+}
+
+TEST(SweepTrainRun, InitFromFolderMissingATensorIsRefusedNamingIt) {
+  const std::string folder = CopyOfPeftLora("init-from-missing-");
+  auto tensors = Tensors(folder + "/adapter_model.safetensors");
+  const std::string dropped = tensors.rbegin()->first;
+  tensors.erase(dropped);
+  fs::remove(folder + "/adapter_model.safetensors");
+  io::SaveSafetensors(folder + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
+  ExpectInitFromRefused(PeftLoraJob(2, folder), folder, "missing tensor '" + dropped + "'");
+}
+
+TEST(SweepTrainRun, InitFromFolderWithAnUnknownPeftKeyIsRefusedNamingIt) {
+  const std::string folder = CopyOfPeftLora("init-from-key-");
+  json c = json::parse(ReadFile(folder + "/adapter_config.json"));
+  c["lora_scale_pattern"] = json::object();
+  std::ofstream(folder + "/adapter_config.json", std::ios::trunc) << c.dump(2);
+  ExpectInitFromRefused(PeftLoraJob(2, folder), folder, "unknown PEFT key 'lora_scale_pattern'");
 }
 
 TEST(SweepTrainRun, TwoGlooRanksOnCpuTrainTheAdapterOneProcessTrains) {
@@ -293,14 +513,6 @@ TEST(SweepTrainRun, TwoGlooRanksOnCpuTrainTheAdapterOneProcessTrains) {
   for (const auto& [name, tensor] : a) moved |= name.find("lora_B") != std::string::npos && tensor.abs().max().item<double>() > 0;
   EXPECT_TRUE(moved);
   fs::remove_all(dir);
-}
-
-// Exactly one non-empty stderr line.
-void ExpectOneLine(const std::string& text) {
-  std::string trimmed = text;
-  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
-  EXPECT_FALSE(trimmed.empty());
-  EXPECT_EQ(trimmed.find('\n'), std::string::npos) << text;
 }
 
 TEST(SweepTrainRun, UnknownMethodIsOneLineNamingTheJobFile) {

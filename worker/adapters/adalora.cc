@@ -2,8 +2,9 @@
 // (alpha / (ranknum + 1e-5)) · dropout(x) (A ⊙ E)ᵀ Bᵀ with lora_A [r, d_in], lora_E [r, 1] (zeros),
 // lora_B [d_out, r] (A, B ~ N(0, 0.02)), ranknum a buffer (= r). RegularizationLoss gives
 // orth_reg_weight × the mean of ‖AAᵀ − I‖²_F and ‖BᵀB − I‖²_F over this layer's two matrices
-// (docs/methods.md squares them; PEFT's code uses the plain norm: option orth_reg_squared=false);
-// the trainer averages it over the layers, which is PEFT's mean over all matrices.
+// (the paper's squared norms; PEFT's AdaLoraModel.forward uses the plain norm: option
+// orth_reg_squared=false); the trainer averages it over the layers and adds it to the loss
+// before clipping, which is PEFT's orth_reg_weight × the mean over all lora_A and lora_B.
 // Rank allocation (AfterOptimizerStep) follows PEFT's RankAllocator — sensitivity |θ·∇θ| smoothed
 // by EMAs (beta1, beta2) of importance and uncertainty, triplet score s_E + mean_row s_A +
 // mean_col s_B, cubic budget from init_r to target_r between tinit and total − tfinal, masking
@@ -51,6 +52,24 @@ class AdaloraAdapter : public FrozenLinearAdapter {
             {"exp_avg_unc_B", unc_[2]}};
   }
   int64_t ParameterCount() const override { return r_ * (Shape().d_in + Shape().d_out + 1); }
+
+  // A pruned adapter as PEFT saves it (AdaLoraModel.resize_state_dict_by_rank_pattern): the
+  // ranks rank_mask keeps only, rows of lora_A and lora_E, columns of lora_B; every rank while
+  // none is pruned. FromPeft puts them back in place, zeros at the pruned ranks (rank_mask must
+  // be set first: peft_folder.cc reads it from the folder's rank_pattern).
+  torch::Tensor ToPeft(const std::string& name, const torch::Tensor& t) const override {
+    if (!Pruned()) return t;
+    const torch::Tensor kept = mask_.view({-1}).nonzero().view({-1}).to(t.device());
+    return t.index_select(RankDim(name), kept);
+  }
+  torch::Tensor FromPeft(const std::string& name, const torch::Tensor& t) const override {
+    if (!Pruned()) return t;
+    const int64_t dim = RankDim(name);
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape[dim] = r_;
+    const torch::Tensor kept = mask_.view({-1}).nonzero().view({-1}).to(t.device());
+    return torch::zeros(shape, t.options()).index_copy_(dim, kept, t);
+  }
 
   torch::Tensor RegularizationLoss() override {
     auto term = [&](const torch::Tensor& cov) {
@@ -102,6 +121,9 @@ class AdaloraAdapter : public FrozenLinearAdapter {
   }
 
  private:
+  bool Pruned() const { return (mask_ == 0).any().item<bool>(); }
+  static int64_t RankDim(const std::string& name) { return name == "lora_B" ? 1 : 0; }
+
   int64_t r_ = 12, target_r_ = 8, tinit_ = 0, tfinal_ = 0, delta_t_ = 1;
   double alpha_ = 8, dropout_ = 0, beta1_ = 0.85, beta2_ = 0.85, reg_weight_ = 0.5;
   bool squared_ = true;

@@ -80,8 +80,17 @@ class Adapter : public torch::nn::Module {
 
   // Method-specific measures: orthogonality error of rotations, OER energy error, ...
   virtual std::map<std::string, double> Diagnostics() { return {}; }
-  // Extra loss terms the method trains with (AdaLoRA's and SORSA's orthogonal regularisers).
+  // Extra loss terms the method trains with (AdaLoRA's and SORSA's orthogonal regularisers),
+  // this layer's share; the trainer averages them over the layers.
   virtual torch::Tensor RegularizationLoss() { return {}; }
+  // How the trainer applies RegularizationLoss() at peak learning rate `lr`: its weight, and
+  // whether its gradient joins the loss's before clipping (AdaLoRA, added to PEFT's loss) or is
+  // added after clipping (SORSA's trainer: gamma / lr × calc_ortho, after clip_grad_norm_).
+  struct RegularizerUse {
+    double weight = 1.0;
+    bool before_clipping = true;
+  };
+  virtual RegularizerUse Regularizer(double /*lr*/) const { return {}; }
   // Called after each optimizer step (AdaLoRA's rank allocation, JORA's pair selection).
   virtual void AfterOptimizerStep(int64_t /*step*/, int64_t /*total_steps*/) {}
   // Whether Forward() and RegularizationLoss() may be captured in a CUDA graph and replayed

@@ -4,7 +4,9 @@
 // (s = alpha/r, or 1 without alpha), so y = x W_rᵀ + b + s · x (B diag(S) A)ᵀ equals the base layer
 // at init. RegularizationLoss is the authors' calc_ortho for this layer, the mean of
 // ‖AAᵀ − I‖_F and ‖BᵀB − I‖_F (plain norms); the trainer averages it over the layers (giving
-// calc_ortho's mean over all matrices) and adds its gradient scaled by γ/lr.
+// calc_ortho's mean over all matrices) and, as the authors' SORSATrainer, back-propagates it
+// scaled by γ / lr after gradient clipping (option gamma: default 4e-4, the authors'
+// scripts/train_sorsa.sh; 0 turns it off, the default of their SORSATrainingArguments).
 // With init_weights=false the given weight is taken as the residual already (loading).
 #include <stdexcept>
 
@@ -22,6 +24,7 @@ class SorsaAdapter : public FrozenLinearAdapter {
       throw std::invalid_argument("sorsa option 'r' must be in 1..min(d_in, d_out)");
     }
     scale_ = o.Has("alpha") ? o.Number("alpha") / static_cast<double>(r_) : 1.0;
+    gamma_ = o.Number("gamma");
     A_ = AddTrainable("sorsa_A", torch::zeros({r_, Shape().d_in}, Options()));
     B_ = AddTrainable("sorsa_B", torch::zeros({Shape().d_out, r_}, Options()));
     S_ = AddTrainable("sorsa_S", torch::zeros({r_}, Options()));
@@ -47,6 +50,9 @@ class SorsaAdapter : public FrozenLinearAdapter {
     torch::Tensor ia = Eye(r_, A_.options());
     return ((torch::matmul(A_, A_.t()) - ia).norm() + (torch::matmul(B_.t(), B_) - ia).norm()) / 2.0;
   }
+
+  // SORSATrainer: s_gamma = gamma / learning_rate, backward(s_gamma * ortho_loss) after clipping.
+  RegularizerUse Regularizer(double lr) const override { return {lr > 0 ? gamma_ / lr : 0.0, false}; }
 
   std::map<std::string, double> Diagnostics() override {
     torch::NoGradGuard no_grad;
@@ -77,6 +83,7 @@ class SorsaAdapter : public FrozenLinearAdapter {
 
   int64_t r_ = 8;
   double scale_ = 1.0;
+  double gamma_ = 0.0;
   torch::Tensor A_, B_, S_;
   torch::Tensor A0_, B0_, S0_;  // the factors right after the split
 };

@@ -111,10 +111,12 @@ void AdapterSet::LoadPeft(const std::map<std::string, torch::Tensor>& tensors, c
       if (it == tensors.end()) {
         throw std::invalid_argument(file + ": missing tensor '" + key + "' (the adapter's method or target modules differ)");
       }
-      if (it->second.sizes() != t.tensor.sizes()) {
+      // The shape PEFT's layer has for it (a pruned AdaLoRA keeps its ranks only).
+      const auto needed = a.adapter->ToPeft(t.name, t.tensor.detach()).sizes().vec();
+      if (it->second.sizes().vec() != needed) {
         std::ostringstream msg;
         msg << file << ": tensor '" << key << "' has shape " << it->second.sizes() << ", this base model needs "
-            << t.tensor.sizes() << " (an adapter for another base model or other settings?)";
+            << c10::IntArrayRef(needed) << " (an adapter for another base model or other settings?)";
         throw std::invalid_argument(msg.str());
       }
       t.tensor.copy_(a.adapter->FromPeft(t.name, it->second));

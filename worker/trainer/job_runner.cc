@@ -1,9 +1,9 @@
 // The life of one sweep-train job, in order: input checks, the base model, base_eval's
-// scores or a train job's adapters, base scores, training with checkpoints, export, final
-// evaluation and the final line. Order matters for reproducibility: the adapters are
-// initialised from the job seed right after the base model is ready, and a resumed run
-// restores adapter, optimizer and cursor before its first step, so that it ends with the same
-// adapter as an unbroken run.
+// scores or a train job's adapters (the method's initialisation or adapter.init_from), base
+// scores, training with checkpoints, export, final evaluation and the final line. Order matters
+// for reproducibility: the adapters are initialised from the job seed right after the base model
+// is ready, and a resumed run restores adapter, optimizer and cursor before its first step, so
+// that it ends with the same adapter as an unbroken run.
 #include "worker/trainer/job_runner.h"
 
 #include <filesystem>
@@ -58,8 +58,10 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;
   std::optional<data::ChatTemplate> chat;
+  std::optional<PeftAdapter> init_from;
   if (config.kind == "train") {
     CheckAdapterSettings(config, options);
+    if (!config.init_from.empty()) init_from = CheckInitFolder(config.init_from, config);
     chat = ChatTemplateFor(config.model);
     examples = TrainingExamples(config, chat ? &*chat : nullptr);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
@@ -86,6 +88,9 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
 
   std::optional<Checkpoint> resumed;
   if (options.resume) resumed = CheckpointToResume(options.workdir);
+  // adapter.init_from replaces the method's initialisation (the optimizer starts fresh); a
+  // checkpoint of this job, when resuming, holds the adapter trained since and wins.
+  if (init_from && !resumed) LoadFolderTensors(config.init_from, *init_from, adapters);
   const std::map<std::string, double> base_scores = ResolveBaseScores(
       config, base, adapters, resumed ? SavedBaseScores(*resumed) : std::nullopt, tasks, device, metrics);
 

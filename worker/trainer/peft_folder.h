@@ -45,6 +45,14 @@ PeftAdapter ReadPeftConfig(const std::string& folder);
 // adapter of `expected`'s method and settings.
 void CheckSameAdapter(const std::string& folder, const PeftAdapter& read, const nlohmann::json& expected);
 
+// adapter.init_from: reads FOLDER's config and checks it is an adapter of the job's method and
+// settings on the job's track; throws InvalidInput naming the folder, the key and both values.
+PeftAdapter CheckInitFolder(const std::string& folder, const JobConfig& config);
+// Copies FOLDER's tensors into `adapters`, built from `read`'s settings (or the job's, checked
+// by CheckInitFolder), with a pruned AdaLoRA's rank_pattern; throws InvalidInput naming the file
+// and the tensor missing, mis-shaped (an adapter for another base) or unknown.
+void LoadFolderTensors(const std::string& folder, const PeftAdapter& read, AdapterSet& adapters);
+
 // Attaches the adapter of a PEFT folder to `model` and loads its tensors (AdapterSet::LoadPeft).
 AdapterSet LoadPeftFolder(const std::string& folder, models::LlamaForCausalLM& model);
 

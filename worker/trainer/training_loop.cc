@@ -33,6 +33,23 @@ void CheckStop(const std::atomic<bool>* stop) {
   if (stop != nullptr && stop->load()) throw std::runtime_error("terminated");
 }
 
+// The adapters' regularisers (Adapter::Regularizer) applied at this point of the step: the
+// mean of the layers' terms, weighted, as PEFT's AdaLoraModel.forward and SORSA's calc_ortho
+// average over their matrices (two per layer).
+void BackwardRegularizers(const AdapterSet& adapters, double lr, bool before_clipping) {
+  torch::Tensor total;
+  int64_t layers = 0;
+  for (const auto& a : adapters.adapters()) {
+    const adapters::Adapter::RegularizerUse use = a.adapter->Regularizer(lr);
+    if (use.before_clipping != before_clipping || use.weight == 0) continue;
+    torch::Tensor reg = a.adapter->RegularizationLoss();
+    if (!reg.defined()) continue;
+    total = total.defined() ? total + use.weight * reg : use.weight * reg;
+    ++layers;
+  }
+  if (layers > 0) (total / static_cast<double>(layers)).backward();
+}
+
 }  // namespace
 
 std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model) {
@@ -148,18 +165,14 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
       loss_sum += loss.item<double>();
     }
     dp.AllReduceGradients(optimizer.Params(), loss_sum);
-    for (const auto& a : adapters.adapters()) {
-      auto reg = a.adapter->RegularizationLoss();
-      if (reg.defined()) {
-        reg.backward();
-      }
-    }
+    BackwardRegularizers(adapters, train.lr, /*before_clipping=*/true);
     if (!std::isfinite(loss_sum)) {
       std::cerr << "sweep-train: loss is " << loss_sum << " at step " << step + 1
                 << "; lower train.lr or check the data" << std::endl;
       return false;
     }
     ClipGradNorm(optimizer.Params(), train.grad_clip);
+    BackwardRegularizers(adapters, train.lr, /*before_clipping=*/false);
     const double scale = ScheduleMultiplier(train.schedule, train.warmup_ratio, step, train.steps);
     optimizer.Step(scale);
     for (const auto& a : adapters.adapters()) a.adapter->AfterOptimizerStep(step + 1, train.steps);
