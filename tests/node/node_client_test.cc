@@ -117,7 +117,7 @@ json FileBytes(const std::string& path) { return json{{"$file", path}}; }
 // Tokens made by `sweepctl auth new-token`, one per name, and the auth file of their lines.
 class Tokens {
  public:
-  explicit Tokens(std::string dir) : dir_(std::move(dir)), auth_file(dir_ + "/auth") {
+  explicit Tokens(const std::string& dir) : auth_file(dir + "/auth"), dir_(dir) {
     WriteFile(auth_file, "# sweepd tokens, made by the test\n");
   }
   // Adds a token; returns the path of a file that holds it.
@@ -134,12 +134,10 @@ class Tokens {
     WriteFile(path, j.value("token", "") + "\n");
     return path;
   }
+  const std::string auth_file;
 
  private:
   std::string dir_;
-
- public:
-  const std::string auth_file;
 };
 
 // A CA made by openssl; certificates it signs (for 127.0.0.1 when `server`).
