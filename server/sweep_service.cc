@@ -10,6 +10,7 @@
 
 #include "common/metric_line.h"
 #include "server/proto_convert.h"
+#include "server/request_limits.h"
 #include "server/sweep_submission.h"
 
 namespace sweepd::server {
@@ -46,6 +47,14 @@ grpc::Status SweepServiceImpl::Admit(const grpc::ServerContext* context, Permiss
 grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* req,
                                            v1::SubmitSweepResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
+  // spec_yaml travels as bytes, so that a spec that is not UTF-8 is answered as a problem of
+  // the spec (line and column), not refused by protobuf before any code of sweepd runs.
+  if (auto bad_text = request_limits::FindInvalidUtf8(req->spec_yaml(), req->spec_path())) {
+    resp->set_accepted(false);
+    ToProto(*bad_text, resp->add_problems());
+    return grpc::Status::OK;
+  }
   Result<Submission> sub = server::SubmitSweep(store_, req->spec_yaml(), req->spec_path(), req->dry_run(),
                                                scheduler_.Now(), options_.limits);
   if (!sub.ok()) return ToGrpc(sub.status());
@@ -76,6 +85,7 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v
 grpc::Status SweepServiceImpl::GetSweep(grpc::ServerContext* context, const v1::GetSweepRequest* req,
                                         v1::GetSweepResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   Result<SweepRecord> sweep = store_.GetSweep(req->sweep());
   if (!sweep.ok()) return ToGrpc(sweep.status());
   Result<std::vector<JobRecord>> jobs = store_.SweepJobs(req->sweep());
@@ -98,6 +108,7 @@ grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context, const v1
 grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* req,
                                            v1::CancelSweepResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   Result<int64_t> n = store_.CancelSweep(req->sweep(), scheduler_.Now());
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_jobs_cancelled(*n);
@@ -107,6 +118,7 @@ grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* context, const v
 grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext* context, const v1::RetryRequest* req,
                                          v1::RetryResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   std::vector<std::string> ids(req->job_ids().begin(), req->job_ids().end());
   Result<int64_t> n = store_.RetryJobs(req->sweep(), ids, scheduler_.Now());
   if (!n.ok()) return ToGrpc(n.status());
@@ -117,6 +129,7 @@ grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext* context, const v1:
 grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* req,
                                           grpc::ServerWriter<v1::SweepEvent>* writer) {
   if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   std::map<std::string, std::pair<int64_t, JobState>> seen;  // job -> (updated_ms, state)
   std::string last_running;
   int64_t newest_update = 0;
@@ -161,6 +174,7 @@ grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1
 grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext* context, const v1::QueryResultsRequest* req,
                                             v1::QueryResultsResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   Result<std::vector<ResultRecord>> rows = store_.QueryResults(req->sweep());
   if (!rows.ok()) return ToGrpc(rows.status());
   for (const ResultRecord& r : *rows) {
@@ -177,6 +191,7 @@ grpc::Status SweepServiceImpl::QueryResults(grpc::ServerContext* context, const 
 grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext* context, const v1::GetJobLogRequest* req,
                                          v1::GetJobLogResponse* resp) {
   if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   Result<JobLog> log = store_.GetJobLog(req->job_id(), req->after_seq());
   if (!log.ok()) return ToGrpc(log.status());
   for (const StoredPoint& p : log->points) {

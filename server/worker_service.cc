@@ -4,6 +4,7 @@
 
 #include "common/credentials.h"
 #include "server/proto_convert.h"
+#include "server/request_limits.h"
 
 namespace sweepd::server {
 namespace {
@@ -60,6 +61,7 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
 
   void OnReadDone(bool ok) override {
     if (!ok) return Finish(grpc::Status::OK);  // the worker closed its side
+    if (grpc::Status bad = request_limits::Check(batch_); !bad.ok()) return Finish(bad);
     if (batch_.attempt_id() != checked_attempt_) {
       if (grpc::Status s = CheckAttemptOwner(scheduler_, worker_, batch_.attempt_id()); !s.ok()) {
         return Finish(s);
@@ -121,6 +123,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   WorkerRecord w;
   w.worker_id = req->worker_id();
   if (!worker->empty() && w.worker_id.empty()) {
@@ -155,6 +158,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Heartbeat(grpc::CallbackServerConte
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
     return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
   }
@@ -186,6 +190,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::LeaseJob(grpc::CallbackServerContex
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   if (!worker->empty() && !OwnedBy(req->worker_id(), *worker)) {
     return Refuse(reactor, NotYours("worker id '" + req->worker_id() + "'", *worker));
   }
@@ -217,6 +222,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::AttemptStarted(grpc::CallbackServer
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   if (grpc::Status s = CheckAttemptOwner(scheduler_, *worker, req->attempt_id()); !s.ok()) {
     return Refuse(reactor, s);
   }
@@ -243,6 +249,7 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerC
   grpc::Status denied;
   const std::optional<std::string> worker = Admit(ctx, &denied);
   if (!worker) return Refuse(reactor, denied);
+  if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   if (grpc::Status s = CheckAttemptOwner(scheduler_, *worker, req->attempt_id()); !s.ok()) {
     return Refuse(reactor, s);
   }
