@@ -60,7 +60,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (config.kind == "train") {
     CheckAdapterSettings(config, options);
     chat = ChatTemplateFor(config.model);
-    examples = TrainingExamples(config, chat ? &*chat : nullptr);
+    examples = TrainingExamples(config, chat ? &*chat : nullptr, options.stop);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
       throw InvalidInput("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
     }
