@@ -148,6 +148,13 @@ int RunSubmit(const std::string& file, bool dry_run, const CliContext& ctx) {
     }
     return kExitOk;
   }
+  // Text that is not UTF-8 cannot travel in the request's string field: the problem is found here.
+  if (std::optional<spec::SpecProblem> bad = spec::CheckSpecText(*yaml, file)) {
+    const std::string problem = spec::FormatProblem(*bad);
+    if (ctx.json()) std::cout << nlohmann::json({{"accepted", false}, {"problems", {problem}}}).dump(2) << "\n";
+    else std::cerr << problem << "\n" << file << ": nothing was submitted\n";
+    return kExitInvalidSpec;
+  }
   auto source = ctx.OpenSource();
   if (!source.ok()) return ctx.Fail(source.status());
   auto outcome = (*source)->Submit(*yaml, file);
