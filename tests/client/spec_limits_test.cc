@@ -38,6 +38,7 @@ using namespace std::chrono_literals;
 const std::string kBin = SWEEPD_BIN_DIR;
 const std::string kSource = SWEEPD_SOURCE_DIR;
 const std::string kFixtures = kSource + "/tests/client/fixtures/spec_limits/";
+const std::string kModels = kSource + "/tests/fixtures/models/oversized/";
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -240,7 +241,7 @@ TEST_F(SpecLimits, ImpossibleModelShapesAreRefusedByNameBeforeAnythingIsAllocate
   std::string tmpl = ReadFile(kFixtures + "huge_model.yaml");
   for (const auto& c : cases) {
     std::string spec = tmpl;
-    spec.replace(spec.find("MODEL"), 5, "\"" + kFixtures + "models/" + c.folder + "\"");
+    spec.replace(spec.find("MODEL"), 5, "\"" + kModels + c.folder + "\"");
     const std::string path = Temp(std::string(c.folder) + ".yaml");
     WriteFile(path, spec);
     std::string out;

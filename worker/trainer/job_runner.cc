@@ -53,6 +53,11 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (device.is_cuda()) compat::ResetCudaPeak(device.has_index() ? device.index() : 0);
 
   // Check everything that can be checked before any expensive work.
+  // The model's sizes within common/model_shapes.h's caps before any tensor is allocated,
+  // for base evaluations too (a config.json saying 10^9 layers is refused, not allocated).
+  if (Result<ModelShape> shape = LoadModelShape(config.model.source); !shape.ok()) {
+    throw InvalidInput(shape.status().message());
+  }
   std::vector<eval::EvalTask> tasks;
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;

@@ -1,6 +1,7 @@
-// sweep-train's data readers as a real process (worker/data/jsonl.h): a JSONL row over the
-// per-line cap ends the run at once with one "invalid input" line naming FILE:LINE (exit 2)
-// and bounded memory, and SIGTERM while a large data file is read stops it promptly.
+// sweep-train's input limits as a real process: a JSONL row over the per-line cap
+// (worker/data/jsonl.h) ends the run at once with one "invalid input" line naming FILE:LINE
+// (exit 2) and bounded memory; SIGTERM while a large data file is read stops it promptly; a
+// config.json with sizes no model has (common/model_shapes.h) is refused before allocating.
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -24,16 +25,19 @@ namespace {
 using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
+using sweepd::testing::RunCommand;
 using namespace std::chrono_literals;
 
 const std::string kTrain = std::string(SWEEPD_BIN_DIR) + "/sweep-train";
 const std::string kJobs = std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/jobs/";
 const std::string kData = std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data/";
 
-// The job fixture with its train.data set to `data`, written into `dir`.
-std::string JobReading(const std::string& data, const std::string& dir) {
+// The job fixture with its train.data set to `data` (and model.source to `model` if given),
+// written into `dir`.
+std::string JobReading(const std::string& data, const std::string& dir, const std::string& model = "") {
   nlohmann::json job = nlohmann::json::parse(ReadFile(kJobs + "jsonl_train_data.json"));
   job["train"]["data"] = data;
+  if (!model.empty()) job["model"]["source"] = model;
   const std::string path = dir + "/job.json";
   std::ofstream(path) << job.dump(2);
   return path;
@@ -100,6 +104,35 @@ TEST(SweepTrainData, SigtermWhileReadingDataStopsPromptly) {
   ASSERT_TRUE(WIFEXITED(status)) << ReadFile(dir + "/log");
   EXPECT_EQ(WEXITSTATUS(status), exit_status::kTerminated) << ReadFile(dir + "/log");
   EXPECT_LT(took, 3s) << ReadFile(dir + "/log");
+  std::filesystem::remove_all(dir);
+}
+
+// Under an 8 GiB address-space limit: listing or allocating 10^9 layers would end in "out of
+// host memory" (or take the machine's memory) instead of the named error.
+TEST(SweepTrainData, ConfigWithSizesNoModelHasIsRefusedByNameBeforeAllocating) {
+  const std::string models = std::string(SWEEPD_FIXTURES) + "/models/oversized/";
+  const std::string dir = MakeTempDir("sweep-train-oversized-model-");
+  const std::string data = kData + "alpaca.jsonl";
+  for (const char* kind : {"train", "base_eval"}) {
+    for (const auto& [folder, key] : {std::pair<const char*, const char*>{"layers-1e9", "num_hidden_layers"},
+                                      {"layers-int", "num_hidden_layers"},
+                                      {"vocab-huge", "vocab_size"}}) {
+      const std::string job = JobReading(data, dir, models + folder);
+      nlohmann::json j = nlohmann::json::parse(ReadFile(job));
+      j["kind"] = kind;
+      std::ofstream(job) << j.dump(2);
+      std::string out;
+      const int status = RunCommand({"/bin/sh", "-c",
+                                     "ulimit -v 8388608; exec " + kTrain + " run --job " + job + " --workdir " + dir +
+                                         "/work"},
+                                    &out, 120s);
+      EXPECT_EQ(status, exit_status::kInvalid) << kind << " " << folder << ": " << out;
+      EXPECT_NE(out.find(std::string("invalid input: ") + models + folder + "/config.json: config needs a positive integer '" +
+                         key + "' of at most"),
+                std::string::npos)
+          << kind << " " << folder << ": " << out;
+    }
+  }
   std::filesystem::remove_all(dir);
 }
 
