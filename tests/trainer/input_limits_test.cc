@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <thread>
+#include <system_error>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -94,7 +94,15 @@ TEST(SweepTrainData, SigtermWhileReadingDataStopsPromptly) {
   }
   ChildProcess run({kTrain, "run", "--job", JobReading(data, dir), "--workdir", dir + "/work"}, dir + "/log",
                    {"SWEEPD_CACHE=" + dir + "/cache"});
-  std::this_thread::sleep_for(1s);
+  // Signalled once it has the data file open: while it reads it.
+  const auto reading = [&] {
+    std::error_code ec;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(run.pid()) + "/fd", ec)) {
+      if (std::filesystem::read_symlink(fd.path(), ec) == data) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(sweepd::testing::WaitUntil(reading, 60s)) << "never opened " << data << ": " << ReadFile(dir + "/log");
   ASSERT_TRUE(run.running()) << "sweep-train ended before the signal: " << ReadFile(dir + "/log");
   run.Signal(SIGTERM);
   const auto start = std::chrono::steady_clock::now();
