@@ -1,15 +1,14 @@
 // sweepctl submit and validate: specs are parsed by the same library sweepd uses
 // (spec/sweep_spec.h), so `validate` and `submit --dry-run` need no server.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "client/commands.h"
 #include "client/exit_codes.h"
 #include "client/result_table.h"
 #include "client/table_columns.h"
 #include "client/table_format.h"
+#include "spec/spec_text.h"
 #include "spec/sweep_spec.h"
 
 namespace sweepd::client {
@@ -97,9 +96,16 @@ bool ReportProblems(const spec::SpecResult& r, const CliContext& ctx, nlohmann::
 
 int RunValidate(const std::vector<std::string>& files, const CliContext& ctx) {
   int code = kExitOk;
+  int read_failure = kExitOk;  // a file that cannot be read wins over a spec with problems
   nlohmann::json all = nlohmann::json::array();
   for (const auto& file : files) {
-    spec::SpecResult r = spec::ParseSweepSpecFile(file);
+    Result<std::string> text = spec::ReadSpecText(file);
+    if (!text.ok()) {
+      read_failure = ctx.Fail(text.status());
+      if (ctx.json()) all.push_back({{"file", file}, {"valid", false}, {"error", text.status().message()}});
+      continue;
+    }
+    spec::SpecResult r = spec::ParseSweepSpec(*text, file);
     nlohmann::json entry = {{"file", file}, {"valid", r.ok()}};
     if (!ReportProblems(r, ctx, &entry)) {
       code = kExitInvalidSpec;
@@ -120,12 +126,14 @@ int RunValidate(const std::vector<std::string>& files, const CliContext& ctx) {
     all.push_back(std::move(entry));
   }
   if (ctx.json()) std::cout << all.dump(2) << "\n";
-  return code;
+  return read_failure != kExitOk ? read_failure : code;
 }
 
 int RunSubmit(const std::string& file, bool dry_run, const CliContext& ctx) {
+  Result<std::string> yaml = spec::ReadSpecText(file);
+  if (!yaml.ok()) return ctx.Fail(yaml.status());
   if (dry_run) {
-    spec::SpecResult r = spec::ParseSweepSpecFile(file);
+    spec::SpecResult r = spec::ParseSweepSpec(*yaml, file);
     nlohmann::json out = {{"file", file}, {"valid", r.ok()}};
     if (!ReportProblems(r, ctx, &out)) {
       if (ctx.json()) std::cout << out.dump(2) << "\n";
@@ -140,13 +148,16 @@ int RunSubmit(const std::string& file, bool dry_run, const CliContext& ctx) {
     }
     return kExitOk;
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return ctx.Fail(Status::NotFound("cannot read spec '" + file + "'"));
-  std::ostringstream yaml;
-  yaml << in.rdbuf();
+  // Text that is not UTF-8 cannot travel in the request's string field: the problem is found here.
+  if (std::optional<spec::SpecProblem> bad = spec::CheckSpecText(*yaml, file)) {
+    const std::string problem = spec::FormatProblem(*bad);
+    if (ctx.json()) std::cout << nlohmann::json({{"accepted", false}, {"problems", {problem}}}).dump(2) << "\n";
+    else std::cerr << problem << "\n" << file << ": nothing was submitted\n";
+    return kExitInvalidSpec;
+  }
   auto source = ctx.OpenSource();
   if (!source.ok()) return ctx.Fail(source.status());
-  auto outcome = (*source)->Submit(yaml.str(), file);
+  auto outcome = (*source)->Submit(*yaml, file);
   if (!outcome.ok()) return ctx.Fail(outcome.status());
   if (!outcome->accepted) {
     if (ctx.json()) {
@@ -183,7 +194,7 @@ void AddSubmitCommands(CLI::App& app, CliContext& ctx) {
   };
   auto submit_args = std::make_shared<SubmitArgs>();
   CLI::App* submit = app.add_subcommand("submit", "submit a sweep spec (YAML) to the coordinator");
-  submit->add_option("SPEC", submit_args->file, "the sweep spec, e.g. sweeps/demo-cpu.yaml")->required();
+  submit->add_option("SPEC", submit_args->file, "the sweep spec, e.g. sweeps/demo-cpu.yaml (- reads stdin)")->required();
   submit->add_flag("--dry-run", submit_args->dry_run,
                    "validate and print the expanded grid with parameter budgets; submit nothing");
   submit->callback([&ctx, submit_args] { ctx.exit_code = RunSubmit(submit_args->file, submit_args->dry_run, ctx); });
@@ -191,7 +202,7 @@ void AddSubmitCommands(CLI::App& app, CliContext& ctx) {
   auto files = std::make_shared<std::vector<std::string>>();
   CLI::App* validate = app.add_subcommand(
       "validate", "check sweep specs without a server; problems as FILE:LINE:COL: field: message");
-  validate->add_option("SPEC", *files, "sweep specs")->required();
+  validate->add_option("SPEC", *files, "sweep specs (- reads stdin)")->required();
   validate->callback([&ctx, files] { ctx.exit_code = RunValidate(*files, ctx); });
 }
 

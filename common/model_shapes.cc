@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
+#include <system_error>
 
 namespace sweepd {
 namespace {
@@ -33,31 +35,64 @@ const std::map<std::string, json>& SyntheticConfigs() {
   return *configs;
 }
 
-Result<int64_t> Positive(const json& c, const std::string& key, const std::string& where) {
-  if (!c.contains(key) || !c[key].is_number_integer() || c[key].get<int64_t>() <= 0) {
-    return Status::InvalidArgument(where + ": config needs a positive integer '" + key + "'");
+// The positive integer `key` of `c`, at most `max`; `fallback` when it is absent and one is given.
+Result<int64_t> ConfigSize(const json& c, const std::string& key, int64_t max, const std::string& where,
+                           std::optional<int64_t> fallback = std::nullopt) {
+  if ((!c.contains(key) || c[key].is_null()) && fallback) return *fallback;
+  const std::string wanted = "config needs a positive integer '" + key + "' of at most " + std::to_string(max);
+  if (!c.contains(key) || !c[key].is_number_integer()) {
+    std::string got = c.contains(key) ? c[key].dump() : "nothing";
+    if (got.size() > 64) {  // cut at a UTF-8 character boundary
+      size_t cut = 64;
+      while (cut > 0 && (static_cast<unsigned char>(got[cut]) & 0xC0) == 0x80) --cut;
+      got = got.substr(0, cut) + "...";
+    }
+    return Status::InvalidArgument(where + ": " + wanted + ", got " + got);
   }
-  return c[key].get<int64_t>();
+  // Unsigned values beyond int64 read as negative through get<int64_t>: compare as unsigned first.
+  if (c[key].is_number_unsigned() && c[key].get<uint64_t>() > static_cast<uint64_t>(max)) {
+    return Status::InvalidArgument(where + ": " + wanted + ", got " + c[key].dump() +
+                                   "; this is not a model sweepd can adapt (check the file)");
+  }
+  const int64_t v = c[key].get<int64_t>();
+  if (v <= 0 || v > max) {
+    return Status::InvalidArgument(where + ": " + wanted + ", got " + c[key].dump() +
+                                   (v > max ? "; this is not a model sweepd can adapt (check the file)" : ""));
+  }
+  return v;
 }
 
 Result<ModelShape> ShapeFromConfig(const json& c, const std::string& where) {
-  Result<int64_t> hidden = Positive(c, "hidden_size", where);
+  using L = ModelShapeLimits;
+  Result<int64_t> hidden = ConfigSize(c, "hidden_size", L::kMaxHiddenSize, where);
   if (!hidden.ok()) return hidden.status();
-  Result<int64_t> inter = Positive(c, "intermediate_size", where);
+  Result<int64_t> inter = ConfigSize(c, "intermediate_size", L::kMaxIntermediateSize, where);
   if (!inter.ok()) return inter.status();
-  Result<int64_t> layers = Positive(c, "num_hidden_layers", where);
+  Result<int64_t> layers = ConfigSize(c, "num_hidden_layers", L::kMaxLayers, where);
   if (!layers.ok()) return layers.status();
-  Result<int64_t> heads = Positive(c, "num_attention_heads", where);
+  Result<int64_t> heads = ConfigSize(c, "num_attention_heads", L::kMaxHeads, where);
   if (!heads.ok()) return heads.status();
-  Result<int64_t> vocab = Positive(c, "vocab_size", where);
+  Result<int64_t> vocab = ConfigSize(c, "vocab_size", L::kMaxVocabSize, where);
   if (!vocab.ok()) return vocab.status();
+  Result<int64_t> kv = ConfigSize(c, "num_key_value_heads", *heads, where, *heads);
+  if (!kv.ok()) return kv.status();
+  Result<int64_t> dim = ConfigSize(c, "head_dim", L::kMaxHiddenSize, where, std::max<int64_t>(1, *hidden / *heads));
+  if (!dim.ok()) return dim.status();
+  if (*heads * *dim > L::kMaxHiddenSize) {
+    return Status::InvalidArgument(where + ": num_attention_heads x head_dim is " + std::to_string(*heads * *dim) +
+                                   ", over the limit of " + std::to_string(L::kMaxHiddenSize) + "; check the file");
+  }
   const int64_t h = *hidden;
-  const int64_t kv_heads = c.contains("num_key_value_heads") && c["num_key_value_heads"].is_number_integer()
-                               ? c["num_key_value_heads"].get<int64_t>()
-                               : *heads;
-  const int64_t head_dim = c.contains("head_dim") && c["head_dim"].is_number_integer()
-                               ? c["head_dim"].get<int64_t>()
-                               : h / *heads;
+  const int64_t kv_heads = *kv;
+  const int64_t head_dim = *dim;
+  for (const char* key : {"attention_bias", "mlp_bias", "tie_word_embeddings"}) {
+    if (c.contains(key) && !c[key].is_boolean()) {
+      return Status::InvalidArgument(where + ": '" + key + "' must be true or false");
+    }
+  }
+  if (c.contains("model_type") && !c["model_type"].is_string()) {
+    return Status::InvalidArgument(where + ": 'model_type' must be a string, e.g. \"llama\"");
+  }
   const bool attn_bias = c.value("attention_bias", false);
   const bool mlp_bias = c.value("mlp_bias", false);
   // GemmaConfig ties the embeddings unless told otherwise; Llama and Mistral do not.
@@ -127,6 +162,15 @@ Result<ModelShape> LoadModelShape(const std::string& source) {
     return ShapeFromConfig(*config, source);
   }
   const std::filesystem::path path = std::filesystem::path(source) / "config.json";
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    return Status::InvalidArgument(path.string() + " is not a regular file; base.model names a checkpoint folder");
+  }
+  if (!ec && std::filesystem::is_regular_file(st) &&
+      std::filesystem::file_size(path, ec) > static_cast<uintmax_t>(ModelShapeLimits::kMaxConfigBytes)) {
+    return Status::InvalidArgument(path.string() + " is over the 1 MiB limit for a config.json; check the file");
+  }
   std::ifstream in(path);
   if (!in) {
     return Status::NotFound("cannot read " + path.string() +

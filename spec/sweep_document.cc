@@ -13,6 +13,7 @@
 
 #include "common/eval_settings.h"
 #include "common/methods/registry.h"
+#include "spec/spec_text.h"
 
 namespace sweepd::spec {
 namespace {
@@ -49,12 +50,31 @@ std::string MethodsUsingTrainLr(const std::string& key) {
   return names;
 }
 
+// What a message quotes of a scalar the spec wrote: ", got 'TEXT'", cut short.
+std::string Got(const YAML::Node& node) {
+  return node.IsScalar() ? ", got '" + Excerpt(node.Scalar()) + "'" : "";
+}
+
+// Option values are counts and sizes of layers: a value beyond 32 bits is a typo, and
+// parameter counts of it would overflow.
+constexpr int64_t kMaxOptionInteger = std::numeric_limits<int32_t>::max();
+
+// "" when `v` is no integer or one an option may hold; else the problem.
+std::string OptionIntegerRange(const json& v) {
+  if (!v.is_number_integer()) return "";
+  const int64_t i = v.get<int64_t>();
+  if (i >= -kMaxOptionInteger && i <= kMaxOptionInteger) return "";
+  return "must be between -" + std::to_string(kMaxOptionInteger) + " and " + std::to_string(kMaxOptionInteger) +
+         ", got " + v.dump();
+}
+
 class DocumentReader {
  public:
   DocumentReader(std::string file, std::vector<SpecProblem>& problems)
       : file_(std::move(file)), problems_(problems) {}
 
   SweepDocument Read(const YAML::Node& root);
+  size_t omitted() const { return omitted_; }
 
  private:
   Location Where(const YAML::Node& node, const std::string& field) const {
@@ -62,8 +82,15 @@ class DocumentReader {
     if (m.is_null()) return {0, 0, field};
     return {m.line + 1, m.column + 1, field};
   }
+  // Stores the first kMaxReportedProblems problems and counts the rest: a spec of a
+  // million bad entries must not hold a million messages.
   void Problem(const Location& where, const std::string& message) {
-    problems_.push_back({file_, where.line, where.column, where.field, message});
+    if (problems_.size() >= kMaxReportedProblems) {
+      ++omitted_;
+      return;
+    }
+    problems_.push_back({file_, where.line, where.column, Excerpt(where.field, kMaxProblemFieldBytes),
+                         Excerpt(message, kMaxProblemMessageBytes)});
   }
   void Problem(const YAML::Node& node, const std::string& field, const std::string& message) {
     Problem(Where(node, field), message);
@@ -95,6 +122,7 @@ class DocumentReader {
 
   std::string file_;
   std::vector<SpecProblem>& problems_;
+  size_t omitted_ = 0;
 };
 
 bool DocumentReader::CheckMap(const YAML::Node& map, const std::string& field,
@@ -138,7 +166,7 @@ std::optional<int64_t> DocumentReader::Int(const YAML::Node& node, const std::st
                                            int64_t min, int64_t max) {
   const json v = node.IsScalar() ? Scalar(node) : json();
   if (!v.is_number_integer()) {
-    Problem(node, field, "must be an integer" + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+    Problem(node, field, "must be an integer" + Got(node));
     return std::nullopt;
   }
   if (v.get<int64_t>() < min) {
@@ -156,13 +184,13 @@ std::optional<double> DocumentReader::Number(const YAML::Node& node, const std::
                                              double min, double max) {
   const json v = node.IsScalar() ? Scalar(node) : json();
   if (!v.is_number() || !std::isfinite(v.get<double>())) {
-    Problem(node, field, "must be a number" + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+    Problem(node, field, "must be a number" + Got(node));
     return std::nullopt;
   }
   const double d = v.get<double>();
   if (d < min || d > max) {
     Problem(node, field, "must be between " + json(min).dump() + " and " + json(max).dump() +
-                             ", got " + node.Scalar());
+                             ", got " + Excerpt(node.Scalar()));
     return std::nullopt;
   }
   return d;
@@ -176,7 +204,7 @@ std::optional<std::string> DocumentReader::Choice(const YAML::Node& node, const 
     list += (list.empty() ? "" : ", ") + c;
   }
   Problem(node, field,
-          "must be one of " + list + (node.IsScalar() ? ", got '" + node.Scalar() + "'" : ""));
+          "must be one of " + list + Got(node));
   return std::nullopt;
 }
 
@@ -193,7 +221,7 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
   } else if (auto name = String(root["name"], "name")) {
     // The length first: std::regex recurses per character and a long name overflows the stack.
     if (name->size() > 64 || !std::regex_match(*name, kName)) {
-      const std::string shown = name->size() > 64 ? name->substr(0, 64) + "... (" + std::to_string(name->size()) + " characters)" : *name;
+      const std::string shown = Excerpt(*name);
       Problem(root["name"], "name",
               "'" + shown + "' is not a valid sweep name: use 1-64 of [a-z0-9-], starting with a letter or digit");
     } else {
@@ -258,7 +286,7 @@ void DocumentReader::ReadTracks(const YAML::Node& node, SweepDocument& doc) {
     if (t.IsScalar()) {
       if (t.Scalar() == "A") doc.tracks.push_back({TrackSpec{"A", {"q_proj", "v_proj"}}, Where(t, field)});
       else if (t.Scalar() == "B") doc.tracks.push_back({TrackSpec{"B", {"all-linear"}}, Where(t, field)});
-      else Problem(t, field, "unknown track '" + t.Scalar() + "'; use A, B, or {name: x, modules: [...]}");
+      else Problem(t, field, "unknown track '" + Excerpt(t.Scalar()) + "'; use A, B, or {name: x, modules: [...]}");
       continue;
     }
     if (!CheckMap(t, field, {"name", "modules"})) continue;
@@ -312,7 +340,7 @@ std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node
     method = *m;
     info = methods::FindMethod(method);
     if (info == nullptr) {
-      Problem(ref["method"], field + ".reference.method", "unknown method '" + method + "'");
+      Problem(ref["method"], field + ".reference.method", "unknown method '" + Excerpt(method) + "'");
       ok = false;
     }
   } else {
@@ -328,6 +356,11 @@ std::optional<BudgetReference> DocumentReader::ReadBudget(const YAML::Node& node
       continue;
     }
     const json v = Scalar(kv.second);
+    if (std::string err = OptionIntegerRange(v); !err.empty()) {
+      Problem(kv.second, f, err);
+      ok = false;
+      continue;
+    }
     if (info != nullptr) {
       const methods::OptionSpec* opt = methods::FindOption(*info, key);
       if (!opt) {
@@ -504,7 +537,13 @@ void DocumentReader::ReadMethods(const YAML::Node& node, SweepDocument& doc) {
 void DocumentReader::CheckAxisValue(const std::string& method, const std::string& key,
                                     const json& value, const Location& where) {
   if (key == "lr" || key == "lr_theta" || key == "lr_core") {
-    if (!value.is_number() || value.get<double>() <= 0) Problem(where, "must be a positive number, got " + value.dump());
+    if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
+      Problem(where, "must be a positive finite number, got " + Excerpt(value.dump()));
+    }
+    return;
+  }
+  if (std::string err = OptionIntegerRange(value); !err.empty()) {
+    Problem(where, err);
     return;
   }
   const methods::MethodInfo* info = methods::FindMethod(method);
@@ -529,7 +568,7 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
   if (!method) return std::nullopt;
   const methods::MethodInfo* info = methods::FindMethod(*method);
   if (info == nullptr) {
-    Problem(node["method"], field + ".method", "unknown method '" + *method + "'; known: " + methods::MethodNames());
+    Problem(node["method"], field + ".method", "unknown method '" + Excerpt(*method) + "'; known: " + methods::MethodNames());
     return std::nullopt;
   }
   block.method = *method;
@@ -552,7 +591,7 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
     if (key == "match") {
       if (auto m = String(kv.second, f)) {
         if (methods::FindOption(*info, *m) == nullptr) {
-          Problem(kv.second, f, "'" + *m + "' is not an option of " + block.method + "; known: " +
+          Problem(kv.second, f, "'" + Excerpt(*m) + "' is not an option of " + block.method + "; known: " +
                                     methods::OptionNames(*info));
           ok = false;
         } else {
@@ -662,7 +701,7 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
 }  // namespace
 
 SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file,
-                                std::vector<SpecProblem>& problems) {
+                                std::vector<SpecProblem>& problems, size_t* omitted) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
@@ -677,7 +716,9 @@ SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file
   }
   DocumentReader reader(file, problems);
   try {
-    return reader.Read(root);
+    SweepDocument doc = reader.Read(root);
+    if (omitted != nullptr) *omitted += reader.omitted();
+    return doc;
   } catch (const YAML::Exception& e) {  // e.g. a key that is not a scalar
     problems.push_back({file, e.mark.is_null() ? 0 : e.mark.line + 1,
                         e.mark.is_null() ? 0 : e.mark.column + 1, "", "YAML: " + e.msg});

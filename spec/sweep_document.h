@@ -72,8 +72,9 @@ struct SweepDocument {
 
 // Reads `yaml` into a document, appending every problem found to `problems` (YAML
 // syntax, unknown keys, wrong types, bad values, empty lists). The document is usable
-// for expansion only when no problem was added.
+// for expansion only when no problem was added. At most kMaxReportedProblems are added; the
+// number of the others is added to `*omitted` when given.
 SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file,
-                                std::vector<SpecProblem>& problems);
+                                std::vector<SpecProblem>& problems, size_t* omitted = nullptr);
 
 }  // namespace sweepd::spec

@@ -2,13 +2,33 @@
 // (grid_expansion.cc); problems of both stages are returned together.
 #include "spec/sweep_spec.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "spec/grid_expansion.h"
+#include "spec/spec_text.h"
 #include "spec/sweep_document.h"
 
 namespace sweepd::spec {
+namespace {
+
+// Keeps the first kMaxReportedProblems problems, each field and message cut short, and
+// counts the rest (and the `omitted` ones never stored) in one last problem.
+void BoundProblems(std::vector<SpecProblem>& problems, const std::string& path, size_t omitted) {
+  size_t more = omitted;
+  if (problems.size() > kMaxReportedProblems) {
+    more += problems.size() - kMaxReportedProblems;
+    problems.resize(kMaxReportedProblems);
+  }
+  if (more > 0) {
+    problems.push_back({path, 0, 0, "",
+                        "and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") +
+                            "; fix the ones above and validate again"});
+  }
+  for (SpecProblem& p : problems) {
+    p.field = Excerpt(p.field, kMaxProblemFieldBytes);
+    p.message = Excerpt(p.message, kMaxProblemMessageBytes);
+  }
+}
+
+}  // namespace
 
 std::string FormatProblem(const SpecProblem& p) {
   std::string out = p.file.empty() ? "<spec>" : p.file;
@@ -24,8 +44,14 @@ std::string FormatProblem(const SpecProblem& p) {
 
 SpecResult ParseSweepSpec(const std::string& yaml, const std::string& path, const SpecLimits& limits) {
   SpecResult result;
-  SweepDocument doc = ReadSweepDocument(yaml, path, result.problems);
+  if (std::optional<SpecProblem> bad = CheckSpecText(yaml, path)) {
+    result.problems.push_back(std::move(*bad));
+    return result;
+  }
+  size_t omitted = 0;
+  SweepDocument doc = ReadSweepDocument(yaml, path, result.problems, &omitted);
   if (result.ok()) result.sweep = ExpandSweep(doc, path, limits, result.problems);
+  BoundProblems(result.problems, path, omitted);
   result.sweep.spec_yaml = yaml;
   result.sweep.spec_path = path;
   if (!result.ok()) result.sweep.jobs.clear();
@@ -33,15 +59,13 @@ SpecResult ParseSweepSpec(const std::string& yaml, const std::string& path, cons
 }
 
 SpecResult ParseSweepSpecFile(const std::string& path, const SpecLimits& limits) {
-  std::ifstream in(path);
-  if (!in) {
+  Result<std::string> text = ReadSpecText(path);
+  if (!text.ok()) {
     SpecResult result;
-    result.problems.push_back({path, 0, 0, "", "cannot read the spec file; check the path"});
+    result.problems.push_back({path, 0, 0, "", text.status().message()});
     return result;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return ParseSweepSpec(text.str(), path, limits);
+  return ParseSweepSpec(*text, path, limits);
 }
 
 }  // namespace sweepd::spec

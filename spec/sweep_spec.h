@@ -19,6 +19,13 @@ struct SpecProblem {
   std::string field;  // dotted path, e.g. methods[2].r
   std::string message;
 };
+// At most this many problems are returned (the rest are counted in one last problem, "and N
+// more"), so that sweepd's answer and sweepctl's output stay small whatever the spec holds.
+inline constexpr size_t kMaxReportedProblems = 100;
+// A problem's field and message are cut to these lengths, so none quotes a long input whole.
+inline constexpr size_t kMaxProblemFieldBytes = 200;
+inline constexpr size_t kMaxProblemMessageBytes = 1000;
+
 // "FILE:LINE:COL: FIELD: MESSAGE", for terminals and logs.
 std::string FormatProblem(const SpecProblem& p);
 
@@ -50,10 +57,12 @@ struct SpecResult {
   bool ok() const { return problems.empty(); }
 };
 
-// Parses, validates and expands `yaml`; `path` only labels problems.
+// Parses, validates and expands `yaml`; `path` only labels problems. Text over 1 MiB or not
+// UTF-8 is one problem (spec/spec_text.h); at most kMaxReportedProblems are returned.
 SpecResult ParseSweepSpec(const std::string& yaml, const std::string& path,
                           const SpecLimits& limits = {});
-// Reads the file and calls ParseSweepSpec; a missing file is one problem.
+// Reads the file (spec/spec_text.h: "-" is stdin; regular files only, 1 MiB at most) and calls
+// ParseSweepSpec; a file that cannot be read is one problem.
 SpecResult ParseSweepSpecFile(const std::string& path, const SpecLimits& limits = {});
 
 // The stable identity of a job: "j-" + the first 16 hex digits of SHA-256(CanonicalJobJson).

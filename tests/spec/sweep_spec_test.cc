@@ -12,6 +12,7 @@
 
 #include "common/budget.h"
 #include "common/model_shapes.h"
+#include "spec/spec_text.h"
 
 namespace sweepd::spec {
 namespace {
@@ -331,7 +332,35 @@ TEST(SweepSpec, VeryLongNameIsRefusedByLengthWithABoundedExcerpt) {
   const SpecProblem* name = ProblemAt(r, "name");
   ASSERT_NE(name, nullptr) << AllProblems(r).substr(0, 500);
   EXPECT_LT(name->message.size(), 300u);
-  EXPECT_THAT(name->message, HasSubstr("40000 characters"));
+  EXPECT_THAT(name->message, HasSubstr("40000 bytes"));
+}
+
+// Every byte sequence that is not UTF-8 (RFC 3629) is refused at its line and column,
+// whatever it follows; valid multi-byte characters pass.
+TEST(SweepSpec, EveryKindOfInvalidUtf8IsOneProblemAtItsPosition) {
+  const std::string demo = ReadText(std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml");
+  const std::string comment = "# r\xc3\xa9sum\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n";  // é, €, an emoji
+  EXPECT_TRUE(ParseSweepSpec(demo + comment, "ok.yaml").ok()) << AllProblems(ParseSweepSpec(demo + comment, "ok.yaml"));
+  int lines = 1;
+  for (char c : demo) lines += c == '\n';
+  for (const char* bad : {"\xf9", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\x80"}) {
+    SpecResult r = ParseSweepSpec(demo + "# ab" + bad + "\n", "bad.yaml");
+    ASSERT_EQ(r.problems.size(), 1u) << AllProblems(r);
+    EXPECT_EQ(r.problems[0].line, lines);
+    EXPECT_EQ(r.problems[0].column, 5);
+    EXPECT_THAT(r.problems[0].message, HasSubstr("not UTF-8"));
+  }
+}
+
+TEST(SweepSpec, ProblemsBeyondTheCapAreCountedInOneLastProblem) {
+  std::string text = ReadText(std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml");
+  const size_t extra = kMaxReportedProblems * 3;
+  for (size_t i = 0; i < extra; ++i) text += "unknown_" + std::to_string(i) + ": 1\n";
+  SpecResult r = ParseSweepSpec(text, "many.yaml");
+  ASSERT_EQ(r.problems.size(), kMaxReportedProblems + 1);
+  EXPECT_EQ(r.problems.back().message.rfind("and " + std::to_string(extra - kMaxReportedProblems) + " more problems", 0), 0u)
+      << r.problems.back().message;
+  EXPECT_EQ(r.problems.front().field, "unknown_0");
 }
 
 }  // namespace

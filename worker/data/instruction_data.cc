@@ -58,7 +58,8 @@ std::string AlpacaPrompt(const std::string& instruction, const std::string& inpu
          instruction + "\n\n### Input:\n" + input + "\n\n### Response:\n";
 }
 
-std::vector<InstructionExample> ReadInstructionFile(const std::string& path, const ChatTemplate* chat) {
+std::vector<InstructionExample> ReadInstructionFile(const std::string& path, const ChatTemplate* chat,
+                                                    const std::atomic<bool>* stop) {
   std::vector<InstructionExample> out;
   ForEachJsonLine(path, [&](const nlohmann::json& row, int64_t line) {
     if (row.contains("messages")) {
@@ -71,7 +72,7 @@ std::vector<InstructionExample> ReadInstructionFile(const std::string& path, con
     const std::string instruction = StringField(row, "instruction", path, line);
     const std::string input = row.contains("input") ? StringField(row, "input", path, line) : "";
     out.push_back({AlpacaPrompt(instruction, input), StringField(row, "output", path, line)});
-  });
+  }, stop);
   if (out.empty()) throw InvalidInput(path + ": no examples");
   return out;
 }

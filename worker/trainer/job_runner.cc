@@ -54,6 +54,11 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (device.is_cuda()) compat::ResetCudaPeak(device.has_index() ? device.index() : 0);
 
   // Check everything that can be checked before any expensive work.
+  // The model's sizes within common/model_shapes.h's caps before any tensor is allocated,
+  // for base evaluations too (a config.json saying 10^9 layers is refused, not allocated).
+  if (Result<ModelShape> shape = LoadModelShape(config.model.source); !shape.ok()) {
+    throw InvalidInput(shape.status().message());
+  }
   std::vector<eval::EvalTask> tasks;
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;
@@ -63,7 +68,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
     CheckAdapterSettings(config, options);
     if (!config.init_from.empty()) init_from = CheckInitFolder(config.init_from, config);
     chat = ChatTemplateFor(config.model);
-    examples = TrainingExamples(config, chat ? &*chat : nullptr);
+    examples = TrainingExamples(config, chat ? &*chat : nullptr, options.stop);
     if (config.train.seq_len <= 0 || config.train.micro_batch <= 0 || config.train.tokens_per_update <= 0) {
       throw InvalidInput("train.seq_len, train.micro_batch and train.tokens_per_update must be positive");
     }

@@ -73,14 +73,15 @@ std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model) {
   return std::move(*chat);
 }
 
-std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat) {
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat,
+                                                      const std::atomic<bool>* stop) {
   const std::string& d = config.train.data;
   if (d.rfind("synthetic:", 0) == 0) {
     // Training draws from its own stream (seed-dependent), apart from the fixed eval set.
     return data::SyntheticTrainingExamples(d.substr(10), 0x7A11ULL + static_cast<uint64_t>(config.seed),
                                            kSyntheticTrainExamples);
   }
-  return data::ReadInstructionFile(d, chat);
+  return data::ReadInstructionFile(d, chat, stop);
 }
 
 AdamW BuildOptimizer(const JobConfig& config, const AdapterSet& adapters) {

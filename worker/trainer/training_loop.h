@@ -38,7 +38,8 @@ std::optional<data::ChatTemplate> ChatTemplateFor(const ModelSpec& model);
 
 // The job's training examples: its JSONL file (chat rows rendered with `chat`), or a seeded
 // synthetic stream.
-std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat);
+std::vector<data::InstructionExample> TrainingExamples(const JobConfig& config, const data::ChatTemplate* chat,
+                                                      const std::atomic<bool>* stop = nullptr);
 
 // AdamW over every trainable tensor of the adapters (PEFT names), one parameter group per
 // (adapters::ParamGroup, the method's per-tensor lr multiplier) with its learning rate.
