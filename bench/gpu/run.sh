@@ -8,7 +8,8 @@
 # Environment: SWEEP_TRAIN=path (a built binary; else deploy/build-trainer.sh builds one),
 #   SWEEPD_PREFIX_PATH (where nlohmann-json and CLI11 are, for that build), STEPS (10),
 #   WARMUP (3), PEAK_TFLOPS (default: datasheet bf16 peak by GPU name), SKIP_7B=1, SKIP_HF_7B=1, ONLY="lora dora"
-#   (methods to run), HF_METHODS="dora" (of those, the ones to run on HF PEFT too).
+#   (methods to run), HF_METHODS="dora" (of those, the ones to run on HF PEFT too), SKIP_JORA=1 (no
+#   JORA block at the end).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -86,5 +87,32 @@ if [ -z "${SKIP_7B:-}" ]; then
   [ -z "${SKIP_HF_7B:-}" ] && run_one hf_peft bench/gpu/llama-2-7b.json dora B 4
 fi
 
+# JORA with the seed design's recipe (methods.json "jora": topk_ema, S 96, k 24, diag core, OER)
+# next to LoRA: its 1.1B rows come from the loop above; here the ablation and a selection every
+# 5 steps (updates inside the timed window) at 1.1B, and LoRA and JORA at the Llama-2-7B shape,
+# both tracks (a row the run already has is not run twice). SKIP_JORA=1 skips this block.
+has_row() {  # method track config: whether results.jsonl has that sweep-train row already
+  "$python" -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+sys.exit(0 if any(r.get("impl") == "sweep_train" and r.get("method_name") == sys.argv[2] and r.get("track") == sys.argv[3]
+                  and r.get("config") == sys.argv[4] and "tokens_per_s" in r for r in rows) else 1)' "$results" "$@"
+}
+jora_block=no
+case " $methods " in *" jora "*) [ -z "${SKIP_JORA:-}" ] && jora_block=yes ;; esac
+if [ "$jora_block" = yes ]; then
+  for track in A B; do
+    for method in jora_none jora_update5; do run_one sweep_train "$model" "$method" "$track" 8; done
+  done
+  if [ -z "${SKIP_7B:-}" ]; then
+    for track in A B; do
+      for method in lora jora; do
+        has_row "$method" "$track" bench/gpu/llama-2-7b.json || run_one sweep_train bench/gpu/llama-2-7b.json "$method" "$track" 4
+      done
+    done
+  fi
+fi
+
 "$python" bench/gpu/table.py "$results" >"$out/table.md"
+[ "$jora_block" = yes ] && { echo; echo "JORA next to LoRA (bench/gpu/jora_table.py):"; echo;
+  "$python" bench/gpu/jora_table.py "$results"; } >>"$out/table.md"
 cat "$out/table.md"
