@@ -98,7 +98,8 @@ TEST(GraphedPass, UsedOnlyOnCudaWithSafeAdaptersAndNotWhenSwitchedOff) {
 }
 
 // Methods whose computation is the same tensors and shapes every step may be captured; those
-// whose host-side state resizes the forward (AdaLoRA's budget, JORA's pair selection) may not.
+// whose host-side state resizes the forward (AdaLoRA's budget) may not. JORA's pair selection
+// rewrites fixed-capacity slots in place, so it may be captured with every selection.
 TEST(CudaGraphSafe, FollowsWhatEachMethodChangesBetweenSteps) {
   torch::manual_seed(2);
   LinearShape shape;
@@ -115,7 +116,8 @@ TEST(CudaGraphSafe, FollowsWhatEachMethodChangesBetweenSteps) {
   EXPECT_TRUE(safe({{"method", "oft"}, {"oft_block_size", 4}}));
   EXPECT_TRUE(safe({{"method", "boft"}, {"boft_block_size", 4}}));
   EXPECT_TRUE(safe({{"method", "jora"}, {"S", 4}, {"k", 2}, {"selection", "none"}}));
-  EXPECT_FALSE(safe({{"method", "jora"}, {"S", 4}, {"k", 2}}));
+  EXPECT_TRUE(safe({{"method", "jora"}, {"S", 4}, {"k", 2}}));  // topk_ema, the default
+  EXPECT_TRUE(safe({{"method", "jora"}, {"S", 4}, {"k", 2}, {"selection", "random"}}));
   EXPECT_FALSE(safe({{"method", "adalora"}, {"init_r", 4}, {"target_r", 2}}));
 }
 

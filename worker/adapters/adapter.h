@@ -96,7 +96,7 @@ class Adapter : public torch::nn::Module {
   // Whether Forward() and RegularizationLoss() may be captured in a CUDA graph and replayed
   // (worker/trainer/cuda_graph.h): no value read on the host, the same shapes and the same
   // tensors every step (AfterOptimizerStep may change values in place, nothing else).
-  // JORA's active pair counts and AdaLoRA's rank budget change the computation: they say no.
+  // AdaLoRA's rank budget changes the computation: it says no (JORA keeps fixed-capacity slots).
   virtual bool CudaGraphSafe() const { return false; }
 
   // Copies `tensors` (keyed by the names of Trainable() and State(); PEFT's in-memory

@@ -24,16 +24,42 @@
 //    (at most 2k), refreshed with them.
 //  - max_angle > 0 clamps the angles after each optimizer step (off by default).
 //  - magnitude_scope: "delta" (docs/methods.md: scale ⊙ δ) or "output" (scale ⊙ (x Wᵀ + b + δ)).
-// The active pair counts live on the host too, so forward never syncs with the device.
+// Fixed-capacity slots (so that a step keeps its shapes and its kernels across selection updates
+// and replays inside one CUDA graph, never re-captured): each side rotates min(S, d/2) slots,
+// the most pairs it can ever have active (before the first update all S slots are active),
+// every slot holding a pair, all 2·capacity features distinct: the active pairs first, then
+// spare features not in any active pair. A slot's mask (live_*) gives an idle slot c = 1,
+// s = 0, which leaves its two coordinates exactly as they were and its angle without gradient,
+// so the masked slots compute what the active pairs alone compute. selective_diag's support
+// has min(2k, d_in) slots likewise. The selection (EMAs, top-k, the update every
+// update_interval steps) stays on the device: the counts it writes are host integers known
+// from the step alone, the indices are device tensors the forward consumes by index ops.
+// pairs_* / num_pairs_* (−1 beyond the count) and the support stay the checkpoint's state.
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "worker/adapters/methods.h"
 #include "worker/adapters/rotations.h"
 
 namespace sweepd::adapters {
 namespace {
+
+// The mean of v² over the rows of v [..., features], per feature, in float32 (the selection's
+// energies). Half and bfloat16 activations go through one float32-accumulating norm reduction
+// that squares as it reads, instead of a float32 copy, its square and a mean (three passes over
+// a float32 tensor twice the activations' size); the energies then differ from the latter by
+// float32 rounding (about 1e-7 relative), which changes a selection only in such a near-tie.
+torch::Tensor MeanSquare(const torch::Tensor& v, int64_t features) {
+  torch::Tensor rows = v.detach().reshape({-1, features});
+  if (rows.scalar_type() == torch::kBFloat16 || rows.scalar_type() == torch::kHalf) {
+    return torch::linalg_vector_norm(rows, 2, std::vector<int64_t>{0}, false, torch::kFloat32)
+        .square_()
+        .div_(static_cast<double>(rows.size(0)));
+  }
+  return rows.to(torch::kFloat32).pow(2).mean(0);
+}
 
 class JoraAdapter : public FrozenLinearAdapter {
  public:
@@ -109,6 +135,16 @@ class JoraAdapter : public FrozenLinearAdapter {
     col_ema_ = register_buffer("grad_col_ema", torch::zeros({d_in}, f32));
     support_ = register_buffer("support_indices", torch::zeros({2 * k_}, long_opts));
     support_size_ = register_buffer("active_support_size", torch::zeros({1}, long_opts));
+    cap_l_ = std::min(s_l_, d_out / 2);
+    cap_r_ = std::min(s_r_, d_in / 2);
+    cap_u_ = core_ == "selective_diag" ? std::min(2 * k_, d_in) : 0;
+    auto bool_opts = Options().dtype(torch::kBool);
+    slots_l_ = register_buffer("slots_L", torch::zeros({2 * cap_l_}, long_opts));
+    slots_r_ = register_buffer("slots_R", torch::zeros({2 * cap_r_}, long_opts));
+    live_l_ = register_buffer("live_L", torch::zeros({cap_l_}, bool_opts));
+    live_r_ = register_buffer("live_R", torch::zeros({cap_r_}, bool_opts));
+    support_slots_ = register_buffer("support_slots", torch::zeros({cap_u_}, long_opts));
+    support_live_ = register_buffer("support_live", torch::zeros({cap_u_}, bool_opts));
     {
       torch::NoGradGuard no_grad;
       torch::Tensor norms = weight_.to(norm_type).norm(2, 1);
@@ -123,11 +159,13 @@ class JoraAdapter : public FrozenLinearAdapter {
       }
       log_mag_ = AddTrainable("ecd_log_mag", z);
     }
+    torch::NoGradGuard no_grad;
     if (init) {
-      torch::NoGradGuard no_grad;
-      WritePairs(pairs_l_, num_l_, RandomPairs(d_out, s_l_), &n_l_);
-      WritePairs(pairs_r_, num_r_, RandomPairs(d_in, s_r_), &n_r_);
+      WritePairs(Side::kLeft, RandomPairs(d_out, s_l_));
+      WritePairs(Side::kRight, RandomPairs(d_in, s_r_));
       RefreshSupport();
+    } else {
+      RebuildSlots();  // no active pair until Load(): every slot idle
     }
   }
 
@@ -140,13 +178,16 @@ class JoraAdapter : public FrozenLinearAdapter {
             {"core.support_indices", support_}, {"core.active_support_size", support_size_}};
   }
   int64_t ParameterCount() const override { return count_; }
-  // Pair selection changes the active counts (host integers that size the forward).
-  bool CudaGraphSafe() const override { return selection_ == "none"; }
+  // The forward's shapes are the fixed capacities; a selection update rewrites the slots in place.
+  bool CudaGraphSafe() const override { return true; }
 
+  // Reads the counts on the host (once, at load) and rebuilds the slots from the loaded state.
   void AfterLoad() override {
-    n_l_ = num_l_.item<int64_t>();
-    n_r_ = num_r_.item<int64_t>();
-    n_support_ = support_size_.item<int64_t>();
+    torch::NoGradGuard no_grad;
+    n_l_ = std::clamp<int64_t>(num_l_.item<int64_t>(), 0, cap_l_);
+    n_r_ = std::clamp<int64_t>(num_r_.item<int64_t>(), 0, cap_r_);
+    n_support_ = std::clamp<int64_t>(support_size_.item<int64_t>(), 0, cap_u_);
+    RebuildSlots();
   }
 
   std::map<std::string, double> Diagnostics() override {
@@ -190,11 +231,11 @@ class JoraAdapter : public FrozenLinearAdapter {
     want_l = std::min({want_l, wl, Shape().d_out / 2});
     want_r = std::min({want_r, wr, Shape().d_in / 2});
     if (selection_ == "random") {
-      if (use_left_) WritePairs(pairs_l_, num_l_, RandomPairs(Shape().d_out, want_l), &n_l_);
-      if (use_right_) WritePairs(pairs_r_, num_r_, RandomPairs(Shape().d_in, want_r), &n_r_);
+      if (use_left_) WritePairs(Side::kLeft, RandomPairs(Shape().d_out, want_l));
+      if (use_right_) WritePairs(Side::kRight, RandomPairs(Shape().d_in, want_r));
     } else {
-      if (use_left_) WritePairs(pairs_l_, num_l_, TopPairs(row_ema_, want_l), &n_l_);
-      if (use_right_) WritePairs(pairs_r_, num_r_, TopPairs(col_ema_, want_r), &n_r_);
+      if (use_left_) WritePairs(Side::kLeft, TopPairs(row_ema_, want_l));
+      if (use_right_) WritePairs(Side::kRight, TopPairs(col_ema_, want_r));
     }
     RefreshSupport();
   }
@@ -203,8 +244,7 @@ class JoraAdapter : public FrozenLinearAdapter {
   torch::Tensor AdaptedForward(const torch::Tensor& x) override {
     if (is_training() && selection_ == "topk_ema") {
       torch::NoGradGuard no_grad;
-      torch::Tensor x2 = x.detach().reshape({-1, Shape().d_in}).to(torch::kFloat32).pow(2).mean(0);
-      col_ema_.mul_(ema_beta_).add_(x2, 1 - ema_beta_);
+      col_ema_.mul_(ema_beta_).add_(MeanSquare(x, Shape().d_in), 1 - ema_beta_);
     }
     torch::Tensor base = torch::nn::functional::linear(x, weight_, bias_);
     torch::Tensor y;
@@ -221,7 +261,7 @@ class JoraAdapter : public FrozenLinearAdapter {
       const int64_t d_out = Shape().d_out;
       y.register_hook([ema, beta, d_out](const torch::Tensor& g) {
         torch::NoGradGuard no_grad;
-        ema.mul_(beta).add_(g.detach().reshape({-1, d_out}).to(torch::kFloat32).pow(2).mean(0), 1 - beta);
+        ema.mul_(beta).add_(MeanSquare(g, d_out), 1 - beta);
       });
     }
     return y;
@@ -256,11 +296,14 @@ class JoraAdapter : public FrozenLinearAdapter {
     return {torch::cos(phi), torch::sin(phi)};
   }
 
-  torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& theta, const torch::Tensor& pairs, int64_t n,
-                       bool transpose) const {
-    if (!theta.defined() || n <= 0) return x;
-    auto [c, s] = CosSin(theta.narrow(0, 0, n));
-    return ApplyGivens(x, pairs.narrow(0, 0, n), c, transpose ? -s : s);
+  // Rotates all `cap` slots at once; idle slots get c = 1, s = 0 (no change, no angle gradient).
+  torch::Tensor Rotate(const torch::Tensor& x, const torch::Tensor& theta, const torch::Tensor& slots,
+                       const torch::Tensor& live, int64_t cap, bool transpose, bool in_place) const {
+    if (!theta.defined() || cap <= 0) return x;
+    auto [c, s] = CosSin(theta.narrow(0, 0, cap));
+    c = torch::where(live, c, torch::ones_like(c));
+    s = torch::where(live, s, torch::zeros_like(s));
+    return ApplyGivens(x, slots.view({cap, 2}), c, transpose ? -s : s, in_place);
   }
 
   torch::Tensor Core(const torch::Tensor& x) {
@@ -268,10 +311,11 @@ class JoraAdapter : public FrozenLinearAdapter {
     const int64_t last = x.dim() - 1;
     if (core_ == "lowrank") return torch::matmul(torch::matmul(x, low_b_), low_a_.t()) * lowrank_scale_;
     if (core_ == "selective_diag") {
-      if (n_support_ <= 0) return torch::zeros_like(x);
-      torch::Tensor u = support_.narrow(0, 0, n_support_);
-      torch::Tensor scaled = x.index_select(last, u) * (1.0 + delta_.narrow(0, 0, n_support_));
-      return torch::zeros_like(x).index_copy(last, u, scaled);
+      if (cap_u_ <= 0) return torch::zeros_like(x);
+      torch::Tensor factor = 1.0 + delta_.narrow(0, 0, cap_u_);
+      torch::Tensor scaled = x.index_select(last, support_slots_) * factor;
+      scaled = torch::where(support_live_, scaled, torch::zeros_like(scaled));
+      return torch::zeros_like(x).index_copy(last, support_slots_, scaled);
     }
     std::vector<torch::Tensor> parts;
     int64_t used = 0;
@@ -289,15 +333,17 @@ class JoraAdapter : public FrozenLinearAdapter {
   }
 
   torch::Tensor Delta(const torch::Tensor& x) {
-    torch::Tensor xr = Rotate(x, theta_r_, pairs_r_, n_r_, /*transpose=*/false);
-    torch::Tensor y = Rotate(Core(xr), theta_l_, pairs_l_, n_l_, /*transpose=*/true);
-    if (core_ == "selective_diag" && n_support_ > 0) {
+    torch::Tensor xr = Rotate(x, theta_r_, slots_r_, live_r_, cap_r_, /*transpose=*/false, /*in_place=*/false);
+    // Core's output is a fresh tensor that no backward reads: the left rotation scatters into it.
+    torch::Tensor y = Rotate(Core(xr), theta_l_, slots_l_, live_l_, cap_l_, /*transpose=*/true, /*in_place=*/true);
+    if (core_ == "selective_diag" && cap_u_ > 0) {
       // The public code subtracts in float32 (an upcast for bfloat16, where ours rounds the same
       // way); for float64 activations that cast would round δ to float32 (about 1e-7) and break
       // the exact merge, so the subtraction stays in the activations' dtype.
       const int64_t last = x.dim() - 1;
-      torch::Tensor u = support_.narrow(0, 0, n_support_);
-      y = y - torch::zeros_like(x).index_copy(last, u, x.index_select(last, u));
+      torch::Tensor picked = x.index_select(last, support_slots_);
+      picked = torch::where(support_live_, picked, torch::zeros_like(picked));
+      y = y - torch::zeros_like(x).index_copy(last, support_slots_, picked);
     }
     return tanh_clip_ ? torch::tanh(y) : y;
   }
@@ -348,13 +394,20 @@ class JoraAdapter : public FrozenLinearAdapter {
     return torch::stack({top.narrow(0, 0, n), top.narrow(0, n, n).flip(0)}, 1);
   }
 
-  // Writes pairs into the buffer's prefix (−1 beyond) and the counts on device and host.
-  static void WritePairs(torch::Tensor& buffer, torch::Tensor& counter, const torch::Tensor& pairs, int64_t* host) {
-    const int64_t n = std::min<int64_t>(pairs.size(0), buffer.size(0));
+  enum class Side { kLeft, kRight };
+
+  // Writes pairs into the state's prefix (−1 beyond), the counts on device and host, and the
+  // side's slots. pairs.size(0) is a host integer (the selection's count), so nothing syncs.
+  void WritePairs(Side side, const torch::Tensor& pairs) {
+    const bool left = side == Side::kLeft;
+    torch::Tensor& buffer = left ? pairs_l_ : pairs_r_;
+    const int64_t n = std::min<int64_t>(pairs.size(0), left ? cap_l_ : cap_r_);
     buffer.fill_(-1);
     if (n > 0) buffer.narrow(0, 0, n).copy_(pairs.narrow(0, 0, n));
-    counter.fill_(n);
-    *host = n;
+    (left ? num_l_ : num_r_).fill_(n);
+    (left ? n_l_ : n_r_) = n;
+    FillSlots(left ? slots_l_ : slots_r_, left ? live_l_ : live_r_, buffer.narrow(0, 0, n).reshape({-1}),
+              left ? Shape().d_out : Shape().d_in, /*per_slot=*/2);
   }
 
   void RefreshSupport() {
@@ -363,13 +416,41 @@ class JoraAdapter : public FrozenLinearAdapter {
     support_.zero_();
     if (n > 0) support_.narrow(0, 0, 2 * n).copy_(pairs_r_.narrow(0, 0, n).reshape({-1}));
     support_size_.fill_(2 * n);
-    n_support_ = 2 * n;
+    n_support_ = std::min(2 * n, cap_u_);
+    FillSlots(support_slots_, support_live_, support_.narrow(0, 0, n_support_), Shape().d_in, 1);
+  }
+
+  // The slots of both sides and of the support from the state and the host counts.
+  void RebuildSlots() {
+    FillSlots(slots_l_, live_l_, pairs_l_.narrow(0, 0, n_l_).reshape({-1}), Shape().d_out, /*per_slot=*/2);
+    FillSlots(slots_r_, live_r_, pairs_r_.narrow(0, 0, n_r_).reshape({-1}), Shape().d_in, /*per_slot=*/2);
+    FillSlots(support_slots_, support_live_, support_.narrow(0, 0, n_support_), Shape().d_in, /*per_slot=*/1);
+  }
+
+  // Writes `active` (distinct feature indices, a whole number of slots of `per_slot` features)
+  // into the front of `slots`, and fills the rest with the lowest features not in `active`, so
+  // that all indices in `slots` are distinct; live marks the active slots. Sorting by
+  // (used, index) finds the spare features on the device without reading anything back.
+  void FillSlots(torch::Tensor& slots, torch::Tensor& live, const torch::Tensor& active, int64_t features,
+                 int64_t per_slot) const {
+    const int64_t total = slots.size(0), a = std::min<int64_t>(active.numel(), total);
+    if (total == 0) return;
+    auto long_opts = Options().dtype(torch::kLong);
+    if (a > 0) slots.narrow(0, 0, a).copy_(active.narrow(0, 0, a));
+    if (a < total) {
+      torch::Tensor used = torch::zeros({features}, long_opts);
+      if (a > 0) used.index_fill_(0, active.narrow(0, 0, a), 1);
+      torch::Tensor key = used * features + torch::arange(features, long_opts);
+      slots.narrow(0, a, total - a).copy_(std::get<1>(torch::sort(key)).narrow(0, 0, total - a));
+    }
+    live.copy_(torch::arange(live.size(0), long_opts) < a / per_slot);
   }
 
   nlohmann::json settings_;
   int64_t count_ = 0, s_l_ = 0, s_r_ = 0, k_ = 0, block_ = 4;
   int64_t update_interval_ = 1, warmup_steps_ = 0;
   int64_t n_l_ = 0, n_r_ = 0, n_support_ = 0;  // host copies of the active counts
+  int64_t cap_l_ = 0, cap_r_ = 0, cap_u_ = 0;   // fixed slot counts: pairs per side, support indices
   bool cayley_ = true, high_low_ = false, use_gumbel_ = false, use_left_ = true, use_right_ = true;
   bool scope_output_ = false, tanh_clip_ = false;
   double max_angle_ = 0, ema_beta_ = 0.98, warmup_ratio_ = 0, gumbel_tau_ = 1;
@@ -378,6 +459,7 @@ class JoraAdapter : public FrozenLinearAdapter {
   torch::Tensor theta_l_, theta_r_, diag_, blocks_, low_a_, low_b_, delta_, log_mag_;
   torch::Tensor pairs_l_, pairs_r_, num_l_, num_r_, row_ema_, col_ema_, support_, support_size_;
   torch::Tensor base_row_norms_, total_energy_;
+  torch::Tensor slots_l_, slots_r_, live_l_, live_r_, support_slots_, support_live_;  // not checkpointed
 };
 
 }  // namespace

@@ -2,6 +2,8 @@
 // packing and Cayley conventions and the public JORA implementation's rotation.py for Givens.
 #include "worker/adapters/rotations.h"
 
+#include <vector>
+
 namespace sweepd::adapters {
 
 torch::Tensor SkewFromPacked(const torch::Tensor& packed, int64_t n) {
@@ -49,14 +51,27 @@ torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& bl
 }
 
 torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, const torch::Tensor& c,
-                          const torch::Tensor& s) {
-  if (pairs.size(0) == 0) return x;
+                          const torch::Tensor& s, bool in_place) {
+  const int64_t n = pairs.size(0);
+  if (n == 0) return x;
   const int64_t last = x.dim() - 1;
-  torch::Tensor i = pairs.select(1, 0), j = pairs.select(1, 1);
-  torch::Tensor xi = x.index_select(last, i), xj = x.index_select(last, j);
-  torch::Tensor ci = c.to(x.scalar_type()), si = s.to(x.scalar_type());
-  // One out-of-place index_copy (one copy of x) for both coordinates of every pair.
-  return x.index_copy(last, torch::cat({i, j}), torch::cat({ci * xi + si * xj, ci * xj - si * xi}, last));
+  torch::Tensor idx = pairs.reshape({-1});  // i0, j0, i1, j1, ...
+  torch::Tensor gathered = x.index_select(last, idx);
+  std::vector<int64_t> sizes = gathered.sizes().vec();
+  sizes.back() = n;
+  sizes.push_back(2);
+  torch::Tensor v = gathered.view(sizes);  // [..., n, 2] = (x_i, x_j)
+  torch::Tensor cc = torch::stack({c, c}, 1).to(x.scalar_type());
+  torch::Tensor ss = torch::stack({s, -s}, 1).to(x.scalar_type());
+  // (c x_i + s x_j, c x_j + (−s) x_i): the same products and sums, rounded the same way, as
+  // rotating each coordinate on its own.
+  torch::Tensor rotated = (v * cc + v.flip(-1) * ss).view(gathered.sizes());
+  // Scattered as a change, x + (rotated − x): index_add's backward passes the gradient of x
+  // through as it is, where index_copy's would copy it with the rotated columns zeroed (one more
+  // pass over the activations per side). An idle pair's change is exactly 0.
+  torch::Tensor change = rotated - gathered;
+  if (in_place) return x.index_add_(last, idx, change);
+  return x.index_add(last, idx, change);
 }
 
 torch::ScalarType RotationType(torch::ScalarType t) {

@@ -23,9 +23,14 @@ torch::Tensor CayleyNeumann(const torch::Tensor& skew, int64_t terms);
 // y = x · blockdiag(blocks) for x [..., B·n], blocks [B, n, n]: y_blk = x_blk R_blk.
 torch::Tensor ApplyBlockDiagonal(const torch::Tensor& x, const torch::Tensor& blocks);
 // Givens rotations on disjoint pairs [S, 2] (int64) of the last dimension of x:
-// x_i ← c x_i + s x_j, x_j ← −s x_i + c x_j, with c, s [S].
+// x_i ← c x_i + s x_j, x_j ← −s x_i + c x_j, with c, s [S]. All pairs at once: one gather of
+// the 2S columns, one rotation of [..., S, 2], one scatter back (exact because the pairs are
+// disjoint) that adds the change to x (rounding once more than writing the rotated values: about
+// one ulp). A pair with c = 1, s = 0 is left exactly as it was, so a fixed number of slots with
+// some of them idle computes what the active pairs alone compute. `in_place` scatters into x
+// itself (for an intermediate whose producer does not keep it for its backward).
 torch::Tensor ApplyGivens(const torch::Tensor& x, const torch::Tensor& pairs, const torch::Tensor& c,
-                          const torch::Tensor& s);
+                          const torch::Tensor& s, bool in_place = false);
 // The dtype to build rotations in: float32 for half and bfloat16 (LAPACK/cuSOLVER and
 // matrix_exp have no reduced-precision kernels, and orthogonality needs the digits), else `t`.
 torch::ScalarType RotationType(torch::ScalarType t);
