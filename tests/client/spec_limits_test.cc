@@ -38,7 +38,7 @@ using namespace std::chrono_literals;
 const std::string kBin = SWEEPD_BIN_DIR;
 const std::string kSource = SWEEPD_SOURCE_DIR;
 const std::string kFixtures = kSource + "/tests/client/fixtures/spec_limits/";
-const std::string kModels = kSource + "/tests/fixtures/models/oversized/";
+const std::string kModels = kSource + "/tests/spec/models/oversized/";
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

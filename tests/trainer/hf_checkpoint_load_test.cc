@@ -180,8 +180,8 @@ TEST(HfCheckpointLoad, HostMemoryPeaksNearTheCheckpointSize) {
   // sweep-train: its resident memory grows by the weights (they are the result) and not by a
   // second copy (a float32 one, or the mapped files kept resident).
   const std::string dir = testing::MakeTempDir("hf-load-rss");
-  const std::string config = kModels + "load-rss/config.json";
-  Result<models::LlamaConfig> parsed = models::LlamaConfigFromJson(models::ReadConfigJson(kModels + "load-rss"), config);
+  const std::string config = std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data/models/load-rss/config.json";
+  Result<models::LlamaConfig> parsed = models::LlamaConfigFromJson(models::ReadConfigJson(std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data/models/load-rss"), config);
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   std::map<std::string, torch::Tensor> tensors;
   {

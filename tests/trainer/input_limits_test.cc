@@ -118,7 +118,7 @@ TEST(SweepTrainData, SigtermWhileReadingDataStopsPromptly) {
 // Under an 8 GiB address-space limit: listing or allocating 10^9 layers would end in "out of
 // host memory" (or take the machine's memory) instead of the named error.
 TEST(SweepTrainData, ConfigWithSizesNoModelHasIsRefusedByNameBeforeAllocating) {
-  const std::string models = std::string(SWEEPD_FIXTURES) + "/models/oversized/";
+  const std::string models = std::string(SWEEPD_SOURCE_DIR) + "/tests/spec/models/oversized/";
   const std::string dir = MakeTempDir("sweep-train-oversized-model-");
   const std::string data = kData + "alpaca.jsonl";
   for (const char* kind : {"train", "base_eval"}) {
