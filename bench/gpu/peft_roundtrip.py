@@ -17,6 +17,34 @@ import sys
 import warnings
 
 
+class BlockDiagExtension:
+    """The interface of PEFT's fbd_cuda extension (boft/fbd/fbd_cuda.cpp) in plain torch."""
+
+    @staticmethod
+    def forward(blocks):
+        import torch
+
+        return [torch.stack([torch.block_diag(*torch.unbind(z)) for z in torch.unbind(blocks)])]
+
+    @staticmethod
+    def backward(grad_output, blocks):
+        import torch
+
+        n, d, b, _ = blocks.shape
+        grad = torch.stack([torch.stack([g[i * b:(i + 1) * b, i * b:(i + 1) * b] for i in range(d)])
+                            for g in torch.unbind(grad_output)])
+        return [grad.reshape(n, d, b, b)]
+
+
+def install_block_diag():
+    """Makes PEFT's BOFT use BlockDiagExtension instead of compiling fbd_cuda."""
+    import peft.tuners.boft.layer as boft_layer
+
+    boft_layer._FBD_CUDA = BlockDiagExtension()
+    print("BOFT: PEFT's fbd_cuda extension replaced by a pure-torch block_diag (same forward/backward)",
+          file=sys.stderr)
+
+
 def main() -> int:
     if len(sys.argv) != 4:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -27,6 +55,11 @@ def main() -> int:
     from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM
 
+    import json
+
+    with open(os.path.join(adapter, "adapter_config.json")) as f:
+        if json.load(f).get("peft_type") == "BOFT":
+            install_block_diag()
     os.makedirs(out, exist_ok=True)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copyfile(os.path.join(adapter, name), os.path.join(out, name))

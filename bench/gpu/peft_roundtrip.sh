@@ -3,7 +3,12 @@
 # fixture with `sweep-train run` (cuda, float32 weights, track B), loads the exported adapter/
 # with PeftModel.from_pretrained (bench/gpu/peft_roundtrip.py: any PEFT warning fails the row),
 # writes PEFT's logits as reference.safetensors beside a copy of the folder, and compares them
-# with `sweep-train conformance` on that copy. Prints a table: method, max |Δlogit|, pass at 1e-5.
+# with `sweep-train conformance` on that copy (pass at 1e-5). Every row, the methods PEFT lacks
+# too, is also merged with `sweep-train merge`, the merged folder loaded with transformers'
+# AutoModelForCausalLM (bench/gpu/merged_logits.py) and its logits compared with sweep-train's
+# base + adapter logits by `sweep-train conformance` (pass at 1e-4, float32). BOFT rows load with
+# a pure-torch stand-in for PEFT's fbd_cuda extension (peft_roundtrip.py says so on stderr).
+# Prints one table: method, settings, PEFT's max |Δlogit| and verdict, the merge's and verdict.
 #
 # Usage: bench/gpu/peft_roundtrip.sh [OUT_DIR]      (default bench/gpu/out-peft)
 # Environment: SWEEP_TRAIN=path (a built binary; else deploy/build-trainer.sh builds one),
@@ -45,10 +50,28 @@ declare -A rows=(
   [boft]='{"method": "boft", "boft_block_size": 4, "boft_n_butterfly_factor": 1}'
   [boft_f2]='{"method": "boft", "boft_block_size": 4, "boft_n_butterfly_factor": 2}'
   [adalora]='{"method": "adalora", "init_r": 6, "target_r": 2, "tinit": 2, "tfinal": 2, "deltaT": 1}'
+  [pre_diag]='{"method": "pre_diag", "r": 4, "alpha": 8}'
+  [sora]='{"method": "sora", "r": 4, "r_p": 2}'
+  [sorsa]='{"method": "sorsa", "r": 4}'
+  [jora]='{"method": "jora", "S": 8, "k": 4}'
 )
-order="lora rslora dora lora_plus ia3 oft oft_coft oft_neumann oft_coft_neumann boft boft_f2 adalora"
+# Methods PEFT lacks: merge check only.
+declare -A no_peft=([pre_diag]=1 [sora]=1 [sorsa]=1 [jora]=1)
+order="lora rslora dora lora_plus ia3 oft oft_coft oft_neumann oft_coft_neumann boft boft_f2 adalora pre_diag sora sorsa jora"
 table=$out/table.md
-printf '| method | settings | max abs logit diff | pass (1e-5) |\n| --- | --- | --- | --- |\n' >"$table"
+printf '| method | settings | PEFT max abs logit diff | PEFT pass (1e-5) | merged max abs logit diff | merged pass (1e-4) |\n| --- | --- | --- | --- | --- | --- |\n' >"$table"
+
+# Largest logit difference `sweep-train conformance DIR` reports, and whether it is <= $2.
+conformance_row() {
+  "$SWEEP_TRAIN" conformance "$1" >"$1.conformance.txt" 2>&1
+  local d
+  d=$(awk '$1 == "logits" {print $2}' "$1.conformance.txt")
+  if [ -n "$d" ] && "$python" -c "import sys; sys.exit(0 if float('$d') <= $2 else 1)"; then
+    echo "$d pass"
+  else
+    echo "${d:--} FAIL($(head -1 "$1.conformance.txt" | tr ' ' '_'))"
+  fi
+}
 failed=0
 for row in ${ONLY:-$order}; do
   settings=${rows[$row]:?unknown row $row (rows: $order)}
@@ -62,24 +85,33 @@ for row in ${ONLY:-$order}; do
            "tokens_per_update": 256, "micro_batch": 8, "log_every": 4, "checkpoint_every": 0},
  "eval": [], "tradeoff": {"lambda": 1.0}, "seed": 0, "device": "$device"}
 JOB
-  diff="-" verdict="FAIL"
+  diff="-" verdict="FAIL" mdiff="-" mverdict="FAIL"
   if ! "$SWEEP_TRAIN" run --job "$work/job.json" --workdir "$work/run" >"$work/run.jsonl" 2>"$work/run.err"; then
-    verdict="FAIL (train: $(tail -1 "$work/run.err"))"
+    verdict="FAIL (train: $(tail -1 "$work/run.err"))" mverdict=$verdict
   elif [ ! -f "$work/run/adapter/adapter_config.json" ]; then
-    verdict="FAIL (no adapter/ exported)"
-  elif ! "$python" bench/gpu/peft_roundtrip.py "$work/run/adapter" "$base" "$work/peft" 2>"$work/peft.err"; then
-    verdict="FAIL (PEFT: $(tail -1 "$work/peft.err"))"
+    verdict="FAIL (no adapter/ exported)" mverdict=$verdict
   else
-    "$SWEEP_TRAIN" conformance "$work/peft" >"$work/conformance.txt" 2>&1
-    diff=$(awk '$1 == "logits" {print $2}' "$work/conformance.txt")
-    if [ -n "$diff" ] && "$python" -c "import sys; sys.exit(0 if float('$diff') <= 1e-5 else 1)"; then
-      verdict=pass
+    if [ -n "${no_peft[$row]:-}" ]; then
+      verdict="n/a (not in PEFT)"
+    elif ! "$python" bench/gpu/peft_roundtrip.py "$work/run/adapter" "$base" "$work/peft" 2>"$work/peft.err"; then
+      verdict="FAIL (PEFT: $(tail -1 "$work/peft.err"))"
     else
-      verdict="FAIL ($(head -1 "$work/conformance.txt"))"
+      read -r diff verdict <<<"$(conformance_row "$work/peft" 1e-5)"
+    fi
+    if ! "$SWEEP_TRAIN" merge --model "$base" --adapter "$work/run/adapter" --out "$work/merged" \
+        --dtype float32 >"$work/merge.out" 2>&1; then
+      mverdict="FAIL (merge: $(tail -1 "$work/merge.out"))"
+    elif ! "$python" bench/gpu/merged_logits.py "$work/merged" "$work/run/adapter" "$base" "$work/merged-check" \
+        2>"$work/merged.err"; then
+      mverdict="FAIL (transformers: $(tail -1 "$work/merged.err"))"
+    else
+      read -r mdiff mverdict <<<"$(conformance_row "$work/merged-check" 1e-4)"
     fi
   fi
-  [ "$verdict" = pass ] || failed=1
-  printf '| %s | `%s` | %s | %s |\n' "$row" "$settings" "${diff:--}" "$verdict" | tee -a "$table"
+  [ "$verdict" = pass ] || [ -n "${no_peft[$row]:-}" ] || failed=1
+  [ "$mverdict" = pass ] || failed=1
+  printf '| %s | `%s` | %s | %s | %s | %s |\n' "$row" "$settings" "${diff:--}" "$verdict" "${mdiff:--}" "$mverdict" \
+    | tee -a "$table"
 done
 echo "table: $table"
 exit $failed

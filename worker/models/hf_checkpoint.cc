@@ -2,6 +2,7 @@
 // is a name lookup with shape checks.
 #include "worker/models/hf_checkpoint.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -138,6 +139,69 @@ void SaveHfModel(LlamaForCausalLM& model, const nlohmann::json& config, const st
     if (!out) throw IoError(IoErrorText(tmp, "cannot write"));
   }
   fs::rename(tmp, fs::path(folder) / "config.json");
+}
+
+std::vector<std::string> SaveHfWeights(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                       const std::string& folder, int64_t max_shard_bytes) {
+  std::vector<std::vector<size_t>> shards;  // indices into `tensors`
+  int64_t current = 0, total = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const torch::Tensor& t = tensors[i].second;
+    const int64_t bytes = t.numel() * static_cast<int64_t>(t.element_size());
+    total += bytes;
+    if (shards.empty() || (current > 0 && current + bytes > max_shard_bytes)) {
+      shards.emplace_back();
+      current = 0;
+    }
+    shards.back().push_back(i);
+    current += bytes;
+  }
+  fs::create_directories(folder);
+  if (shards.size() <= 1) {
+    std::map<std::string, torch::Tensor> all(tensors.begin(), tensors.end());
+    io::SaveSafetensors((fs::path(folder) / "model.safetensors").string(), all, {{"format", "pt"}});
+    return {"model.safetensors"};
+  }
+  auto shard_name = [&](size_t i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    return std::string(name);
+  };
+  std::vector<std::string> files;
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (size_t s = 0; s < shards.size(); ++s) {
+    std::map<std::string, torch::Tensor> shard;
+    for (size_t i : shards[s]) {
+      shard[tensors[i].first] = tensors[i].second;
+      weight_map[tensors[i].first] = shard_name(s);
+    }
+    io::SaveSafetensors((fs::path(folder) / shard_name(s)).string(), shard, {{"format", "pt"}});
+    files.push_back(shard_name(s));
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  const fs::path index_path = fs::path(folder) / "model.safetensors.index.json";
+  std::ofstream out(index_path);
+  out << index.dump(2) << "\n";
+  if (!out) throw IoError(IoErrorText(index_path.string(), "cannot write"));
+  files.push_back("model.safetensors.index.json");
+  return files;
+}
+
+std::vector<std::string> CopyHfSideFiles(const std::string& from, const std::string& to) {
+  static const char* const kFiles[] = {
+      "tokenizer.json",   "tokenizer.model",     "tokenizer_config.json", "special_tokens_map.json",
+      "added_tokens.json", "vocab.json",         "merges.txt",            "chat_template.jinja",
+      "chat_template.json", "generation_config.json"};
+  std::vector<std::string> copied;
+  for (const char* name : kFiles) {
+    const fs::path src = fs::path(from) / name;
+    if (!fs::is_regular_file(src)) continue;
+    std::error_code ec;
+    fs::copy_file(src, fs::path(to) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw IoError((fs::path(to) / name).string() + ": cannot copy from " + src.string() + ": " + ec.message());
+    copied.push_back(name);
+  }
+  return copied;
 }
 
 }  // namespace sweepd::models

@@ -2,7 +2,10 @@
 // model.safetensors, or shards listed in model.safetensors.index.json (memory-mapped).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -32,5 +35,22 @@ void LoadHfWeights(LlamaForCausalLM& model, const std::string& folder);
 
 // Writes FOLDER/config.json and FOLDER/model.safetensors (atomically).
 void SaveHfModel(LlamaForCausalLM& model, const nlohmann::json& config, const std::string& folder);
+
+// Hugging Face's default max_shard_size ("5GB", decimal as huggingface_hub parses it).
+inline constexpr int64_t kHfMaxShardBytes = 5'000'000'000;
+
+// Writes `tensors` into `folder` as transformers' save_pretrained does
+// (huggingface_hub's split_torch_state_dict_into_shards): in the given order, a new shard when
+// the next tensor would take the current one past `max_shard_bytes` (a larger tensor gets a
+// shard of its own); one shard is model.safetensors, several are
+// model-00001-of-0000N.safetensors plus model.safetensors.index.json ({"metadata":
+// {"total_size": bytes}, "weight_map": {tensor: file}}). Returns the files written.
+std::vector<std::string> SaveHfWeights(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                       const std::string& folder, int64_t max_shard_bytes = kHfMaxShardBytes);
+
+// Copies the files a model folder carries beside its weights (tokenizer.json, tokenizer.model,
+// tokenizer_config.json, special_tokens_map.json, vocab/merges, chat_template.*,
+// generation_config.json) from `from` to `to`, those that exist. Returns their names.
+std::vector<std::string> CopyHfSideFiles(const std::string& from, const std::string& to);
 
 }  // namespace sweepd::models

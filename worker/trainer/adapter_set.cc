@@ -147,6 +147,7 @@ void AdapterSet::Load(const std::map<std::string, torch::Tensor>& tensors, const
     };
     for (const auto& t : a.adapter->Trainable()) copy(t);
     for (const auto& t : a.adapter->State()) copy(t);
+    a.adapter->AfterLoad();  // host copies of loaded state (JORA's active pair counts)
   }
 }
 

@@ -17,5 +17,6 @@ void AddBudgetCommand(CLI::App& app, int* exit_code);       // worker/trainer/bu
 void AddBenchCommand(CLI::App& app, int* exit_code);        // worker/trainer/bench_command.cc
 void AddEvalCommand(CLI::App& app, int* exit_code);         // worker/trainer/eval_command.cc
 void AddTokenizerBenchCommand(CLI::App& app, int* exit_code);  // worker/trainer/tokenizer_bench_command.cc
+void AddMergeCommand(CLI::App& app, int* exit_code);        // worker/trainer/merge_command.cc
 
 }  // namespace sweepd::trainer

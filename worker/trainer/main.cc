@@ -2,7 +2,7 @@
 // (prepare), checks adapters and models against reference files (conformance), prints
 // matched parameter budgets (budget), lists devices (probe), times training steps on a
 // random-weight model (bench), runs the tasks of an eval folder (eval), times tokenizers
-// (tokenizer-bench).
+// (tokenizer-bench), merges an adapter into a model folder (merge).
 // `run` and `prepare` classify their own failures (worker/trainer/failure_exit.h); an exception
 // of another subcommand ends here as a one-line message and exit status 2.
 #include <exception>
@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   sweepd::trainer::AddBenchCommand(app, &exit_code);
   sweepd::trainer::AddEvalCommand(app, &exit_code);
   sweepd::trainer::AddTokenizerBenchCommand(app, &exit_code);
+  sweepd::trainer::AddMergeCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
