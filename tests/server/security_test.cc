@@ -430,7 +430,10 @@ TEST(Security, AuditTrailRecordsWhoChangedWhatAndSweepctlReadsIt) {
   ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", kSpec}, &out), 0) << out;
   EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "submit", kSpec}, &out), 7) << out;  // refused
   ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "cancel", "demo"}, &out), 0) << out;
-  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "retry", "demo"}, &out), 0) << out;
+  // A cancelled job retried by name (sweepctl retries only failed ones on its own).
+  const auto cancelled = QueryRows(sweepd.db, "SELECT job_id FROM jobs WHERE state = 'cancelled' LIMIT 1");
+  ASSERT_EQ(cancelled.size(), 1u);
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "retry", "demo", cancelled[0][0]}, &out), 0) << out;
   EXPECT_NE(Sweepctl(sweepd, {"--token-file", submitter, "cancel", "no-such-sweep"}, &out), 0) << out;
   RawWorker worker(sweepd.address, tokens.tokens["node-a"]);
   v1::RegisterResponse reg;
