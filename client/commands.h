@@ -16,5 +16,6 @@ void AddWorkersCommand(CLI::App& app, CliContext& ctx);   // workers
 void AddResultsCommands(CLI::App& app, CliContext& ctx);  // results, export
 void AddPlotCommand(CLI::App& app, CliContext& ctx);      // plot
 void AddAuthCommand(CLI::App& app, CliContext& ctx);      // auth new-token
+void AddAuditCommand(CLI::App& app, CliContext& ctx);     // audit
 
 }  // namespace sweepd::client

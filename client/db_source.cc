@@ -131,6 +131,10 @@ Result<JobLog> DbSource::GetJobLog(const std::string& job_id, int64_t after_seq)
   return log;
 }
 
+Result<std::vector<store::AuditEntry>> DbSource::ListAudit(int64_t since_ms) {
+  return reader_->Audit(since_ms);
+}
+
 Result<std::vector<WorkerInfo>> DbSource::ListWorkers() {
   Result<std::vector<store::WorkerRecord>> workers = reader_->ListWorkers();
   if (!workers.ok()) return workers.status();

@@ -24,6 +24,7 @@ class DbSource : public SweepSource {
   Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep) override;
   Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq) override;
   Result<std::vector<WorkerInfo>> ListWorkers() override;
+  Result<std::vector<store::AuditEntry>> ListAudit(int64_t since_ms) override;
   // Polls the file once a second; sweepd writes it in WAL mode, so new rows appear (this
   // follows the writer, so SQLite may create the -wal and -shm files it needs).
   Status WatchSweep(const std::string& sweep,

@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   AddWatchCommand(app, ctx);
   AddLogsCommand(app, ctx);
   AddWorkersCommand(app, ctx);
+  AddAuditCommand(app, ctx);
   AddResultsCommands(app, ctx);
   AddPlotCommand(app, ctx);
   AddAuthCommand(app, ctx);

@@ -94,6 +94,9 @@ struct RpcSource::Impl {
       case grpc::StatusCode::PERMISSION_DENIED:
         return Status::FailedPrecondition("sweepd at " + address + " refused (PERMISSION_DENIED): " +
                                           s.error_message());
+      case grpc::StatusCode::RESOURCE_EXHAUSTED:  // a per-caller limit: not now, later
+        return Status::FailedPrecondition("sweepd at " + address + " refused (RESOURCE_EXHAUSTED): " +
+                                          s.error_message());
       case grpc::StatusCode::NOT_FOUND: return Status::NotFound(s.error_message());
       case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(s.error_message());
       case grpc::StatusCode::ALREADY_EXISTS: return Status::AlreadyExists(s.error_message());
@@ -184,6 +187,20 @@ Result<JobLog> RpcSource::GetJobLog(const std::string& job_id, int64_t after_seq
   log.stderr_tail = resp.stderr_tail();
   log.state = StateName(resp.state());
   return log;
+}
+
+Result<std::vector<store::AuditEntry>> RpcSource::ListAudit(int64_t since_ms) {
+  grpc::ClientContext ctx;
+  impl_->Prepare(ctx);
+  pb::ListAuditRequest req;
+  req.set_since_unix_ms(since_ms);
+  pb::ListAuditResponse resp;
+  SWEEPD_RETURN_IF_ERROR(impl_->Translate(impl_->stub->ListAudit(&ctx, req, &resp)));
+  std::vector<store::AuditEntry> out;
+  for (const auto& e : resp.entries()) {
+    out.push_back({e.seq(), e.time_unix_ms(), e.caller(), e.role(), e.action(), e.target(), e.outcome()});
+  }
+  return out;
 }
 
 Result<std::vector<WorkerInfo>> RpcSource::ListWorkers() {

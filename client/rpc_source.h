@@ -28,6 +28,7 @@ class RpcSource : public SweepSource {
   Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep) override;
   Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq) override;
   Result<std::vector<WorkerInfo>> ListWorkers() override;
+  Result<std::vector<store::AuditEntry>> ListAudit(int64_t since_ms) override;
   Status WatchSweep(const std::string& sweep,
                     const std::function<bool(const SweepProgress&)>& on_progress) override;
   Result<SubmitOutcome> Submit(const std::string& spec_yaml, const std::string& spec_path) override;

@@ -9,6 +9,7 @@
 
 #include "client/records.h"
 #include "common/status.h"
+#include "store/audit.h"
 
 namespace sweepd::client {
 
@@ -31,6 +32,8 @@ class SweepSource {
   virtual Result<std::vector<ResultRecord>> QueryResults(const std::string& sweep) = 0;
   virtual Result<JobLog> GetJobLog(const std::string& job_id, int64_t after_seq) = 0;
   virtual Result<std::vector<WorkerInfo>> ListWorkers() = 0;
+  // The audit trail from `since_ms` (Unix ms) on, oldest first (sweepd: admin role).
+  virtual Result<std::vector<store::AuditEntry>> ListAudit(int64_t since_ms) = 0;
   // Calls `on_progress` with the sweep's progress until it finishes (or the callback
   // returns false); the first call carries the current state.
   virtual Status WatchSweep(const std::string& sweep,

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <sstream>
+#include <vector>
 
 #include "common/credentials.h"
 
@@ -40,6 +41,8 @@ bool RoleMay(Role role, Permission permission) {
   }
   return false;
 }
+
+const char* RoleName(Role role) { return credentials::kRoleNames[static_cast<int>(role)]; }
 
 Result<TokenTable> TokenTable::Parse(const std::string& text, const std::string& path) {
   TokenTable table;
@@ -111,6 +114,7 @@ Status Authenticator::Reload() {
 
 std::optional<Caller> Authenticator::Admit(const grpc::ServerContextBase& context, Permission need,
                                            grpc::Status* denied) const {
+  std::optional<std::string> certificate_name;  // the client certificate's subject CN
   if (need == Permission::kWork && worker_certificate_required_) {
     const std::shared_ptr<const grpc::AuthContext> peer = context.auth_context();
     if (peer == nullptr || !peer->IsPeerAuthenticated()) {
@@ -119,6 +123,8 @@ std::optional<Caller> Authenticator::Admit(const grpc::ServerContextBase& contex
                              "pass sweep-worker --tls-cert and --tls-key");
       return std::nullopt;
     }
+    const std::vector<grpc::string_ref> cn = peer->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
+    certificate_name = cn.empty() ? std::string() : std::string(cn.front().data(), cn.front().size());
   }
   if (!enabled()) return Caller{"", Role::kAdmin};
   std::shared_ptr<const TokenTable> table;
@@ -144,10 +150,19 @@ std::optional<Caller> Authenticator::Admit(const grpc::ServerContextBase& contex
     return std::nullopt;
   }
   if (!RoleMay(caller->role, need)) {
-    static constexpr const char* kNeed[] = {"reader", "submitter", "worker"};
+    static constexpr const char* kNeed[] = {"reader", "submitter", "worker", "admin"};
     *denied = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                            "token '" + caller->name + "' may not make this call (it needs the " +
-                               kNeed[static_cast<int>(need)] + " role or admin)");
+                               kNeed[static_cast<int>(need)] + (need == Permission::kAudit ? " role)" : " role or admin)"));
+    return std::nullopt;
+  }
+  // Under mutual TLS a worker is its certificate and its token at once: both must name the
+  // same node, so a stolen certificate or token alone does not make a worker.
+  if (certificate_name && *certificate_name != caller->name) {
+    *denied = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                           "the client certificate's subject CN '" + certificate_name->substr(0, 64) +
+                               "' is not the token's name '" + caller->name +
+                               "'; give each node a certificate whose CN is its token's name");
     return std::nullopt;
   }
   return *caller;

@@ -19,8 +19,9 @@ namespace sweepd::server {
 enum class Role { kAdmin, kSubmitter, kReader, kWorker };
 
 // What a call needs. kRead: list, status, watch, results, logs, workers; kChange: submit,
-// cancel, retry; kWork: WorkerService.
-enum class Permission { kRead, kChange, kWork };
+// cancel, retry; kWork: WorkerService; kAudit: the audit trail (admin only: it names every
+// caller and what each did).
+enum class Permission { kRead, kChange, kWork, kAudit };
 
 struct Caller {
   std::string name;  // the auth file's NAME; a worker's id is bound to it
@@ -28,6 +29,8 @@ struct Caller {
 };
 
 bool RoleMay(Role role, Permission permission);
+// The role as the auth file spells it.
+const char* RoleName(Role role);
 
 // The parsed auth file: SHA-256 hex of a token -> its caller.
 class TokenTable {
@@ -50,7 +53,8 @@ class Authenticator {
 
   bool enabled() const { return !path_.empty(); }
   // Under mutual TLS: WorkerService calls must come with a client certificate that the
-  // handshake verified against --tls-client-ca (SweepService clients may go without).
+  // handshake verified against --tls-client-ca (SweepService clients may go without), and
+  // with auth on, the certificate's subject CN must equal the token's NAME.
   void RequireWorkerCertificate() { worker_certificate_required_ = true; }
   // Re-reads the auth file; on an error the old table stays and the error is returned.
   Status Reload();

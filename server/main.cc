@@ -20,7 +20,9 @@
 #include <spdlog/spdlog.h>
 
 #include "common/version.h"
+#include "server/audit_trail.h"
 #include "server/auth.h"
+#include "server/call_limits.h"
 #include "server/coordinator_metrics.h"
 #include "server/rpc_metrics_interceptor.h"
 #include "server/scheduler.h"
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
   std::string auth_file;
   bool insecure_no_auth = false;
   sweepd::server::ServerTlsFiles tls;
+  sweepd::server::CallLimitOptions call_limits;
   app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
   app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound HOST:PORT here once serving");
@@ -125,6 +128,15 @@ int main(int argc, char** argv) {
   app.add_option("--tls-key", tls.key_file, "the private key of --tls-cert (PEM)");
   app.add_option("--tls-client-ca", tls.client_ca_file,
                  "mutual TLS: workers must present a certificate signed by this CA");
+  app.add_option("--max-requests-per-second", call_limits.requests_per_second,
+                 "calls one caller (a token, or without --auth-file a peer address) may make a second; "
+                 "0: no limit")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
+  app.add_option("--max-streams-per-caller", call_limits.streams,
+                 "watch and metric streams one caller may hold open at once; 0: no limit")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}))
+      ->capture_default_str();
   app.set_version_flag("--version", std::string("sweepd ") + SWEEPD_VERSION);
   CLI11_PARSE(app, argc, argv);
 
@@ -185,10 +197,14 @@ int main(int argc, char** argv) {
   }
   sweepd::server::Scheduler scheduler(**store, options, sweepd::server::Scheduler::SystemClock, metrics->get());
   scheduler_for_snapshot = &scheduler;
+  sweepd::server::AuditTrail audit(**store, sweepd::server::Scheduler::SystemClock, (*auth)->enabled());
+  sweepd::server::CallLimits limits(call_limits);
   sweepd::server::SweepServiceOptions sweep_options;
   sweep_options.auth = auth->get();
+  sweep_options.audit = &audit;
+  sweep_options.call_limits = &limits;
   sweepd::server::SweepServiceImpl sweep_service(**store, scheduler, sweep_options);
-  sweepd::server::WorkerServiceImpl worker_service(scheduler, auth->get());
+  sweepd::server::WorkerServiceImpl worker_service(scheduler, auth->get(), &audit, &limits);
 
   grpc::ServerBuilder builder;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -38,15 +39,43 @@ void AddRunning(const std::vector<RunningProgress>& running, v1::SweepEvent* eve
 
 }  // namespace
 
-grpc::Status SweepServiceImpl::Admit(const grpc::ServerContext* context, Permission need) const {
-  if (options_.auth == nullptr) return grpc::Status::OK;
-  grpc::Status denied;
-  return options_.auth->Admit(*context, need, &denied) ? grpc::Status::OK : denied;
+grpc::Status SweepServiceImpl::Authenticate(const grpc::ServerContext* context, Permission need,
+                                            Caller* caller) const {
+  Caller admitted{"", Role::kAdmin};
+  if (options_.auth != nullptr) {
+    grpc::Status denied;
+    std::optional<Caller> c = options_.auth->Admit(*context, need, &denied);
+    if (!c) return denied;
+    admitted = std::move(*c);
+  }
+  if (caller != nullptr) *caller = std::move(admitted);
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::Admit(const grpc::ServerContext* context, Permission need,
+                                     Caller* caller) const {
+  Caller admitted;
+  if (grpc::Status s = Authenticate(context, need, &admitted); !s.ok()) return s;
+  if (options_.call_limits != nullptr) {
+    const std::string key = CallLimits::CallerOf(*context, admitted.name);
+    if (grpc::Status s = options_.call_limits->AdmitRequest(key); !s.ok()) return s;
+  }
+  if (caller != nullptr) *caller = std::move(admitted);
+  return grpc::Status::OK;
+}
+
+void SweepServiceImpl::Audit(const Caller& caller, std::string_view action, const std::string& target,
+                             const grpc::Status& outcome) const {
+  if (options_.audit != nullptr) options_.audit->Record(caller, action, target, outcome);
 }
 
 grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v1::SubmitSweepRequest* req,
                                            v1::SubmitSweepResponse* resp) {
-  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  Caller caller;
+  if (grpc::Status denied = Admit(context, Permission::kChange, &caller); !denied.ok()) {
+    AuditTrail::LogRefusal(store::audit_action::kSubmit, denied);
+    return denied;
+  }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   // spec_yaml travels as bytes, so that a spec that is not UTF-8 is answered as a problem of
   // the spec (line and column), not refused by protobuf before any code of sweepd runs.
@@ -57,7 +86,17 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v
   }
   Result<Submission> sub = server::SubmitSweep(store_, req->spec_yaml(), req->spec_path(), req->dry_run(),
                                                scheduler_.Now(), options_.limits);
-  if (!sub.ok()) return ToGrpc(sub.status());
+  const std::string target = sub.ok() && !sub->sweep.name.empty() ? sub->sweep.name : req->spec_path().substr(0, 200);
+  if (!sub.ok()) {
+    if (!req->dry_run()) Audit(caller, store::audit_action::kSubmit, target, ToGrpc(sub.status()));
+    return ToGrpc(sub.status());
+  }
+  if (!req->dry_run()) {
+    Audit(caller, store::audit_action::kSubmit, target,
+          sub->accepted ? grpc::Status::OK
+                        : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       std::to_string(sub->problems.size()) + " problem(s) in the spec"));
+  }
   resp->set_accepted(sub->accepted);
   for (const spec::SpecProblem& p : sub->problems) ToProto(p, resp->add_problems());
   resp->set_sweep(sub->sweep.name);
@@ -107,9 +146,14 @@ grpc::Status SweepServiceImpl::ListSweeps(grpc::ServerContext* context, const v1
 
 grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* context, const v1::CancelSweepRequest* req,
                                            v1::CancelSweepResponse* resp) {
-  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  Caller caller;
+  if (grpc::Status denied = Admit(context, Permission::kChange, &caller); !denied.ok()) {
+    AuditTrail::LogRefusal(store::audit_action::kCancel, denied);
+    return denied;
+  }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   Result<int64_t> n = store_.CancelSweep(req->sweep(), scheduler_.Now());
+  Audit(caller, store::audit_action::kCancel, req->sweep(), n.ok() ? grpc::Status::OK : ToGrpc(n.status()));
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_jobs_cancelled(*n);
   return grpc::Status::OK;
@@ -117,10 +161,15 @@ grpc::Status SweepServiceImpl::CancelSweep(grpc::ServerContext* context, const v
 
 grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext* context, const v1::RetryRequest* req,
                                          v1::RetryResponse* resp) {
-  if (grpc::Status denied = Admit(context, Permission::kChange); !denied.ok()) return denied;
+  Caller caller;
+  if (grpc::Status denied = Admit(context, Permission::kChange, &caller); !denied.ok()) {
+    AuditTrail::LogRefusal(store::audit_action::kRetry, denied);
+    return denied;
+  }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   std::vector<std::string> ids(req->job_ids().begin(), req->job_ids().end());
   Result<int64_t> n = store_.RetryJobs(req->sweep(), ids, scheduler_.Now());
+  Audit(caller, store::audit_action::kRetry, req->sweep(), n.ok() ? grpc::Status::OK : ToGrpc(n.status()));
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_jobs_requeued(*n);
   return grpc::Status::OK;
@@ -128,7 +177,14 @@ grpc::Status SweepServiceImpl::RetryJobs(grpc::ServerContext* context, const v1:
 
 grpc::Status SweepServiceImpl::WatchSweep(grpc::ServerContext* context, const v1::WatchSweepRequest* req,
                                           grpc::ServerWriter<v1::SweepEvent>* writer) {
-  if (grpc::Status denied = Admit(context, Permission::kRead); !denied.ok()) return denied;
+  Caller caller;
+  if (grpc::Status denied = Authenticate(context, Permission::kRead, &caller); !denied.ok()) return denied;
+  std::optional<CallLimits::StreamSlot> slot;  // held until the watch ends, however it ends
+  if (options_.call_limits != nullptr) {
+    grpc::Status refused;
+    slot = options_.call_limits->OpenStream(CallLimits::CallerOf(*context, caller.name), &refused);
+    if (!slot) return refused;
+  }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
   std::map<std::string, std::pair<int64_t, JobState>> seen;  // job -> (updated_ms, state)
   std::string last_running;
@@ -210,6 +266,24 @@ grpc::Status SweepServiceImpl::ListWorkers(grpc::ServerContext* context, const v
   Result<std::vector<WorkerRecord>> workers = store_.ListWorkers();
   if (!workers.ok()) return ToGrpc(workers.status());
   for (const WorkerRecord& w : *workers) ToProto(w, resp->add_workers());
+  return grpc::Status::OK;
+}
+
+grpc::Status SweepServiceImpl::ListAudit(grpc::ServerContext* context, const v1::ListAuditRequest* req,
+                                         v1::ListAuditResponse* resp) {
+  if (grpc::Status denied = Admit(context, Permission::kAudit); !denied.ok()) return denied;
+  Result<std::vector<store::AuditEntry>> rows = store_.ListAudit(req->since_unix_ms());
+  if (!rows.ok()) return ToGrpc(rows.status());
+  for (const store::AuditEntry& e : *rows) {
+    v1::AuditEntry* out = resp->add_entries();
+    out->set_seq(e.seq);
+    out->set_time_unix_ms(e.time_ms);
+    out->set_caller(e.caller);
+    out->set_role(e.role);
+    out->set_action(e.action);
+    out->set_target(e.target);
+    out->set_outcome(e.outcome);
+  }
   return grpc::Status::OK;
 }
 

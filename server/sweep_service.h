@@ -5,8 +5,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <string_view>
 
+#include "server/audit_trail.h"
 #include "server/auth.h"
+#include "server/call_limits.h"
 #include "server/scheduler.h"
 #include "server/store_names.h"
 #include "spec/sweep_spec.h"
@@ -18,6 +22,8 @@ struct SweepServiceOptions {
   int64_t watch_poll_ms = 500;  // how often WatchSweep looks for changes
   spec::SpecLimits limits;
   const Authenticator* auth = nullptr;  // not owned; null: every call admitted
+  AuditTrail* audit = nullptr;          // not owned; null: no trail kept
+  CallLimits* call_limits = nullptr;    // not owned; null: no per-caller limits
 };
 
 class SweepServiceImpl final : public v1::SweepService::Service {
@@ -40,10 +46,17 @@ class SweepServiceImpl final : public v1::SweepService::Service {
                             v1::QueryResultsResponse*) override;
   grpc::Status GetJobLog(grpc::ServerContext*, const v1::GetJobLogRequest*, v1::GetJobLogResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*, v1::ListWorkersResponse*) override;
+  grpc::Status ListAudit(grpc::ServerContext*, const v1::ListAuditRequest*, v1::ListAuditResponse*) override;
 
  private:
-  // OK when the call's token may `need` (or there is no auth); the refusal otherwise.
-  grpc::Status Admit(const grpc::ServerContext* context, Permission need) const;
+  // OK when the call's token may `need` (or there is no auth); the refusal otherwise. The
+  // admitted caller goes to `caller` when given.
+  grpc::Status Authenticate(const grpc::ServerContext* context, Permission need, Caller* caller) const;
+  // Authenticate, then the caller's request rate (options_.call_limits).
+  grpc::Status Admit(const grpc::ServerContext* context, Permission need, Caller* caller = nullptr) const;
+  // Records a state-changing call that was admitted (options_.audit).
+  void Audit(const Caller& caller, std::string_view action, const std::string& target,
+             const grpc::Status& outcome) const;
 
   Store& store_;
   Scheduler& scheduler_;

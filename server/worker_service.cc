@@ -53,9 +53,10 @@ class RefusedStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::
 // reactor from StreamMetrics until OnDone, which deletes it (the callback API's contract).
 class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck> {
  public:
-  // `worker`: the id the stream is confined to ("" unconfined).
-  MetricStream(Scheduler& scheduler, std::string worker)
-      : scheduler_(scheduler), worker_(std::move(worker)) {
+  // `worker`: the id the stream is confined to ("" unconfined); `slot`: the stream's place
+  // in its caller's limit, given back when the stream is done.
+  MetricStream(Scheduler& scheduler, std::string worker, std::optional<CallLimits::StreamSlot> slot)
+      : scheduler_(scheduler), worker_(std::move(worker)), slot_(std::move(slot)) {
     StartRead(&batch_);
   }
 
@@ -101,6 +102,7 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
 
   Scheduler& scheduler_;
   const std::string worker_;
+  std::optional<CallLimits::StreamSlot> slot_;
   std::string checked_attempt_;  // the last attempt found to be the worker's
   v1::MetricBatch batch_;
   v1::MetricAck ack_;
@@ -109,11 +111,20 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
 }  // namespace
 
 std::optional<std::string> WorkerServiceImpl::Admit(const grpc::CallbackServerContext* context,
-                                                    grpc::Status* denied) const {
-  if (auth_ == nullptr) return std::string();
-  std::optional<Caller> caller = auth_->Admit(*context, Permission::kWork, denied);
-  if (!caller) return std::nullopt;
-  return caller->name;  // "" without an auth file: unconfined
+                                                    grpc::Status* denied, Caller* caller) const {
+  Caller admitted{"", Role::kAdmin};
+  if (auth_ != nullptr) {
+    std::optional<Caller> c = auth_->Admit(*context, Permission::kWork, denied);
+    if (!c) return std::nullopt;
+    admitted = std::move(*c);
+  }
+  if (limits_ != nullptr) {
+    *denied = limits_->AdmitRequest(CallLimits::CallerOf(*context, admitted.name));
+    if (!denied->ok()) return std::nullopt;
+  }
+  std::string name = admitted.name;  // "" without an auth file: unconfined
+  if (caller != nullptr) *caller = std::move(admitted);
+  return name;
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContext* ctx,
@@ -121,8 +132,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
                                                       v1::RegisterResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   grpc::Status denied;
-  const std::optional<std::string> worker = Admit(ctx, &denied);
-  if (!worker) return Refuse(reactor, denied);
+  Caller caller;
+  const std::optional<std::string> worker = Admit(ctx, &denied, &caller);
+  if (!worker) {
+    AuditTrail::LogRefusal(store::audit_action::kRegister, denied);
+    return Refuse(reactor, denied);
+  }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return Refuse(reactor, bad);
   WorkerRecord w;
   w.worker_id = req->worker_id();
@@ -132,7 +147,9 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
     w.worker_id = *worker + "@" + suffix->substr(0, 8);
   }
   if (!worker->empty() && !OwnedBy(w.worker_id, *worker)) {
-    return Refuse(reactor, NotYours("worker id '" + w.worker_id + "'", *worker));
+    const grpc::Status refused = NotYours("worker id '" + w.worker_id + "'", *worker);
+    if (audit_ != nullptr) audit_->RecordAsync(caller, store::audit_action::kRegister, w.worker_id, refused);
+    return Refuse(reactor, refused);
   }
   w.hostname = req->hostname();
   w.version = req->version();
@@ -141,7 +158,12 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Register(grpc::CallbackServerContex
         {s.index(), s.device_kind(), s.device_name(), s.memory_bytes(), s.compute_capability()});
   }
   for (const auto& [k, v] : req->labels()) w.labels[k] = v;
-  scheduler_.RegisterAsync(std::move(w), [this, reactor, resp](Result<std::string> id) {
+  std::string asked = w.worker_id.substr(0, 200);
+  scheduler_.RegisterAsync(std::move(w), [this, reactor, resp, caller, asked](Result<std::string> id) {
+    if (audit_ != nullptr) {
+      audit_->RecordAsync(caller, store::audit_action::kRegister, id.ok() ? *id : asked,
+                          id.ok() ? grpc::Status::OK : ToGrpc(id.status()));
+    }
     if (!id.ok()) return reactor->Finish(ToGrpc(id.status()));
     resp->set_worker_id(*id);
     resp->set_heartbeat_interval_ms(scheduler_.options().heartbeat_interval_ms);
@@ -237,9 +259,18 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::AttemptStarted(grpc::CallbackServer
 grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck>* WorkerServiceImpl::StreamMetrics(
     grpc::CallbackServerContext* ctx) {
   grpc::Status denied;
-  std::optional<std::string> worker = Admit(ctx, &denied);
-  if (!worker) return new RefusedStream(denied);     // deleted by its OnDone
-  return new MetricStream(scheduler_, std::move(*worker));  // deleted by its OnDone
+  Caller caller;
+  if (auth_ != nullptr) {
+    std::optional<Caller> c = auth_->Admit(*ctx, Permission::kWork, &denied);
+    if (!c) return new RefusedStream(denied);  // deleted by its OnDone
+    caller = std::move(*c);
+  }
+  std::optional<CallLimits::StreamSlot> slot;
+  if (limits_ != nullptr) {
+    slot = limits_->OpenStream(CallLimits::CallerOf(*ctx, caller.name), &denied);
+    if (!slot) return new RefusedStream(denied);
+  }
+  return new MetricStream(scheduler_, caller.name, std::move(slot));  // deleted by its OnDone
 }
 
 grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerContext* ctx,

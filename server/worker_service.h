@@ -8,7 +8,9 @@
 #include <optional>
 #include <string>
 
+#include "server/audit_trail.h"
 #include "server/auth.h"
+#include "server/call_limits.h"
 #include "server/scheduler.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
 
@@ -19,8 +21,11 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
   // `scheduler` (and `auth`, when given) must outlive the service. With an enabled `auth`,
   // a worker's id is its token's name + '@' + a suffix sweepd picks, and it may touch only
   // the attempts leased to an id of its token.
-  explicit WorkerServiceImpl(Scheduler& scheduler, const Authenticator* auth = nullptr)
-      : scheduler_(scheduler), auth_(auth) {}
+  // `audit` records registrations, `limits` bounds each caller's request rate and open
+  // metric streams; both optional, not owned.
+  explicit WorkerServiceImpl(Scheduler& scheduler, const Authenticator* auth = nullptr,
+                             AuditTrail* audit = nullptr, CallLimits* limits = nullptr)
+      : scheduler_(scheduler), auth_(auth), audit_(audit), limits_(limits) {}
 
   grpc::ServerUnaryReactor* Register(grpc::CallbackServerContext*, const v1::RegisterRequest*,
                                      v1::RegisterResponse*) override;
@@ -37,12 +42,15 @@ class WorkerServiceImpl final : public v1::WorkerService::CallbackService {
                                           v1::FinishAttemptResponse*) override;
 
  private:
-  // The worker id the caller is confined to ("" when auth is off), or the refusal.
-  std::optional<std::string> Admit(const grpc::CallbackServerContext* context,
-                                   grpc::Status* denied) const;
+  // The worker id the caller is confined to ("" when auth is off), or the refusal (also
+  // when the caller is over its request rate). The admitted caller goes to `caller`.
+  std::optional<std::string> Admit(const grpc::CallbackServerContext* context, grpc::Status* denied,
+                                   Caller* caller = nullptr) const;
 
   Scheduler& scheduler_;
   const Authenticator* auth_;  // not owned; may be null
+  AuditTrail* audit_;          // not owned; may be null
+  CallLimits* limits_;         // not owned; may be null
 };
 
 }  // namespace sweepd::server

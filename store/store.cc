@@ -14,6 +14,7 @@
 #include "common/job_config.h"
 #include "store/migrations.h"
 #include "store/row_mapping.h"
+#include "store/writable_check.h"
 
 namespace sweepd::store {
 namespace {
@@ -79,11 +80,22 @@ std::string RandomHex(int n) {
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path, int64_t now_ms) {
+  SWEEPD_RETURN_IF_ERROR(CheckWritable(path));
   std::unique_ptr<Store> store(new Store(path));
   Result<std::unique_ptr<Database>> writer = Database::Open(path);
   if (!writer.ok()) return writer.status();
   Database& db = **writer;
   SWEEPD_RETURN_IF_ERROR(ApplyMigrations(db, EmbeddedMigrations(), now_ms));
+  {
+    // Taking the write lock needs a writable -wal: the last check before serving.
+    Transaction probe(db);
+    Status began = probe.status();
+    if (began.ok()) began = probe.Commit();
+    if (!began.ok()) {
+      return Status::FailedPrecondition("database " + path + " cannot be written (" + began.message() +
+                                        "); make it and its folder writable");
+    }
+  }
   // The writer re-reads the pages it just wrote: keep them (64 MiB). Checkpoints run off the
   // writer (CheckpointWal, from housekeeping); its own only once the WAL passes 64 MiB (then
   // little is left to copy), which also lets the WAL start over.
@@ -99,17 +111,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, int64_t now_
 }
 
 Store::~Store() { writer_.reset(); }
-
-Result<Database*> Store::Connection() {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& slot = connections_[std::this_thread::get_id()];
-  if (!slot) {
-    Result<std::unique_ptr<Database>> db = Database::Open(path_);
-    if (!db.ok()) return db.status();
-    slot = std::move(*db);
-  }
-  return slot.get();
-}
 
 template <typename T>
 Result<T> Store::Write(const std::function<Result<T>(Database&)>& body) {
@@ -144,11 +145,6 @@ void Store::WriteAsync(std::function<Result<T>(Database&)> body, Reply<T> reply)
         }
       });
 }
-
-#define SWEEPD_CONNECT(db)                        \
-  Result<Database*> db##_conn = Connection();     \
-  if (!db##_conn.ok()) return db##_conn.status(); \
-  Database& db = **db##_conn
 
 Result<AddSweepResult> Store::AddSweep(const spec::ExpandedSweep& sweep, int64_t now_ms) {
   return Write<AddSweepResult>([&](Database& db) -> Result<AddSweepResult> {
@@ -252,16 +248,11 @@ Result<AddSweepResult> Store::AddSweep(const spec::ExpandedSweep& sweep, int64_t
 }
 
 
-Result<StoreReader> Store::Reader() {
-  SWEEPD_CONNECT(db);
-  return StoreReader(db);
-}
-
-// The reads: StoreReader's queries on this thread's connection.
-#define SWEEPD_READ(call)                   \
-  Result<StoreReader> reader = Reader();    \
-  if (!reader.ok()) return reader.status(); \
-  return reader->call
+// The reads: StoreReader's queries on a borrowed connection, given back when the read ends.
+#define SWEEPD_READ(call)                     \
+  Result<ReaderPool::Loan> loan = readers_.Borrow(); \
+  if (!loan.ok()) return loan.status();       \
+  return StoreReader(loan->db()).call
 
 Result<std::vector<SweepRecord>> Store::ListSweeps() { SWEEPD_READ(ListSweeps()); }
 Result<SweepRecord> Store::GetSweep(const std::string& name) { SWEEPD_READ(GetSweep(name)); }
@@ -291,6 +282,17 @@ Result<std::string> Store::JobOfAttempt(const std::string& attempt_id) {
 }
 Result<std::string> Store::WorkerOfAttempt(const std::string& attempt_id) {
   SWEEPD_READ(WorkerOfAttempt(attempt_id));
+}
+
+Result<std::vector<AuditEntry>> Store::ListAudit(int64_t since_ms) { SWEEPD_READ(Audit(since_ms)); }
+
+Status Store::RecordAudit(AuditEntry entry) {
+  return WriteStatus([&entry](Database& db) { return AppendAudit(db, entry); });
+}
+
+void Store::RecordAuditAsync(AuditEntry entry, StatusReply reply) {
+  writer_->Submit([entry = std::move(entry)](Database& db) { return AppendAudit(db, entry); },
+                  std::move(reply));
 }
 
 Result<int64_t> Store::CancelSweep(const std::string& name, int64_t now_ms) {
@@ -713,8 +715,9 @@ Status Store::MarkLostWorkers(int64_t now_ms, int64_t silence_ms) {
 }
 
 Status Store::CheckpointWal() {
-  SWEEPD_CONNECT(db);
-  return db.ExecScript("PRAGMA wal_checkpoint(PASSIVE);");
+  Result<ReaderPool::Loan> loan = readers_.Borrow();
+  if (!loan.ok()) return loan.status();
+  return loan->db().ExecScript("PRAGMA wal_checkpoint(PASSIVE);");
 }
 
 }  // namespace sweepd::store

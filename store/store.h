@@ -8,8 +8,9 @@
 // the CommitQueue: one writer thread and connection runs them, many per transaction (group
 // commit), and the method returns (or calls its reply) once its writes are committed. The
 // writer keeps a JobQueueIndex of the leasable jobs in step with the rows it writes
-// (store/queue_index_sync.cc), so a lease does not scan the jobs table. Reading methods use
-// a connection of the calling thread (StoreReader) and see what was committed.
+// (store/queue_index_sync.cc), so a lease does not scan the jobs table. Reading methods
+// borrow a connection from a ReaderPool for the one read (StoreReader), give it back when
+// it ends, and see what was committed.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +27,12 @@
 #include "common/metric_line.h"
 #include "common/status.h"
 #include "spec/sweep_spec.h"
+#include "store/audit.h"
 #include "store/commit_queue.h"
 #include "store/database.h"
 #include "store/job_lifecycle.h"
 #include "store/job_queue_index.h"
+#include "store/reader_pool.h"
 #include "store/records.h"
 #include "store/store_reader.h"
 
@@ -185,16 +188,22 @@ class Store : private CommitQueue::Observer {
   // The worker the attempt was leased to (sweepd confines workers to their own attempts).
   Result<std::string> WorkerOfAttempt(const std::string& attempt_id);
 
+  // --- Audit trail (store/audit.h) ---
+  // Appends `entry` once committed; RecordAuditAsync answers `reply` on the writer thread.
+  Status RecordAudit(AuditEntry entry);
+  void RecordAuditAsync(AuditEntry entry, StatusReply reply);
+  Result<std::vector<AuditEntry>> ListAudit(int64_t since_ms);
+
   // Compares the writer's in-memory queue index with one rebuilt from the database now;
   // Internal, naming the first difference, when they disagree (tests and diagnostics).
   Status CheckQueueIndex();
 
  private:
-  explicit Store(std::string path) : path_(std::move(path)) {}
-  // This thread's connection, opened on first use.
-  Result<Database*> Connection();
-  // A reader on this thread's connection.
-  Result<StoreReader> Reader();
+  explicit Store(std::string path)
+      : path_(std::move(path)), readers_(path_, kIdleReaders, kMaxReaders) {}
+  // Read connections kept open between reads; up to kMaxReaders while many reads run at once.
+  static constexpr size_t kIdleReaders = 16;
+  static constexpr size_t kMaxReaders = 64;
   // Runs `body` on the writer inside a group-committed transaction; returns after COMMIT.
   template <typename T>
   Result<T> Write(const std::function<Result<T>(Database&)>& body);
@@ -214,8 +223,7 @@ class Store : private CommitQueue::Observer {
   void BatchEnded(Database& db, bool committed) override;
 
   std::string path_;
-  std::mutex mu_;  // guards connections_
-  std::map<std::thread::id, std::unique_ptr<Database>> connections_;
+  ReaderPool readers_;
 
   JobQueueIndex index_;                // writer thread only
   bool index_stale_ = false;           // writer thread only

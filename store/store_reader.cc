@@ -207,4 +207,16 @@ Result<std::string> StoreReader::WorkerOfAttempt(const std::string& attempt_id) 
   return worker;
 }
 
+Result<std::vector<AuditEntry>> StoreReader::Audit(int64_t since_ms) {
+  Result<int64_t> version = SchemaVersion(db_);
+  if (!version.ok()) return version.status();
+  if (*version < kAuditSchemaVersion) {
+    return Status::FailedPrecondition(
+        "this database has schema version " + std::to_string(*version) +
+        ", older than the audit trail (version " + std::to_string(kAuditSchemaVersion) +
+        "); sweepd adds the trail the next time it opens the file, and records from then on");
+  }
+  return ReadAudit(db_, since_ms);
+}
+
 }  // namespace sweepd::store

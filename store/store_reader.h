@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/audit.h"
 #include "store/database.h"
 #include "store/records.h"
 
@@ -49,6 +50,9 @@ class StoreReader {
   Result<std::string> JobOfAttempt(const std::string& attempt_id);
   // The worker the attempt was leased to; NotFound for an unknown attempt.
   Result<std::string> WorkerOfAttempt(const std::string& attempt_id);
+  // The audit trail from `since_ms` on (ReadAudit); FailedPrecondition on a database older
+  // than the trail (schema version below kAuditSchemaVersion, not yet upgraded by sweepd).
+  Result<std::vector<AuditEntry>> Audit(int64_t since_ms);
 
  private:
   explicit StoreReader(std::unique_ptr<Database> owned) : owned_(std::move(owned)), db_(*owned_) {}

@@ -81,7 +81,9 @@ struct Pki {
     WriteFile(dir + "/server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
     Sign("server", "2", dir + "/server.ext");
     Sign("expired", "-1", dir + "/server.ext");
-    Sign("client", "2", "");
+    // Client certificates of two worker nodes: each CN is the node's token name.
+    Sign("node-a", "2", "");
+    Sign("node-b", "2", "");
   }
   std::string ca() const { return dir_ + "/ca.pem"; }
   std::string cert(const std::string& n) const { return dir_ + "/" + n + ".pem"; }
@@ -402,9 +404,210 @@ TEST(Security, MutualTlsRefusesAWorkerWithoutAValidClientCertificate) {
   };
   EXPECT_EQ(register_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);  // no certificate
   EXPECT_EQ(register_with("expired").error_code(), grpc::StatusCode::UNAVAILABLE);  // handshake fails
+  // Another node's certificate (valid, signed by the CA) with node-a's own token.
+  const grpc::Status foreign = register_with("node-b");
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(foreign.error_message(), HasSubstr("node-b"));
   EXPECT_EQ(sweepd.Count("workers"), 0);
-  EXPECT_TRUE(register_with("client").ok());
+  EXPECT_TRUE(register_with("node-a").ok());
   EXPECT_EQ(sweepd.Count("workers"), 1);
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+}
+
+// The audit trail: one row per submit, cancel, retry and registration, with the token's name
+// and role, in the database and on sweepd's log; sweepctl audit reads it through sweepd (admin
+// token only) and from the file (--db), with --since.
+TEST(Security, AuditTrailRecordsWhoChangedWhatAndSweepctlReadsIt) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Tokens tokens(dir);
+  const std::string admin = tokens.Add("admin", "root-1");
+  const std::string submitter = tokens.Add("submitter", "bob");
+  const std::string reader = tokens.Add("reader", "alice");
+  tokens.Add("worker", "node-a");
+  Sweepd sweepd(dir, {"--auth-file", tokens.auth_file});
+  ASSERT_FALSE(sweepd.address.empty());
+  std::string out;
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", kSpec}, &out), 0) << out;
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "submit", kSpec}, &out), 7) << out;  // refused
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "cancel", "demo"}, &out), 0) << out;
+  // A cancelled job retried by name (sweepctl retries only failed ones on its own).
+  const auto cancelled = QueryRows(sweepd.db, "SELECT job_id FROM jobs WHERE state = 'cancelled' LIMIT 1");
+  ASSERT_EQ(cancelled.size(), 1u);
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "retry", "demo", cancelled[0][0]}, &out), 0) << out;
+  EXPECT_NE(Sweepctl(sweepd, {"--token-file", submitter, "cancel", "no-such-sweep"}, &out), 0) << out;
+  RawWorker worker(sweepd.address, tokens.tokens["node-a"]);
+  v1::RegisterResponse reg;
+  ASSERT_TRUE(worker.Register("", &reg).ok());
+
+  using Row = std::vector<std::string>;
+  const std::vector<Row> expected = {{"bob", "submitter", "submit", "demo", "ok"},
+                                     {"bob", "submitter", "cancel", "demo", "ok"},
+                                     {"root-1", "admin", "retry", "demo", "ok"},
+                                     {"bob", "submitter", "cancel", "no-such-sweep", "NOT_FOUND"},
+                                     {"node-a", "worker", "register", reg.worker_id(), "ok"}};
+  auto rows_of = [](const std::string& json_text) {
+    std::vector<Row> rows;
+    const nlohmann::json j = nlohmann::json::parse(json_text, nullptr, false);
+    if (!j.is_array()) return rows;
+    for (const auto& e : j) {
+      const std::string outcome = e.value("outcome", "");
+      rows.push_back({e.value("caller", ""), e.value("role", ""), e.value("action", ""), e.value("target", ""),
+                      outcome.substr(0, outcome.find(':'))});
+    }
+    return rows;
+  };
+  // The table itself, written by sweepd (a registration's row right after its commit).
+  EXPECT_TRUE(sweepd::testing::WaitUntil(
+      [&] { return sweepd.Count("audit") == static_cast<int64_t>(expected.size()); }, 10s));
+  const auto stored = QueryRows(sweepd.db, "SELECT caller, role, action, target, outcome FROM audit ORDER BY seq");
+  ASSERT_EQ(stored.size(), expected.size());
+  for (size_t i = 0; i < stored.size(); ++i) {
+    EXPECT_EQ(stored[i][3], expected[i][3]);
+    EXPECT_THAT(stored[i][4], ::testing::StartsWith(expected[i][4]));
+  }
+  // Through sweepd, with the admin token; and every row on sweepd's log.
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "audit", "--format", "json"}, &out), 0) << out;
+  EXPECT_EQ(rows_of(out), expected) << out;
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "audit", "--since", "1h"}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("Outcome"));
+  EXPECT_THAT(out, HasSubstr(reg.worker_id()));
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", admin, "audit", "--since", "2099-01-01", "--format", "json"}, &out),
+            0)
+      << out;
+  EXPECT_TRUE(rows_of(out).empty()) << out;
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", admin, "audit", "--since", "yesterday"}, &out), 2) << out;
+  EXPECT_THAT(out, HasSubstr("--since"));
+  const std::string log = ReadFile(dir + "/sweepd.log");
+  EXPECT_THAT(log, HasSubstr("audit: bob (submitter) submit demo: ok"));
+  EXPECT_THAT(log, HasSubstr("audit: submit refused: PERMISSION_DENIED"));
+  EXPECT_THAT(log, HasSubstr("audit: node-a (worker) register " + reg.worker_id() + ": ok"));
+  // Only admin tokens read the trail.
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", reader, "audit"}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("PERMISSION_DENIED"));
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "audit"}, &out), 7) << out;
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+  // From the file, with sweepd stopped.
+  ASSERT_EQ(RunCommand({kSweepctl, "--db", sweepd.db, "audit", "--format", "json"}, &out), 0) << out;
+  EXPECT_EQ(rows_of(out), expected) << out;
+}
+
+// Without --auth-file every row is the anonymous caller "-".
+TEST(Security, AuditTrailWithoutAuthNamesNoCaller) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Sweepd sweepd(dir, {});
+  ASSERT_FALSE(sweepd.address.empty());
+  std::string out;
+  ASSERT_EQ(Sweepctl(sweepd, {"submit", kSpec}, &out), 0) << out;
+  ASSERT_EQ(Sweepctl(sweepd, {"audit", "--format", "json"}, &out), 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << out;
+  EXPECT_EQ(j[0].value("caller", ""), "-");
+  EXPECT_EQ(j[0].value("role", ""), "-");
+  EXPECT_EQ(j[0].value("action", ""), "submit");
+  EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+}
+
+// Requests per second and open streams are limited per token: one token over its limit is
+// refused RESOURCE_EXHAUSTED with one line, nothing stored, while another token is served.
+TEST(Security, PerTokenLimitsRefuseOneCallerAndServeTheOthers) {
+  const std::string dir = MakeTempDir("sweepd-security-");
+  Tokens tokens(dir);
+  const std::string submitter = tokens.Add("submitter", "bob");
+  const std::string reader = tokens.Add("reader", "alice");
+  tokens.Add("reader", "carol");
+  constexpr int kRate = 5;
+  constexpr int kStreams = 2;
+  Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--max-requests-per-second", std::to_string(kRate),
+                      "--max-streams-per-caller", std::to_string(kStreams)});
+  ASSERT_FALSE(sweepd.address.empty());
+  std::string out;
+  ASSERT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", kSpec}, &out), 0) << out;
+
+  auto stub = v1::SweepService::NewStub(grpc::CreateChannel(sweepd.address, grpc::InsecureChannelCredentials()));
+  auto list_as = [&](const std::string& name) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + tokens.tokens[name]);
+    v1::ListSweepsResponse resp;
+    return stub->ListSweeps(&ctx, v1::ListSweepsRequest(), &resp);
+  };
+  // alice floods: at most a second's worth (plus what refills meanwhile) gets through.
+  const auto start = std::chrono::steady_clock::now();
+  int ok = 0;
+  grpc::Status refused;
+  for (int i = 0; i < 10 * kRate; ++i) {
+    grpc::Status s = list_as("alice");
+    if (s.ok()) {
+      ++ok;
+    } else {
+      refused = s;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LE(ok, kRate + static_cast<int>(seconds * kRate) + 1);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("alice"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max-requests-per-second"));
+  EXPECT_EQ(refused.error_message().find('\n'), std::string::npos);
+  EXPECT_TRUE(list_as("carol").ok());  // another token has its own allowance
+  // A submit over the limit stores nothing, and is not in the audit trail.
+  for (int i = 0; i < 2 * kRate; ++i) list_as("bob");
+  const std::string other_spec = dir + "/other.yaml";
+  {
+    std::string spec = ReadFile(kSpec);
+    const size_t name = spec.find("name: demo");
+    ASSERT_NE(name, std::string::npos);
+    spec.replace(name, std::string("name: demo").size(), "name: demo-two");
+    WriteFile(other_spec, spec);
+  }
+  const int64_t audit_rows = sweepd.Count("audit");
+  EXPECT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", other_spec}, &out), 7) << out;
+  EXPECT_THAT(out, HasSubstr("RESOURCE_EXHAUSTED"));
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(sweepd.Count("sweeps"), 1);
+  EXPECT_EQ(sweepd.Count("audit"), audit_rows);
+
+  // Open streams: alice's third watch is refused until one of hers ends; carol is served.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // the bucket refills
+  struct Watch {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::SweepEvent>> reader;
+    bool first = false;
+  };
+  auto watch_as = [&](const std::string& name) {
+    auto w = std::make_unique<Watch>();
+    w->ctx.AddMetadata("authorization", "Bearer " + tokens.tokens[name]);
+    w->ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    v1::WatchSweepRequest req;
+    req.set_sweep("demo");
+    w->reader = stub->WatchSweep(&w->ctx, req);
+    v1::SweepEvent event;
+    w->first = w->reader->Read(&event);
+    return w;
+  };
+  std::vector<std::unique_ptr<Watch>> open;
+  for (int i = 0; i < kStreams; ++i) {
+    open.push_back(watch_as("alice"));
+    EXPECT_TRUE(open.back()->first);
+  }
+  auto third = watch_as("alice");
+  EXPECT_FALSE(third->first);
+  const grpc::Status third_status = third->reader->Finish();
+  EXPECT_EQ(third_status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(third_status.error_message(), HasSubstr("--max-streams-per-caller"));
+  auto carols = watch_as("carol");
+  EXPECT_TRUE(carols->first);
+  open.front()->ctx.TryCancel();
+  open.front()->reader->Finish();
+  open.erase(open.begin());
+  // The cancelled watch gives its slot back once sweepd notices (within a poll).
+  EXPECT_TRUE(sweepd::testing::WaitUntil(
+      [&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // within the request rate
+        return watch_as("alice")->first;
+      },
+      10s));
+  for (auto& w : open) w->ctx.TryCancel();
+  carols->ctx.TryCancel();
   EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
 }
 

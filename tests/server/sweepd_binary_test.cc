@@ -2,6 +2,7 @@
 // SIGTERM, and a restart on the same database that keeps the sweeps.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -171,6 +172,54 @@ TEST(SweepdBinary, SigkillThenRestartContinuesTheLeasedJob) {
   EXPECT_EQ(sweep.jobs(0).state(), v1::JOB_STATE_SUCCEEDED);
   second.process->Stop();
   std::filesystem::remove_all(dir);
+}
+
+// sweepd refuses a database it cannot write before it serves: it never says "serving" and
+// then fails every write. A 0444 file and a read-only folder (modes checked even for root,
+// who could write them anyway), and a new database in a read-only folder.
+TEST(SweepdBinary, ReadOnlyDatabaseOrFolderIsRefusedBeforeServing) {
+  namespace fs = std::filesystem;
+  const std::string dir = MakeTempDir("sweepd-binary-");
+  const std::string folder = dir + "/state";
+  fs::create_directory(folder);
+  const std::string db = folder + "/sweepd.db";
+  {
+    Running sweepd(dir, db);  // a real database, made and closed by sweepd
+    ASSERT_FALSE(sweepd.address.empty());
+    ASSERT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+  }
+  const auto db_bytes = fs::file_size(db);
+  const bool had_wal = fs::exists(db + "-wal");
+  auto refused = [&](const std::string& path, const std::string& names) {
+    const std::string port_file = dir + "/addr";
+    fs::remove(port_file);
+    std::string out;
+    const int status =
+        RunCommand({kSweepd, "--db", path, "--listen", "127.0.0.1:0", "--port-file", port_file}, &out, 30s);
+    EXPECT_NE(status, 0) << out;
+    EXPECT_THAT(out, HasSubstr(names));
+    EXPECT_THAT(out, HasSubstr("writable"));
+    EXPECT_THAT(out, ::testing::Not(HasSubstr("serving")));
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;  // one line
+    EXPECT_FALSE(fs::exists(port_file));
+  };
+  fs::permissions(db, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  refused(db, db + " has mode 0444");
+  fs::permissions(db, fs::perms::owner_read | fs::perms::owner_write);
+  fs::permissions(folder, fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read |
+                              fs::perms::group_exec | fs::perms::others_read | fs::perms::others_exec);
+  refused(db, "the folder " + folder + " of database " + db + " has mode 0555");
+  refused(folder + "/new.db", "the folder " + folder);
+  EXPECT_FALSE(fs::exists(folder + "/new.db"));
+  EXPECT_EQ(fs::exists(db + "-wal"), had_wal);
+  EXPECT_EQ(fs::file_size(db), db_bytes);  // nothing written
+  fs::permissions(folder, fs::perms::owner_all);
+  {
+    Running sweepd(dir, db);  // writable again: serves on the same database
+    EXPECT_FALSE(sweepd.address.empty());
+    EXPECT_EQ(WEXITSTATUS(sweepd.process->Stop()), 0);
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
