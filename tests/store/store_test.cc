@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "spec/sweep_spec.h"
+#include "tests/support/final_line.h"
 #include "tests/support/process.h"
 #include "tests/support/store_sync.h"
 
@@ -79,7 +80,8 @@ class StoreTest : public ::testing::Test {
     return job->state;
   }
   // Streams one final line and finishes the attempt as succeeded.
-  void Succeed(const Lease& lease, const json& final_line, int64_t now) {
+  void Succeed(const Lease& lease, const json& fields, int64_t now) {
+    const json final_line = testing::CompleteFinalLine(fields);
     auto through = StoreMetrics(*store_, lease.attempt_id, lease.fencing_token, {{1, final_line.dump()}}, now);
     ASSERT_TRUE(through.ok()) << through.status().message();
     FinishReport r;
