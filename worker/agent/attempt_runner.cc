@@ -162,6 +162,7 @@ void AttemptRunner::OnStdoutLine(const std::string& line) {
 }
 
 void AttemptRunner::OnStderrLine(const std::string& line) {
+  std::lock_guard<std::mutex> lock(err_mu_);
   if (stderr_log_ != nullptr) {
     std::fputs(line.c_str(), stderr_log_);
     std::fputc('\n', stderr_log_);

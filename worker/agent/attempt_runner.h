@@ -87,7 +87,7 @@ class AttemptRunner {
   StopReason stop_ = StopReason::kNone;  // guarded by mu_
   bool exited_ = false;                  // guarded by mu_
 
-  // Owned by the stdout and stderr reader threads while Run runs.
+  // Owned by the stdout reader thread while Run runs.
   std::string final_line_;
   std::string final_error_;  // why final_line_ does not count as success; "" when it does
   std::string spool_error_;  // the first failed spool write; "" when none failed
@@ -96,6 +96,9 @@ class AttemptRunner {
   int64_t spooled_bytes_ = 0;
   int64_t dropped_lines_ = 0;  // over the per-attempt limits
   int64_t invalid_lines_ = 0;
+  // Guarded by err_mu_: both reader threads write stderr (the stdout one for lines that are
+  // not metric lines and for its own errors).
+  std::mutex err_mu_;
   std::string stderr_tail_;
   StderrHint hint_ = StderrHint::kNone;
   std::FILE* stderr_log_ = nullptr;
