@@ -266,7 +266,7 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   early.attempt_id = lease->attempt_id;
   early.fencing_token = lease->fencing_token;
   early.outcome = Outcome::kSucceeded;
-  early.result_json = R"({"type":"final"})";
+  early.result_json = testing::CompleteFinalLine(json::object()).dump();
   early.last_metric_seq = 4;
   EXPECT_EQ(FinishAttempt(*store_, early, backoff_, kT0 + 2).code(), StatusCode::kUnavailable);
 
