@@ -119,7 +119,8 @@ void AttemptRunner::Spool(const std::string& line) {
 }
 
 void AttemptRunner::OnStdoutLine(const std::string& line) {
-  if (line.find_first_not_of(" \t\r") == std::string::npos) return;
+  // After a failed spool write nothing more is kept: the attempt is over.
+  if (!spool_error_.empty() || line.find_first_not_of(" \t\r") == std::string::npos) return;
   ++stdout_lines_;
   const Result<MetricLine> metric = MetricLine::Read(line);
   const bool is_final = metric.ok() && metric->type() == metric_type::kFinal;
@@ -258,6 +259,9 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
   err_reader.join();
   if (!final_line_.empty() && !final_error_.empty() && report.end.exit.exit_code == 0) {
     OnStderrLine("sweep-worker: the final line does not count as success: " + final_error_);
+  }
+  if (!spool_error_.empty()) {  // last, so that the tail ends with the cause
+    OnStderrLine("sweep-worker: the attempt failed as a crash: " + spool_error_);
   }
   if (dropped_lines_ > 0) {
     OnStderrLine("sweep-worker: " + std::to_string(dropped_lines_) +
