@@ -653,7 +653,8 @@ SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file
     return {};
   }
   if (!root || root.IsNull()) {
-    problems.push_back({file, 0, 0, "", "the spec is empty; see sweeps/README.md for the format"});
+    // Line 1: an empty file has no other place to point at.
+    problems.push_back({file, 1, 1, "", "the spec is empty; see sweeps/README.md for the format"});
     return {};
   }
   DocumentReader reader(file, problems);
