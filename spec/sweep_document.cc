@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -501,7 +502,7 @@ void DocumentReader::ReadMethods(const YAML::Node& node, SweepDocument& doc) {
 void DocumentReader::CheckAxisValue(const std::string& method, const std::string& key,
                                     const json& value, const Location& where) {
   if (key == "lr" || key == "lr_theta" || key == "lr_core") {
-    if (!value.is_number() || value.get<double>() <= 0) Problem(where, "must be a positive number, got " + value.dump());
+    if (!value.is_number() || value.get<double>() <= 0) Problem(where, "must be a positive number, got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   const methods::MethodInfo* info = methods::FindMethod(method);
@@ -614,8 +615,8 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
     }
     std::set<std::string> distinct;
     for (const json& v : axis.values) {
-      if (!distinct.insert(v.dump()).second) {
-        Problem(axis.where, "value " + v.dump() + " is listed twice");
+      if (!distinct.insert(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).second) {
+        Problem(axis.where, "value " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is listed twice");
         ok = false;
       }
     }
@@ -642,8 +643,42 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
 
 }  // namespace
 
+namespace {
+
+// The offset of the first byte that does not start or continue a well-formed UTF-8 sequence
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF); nullopt when none.
+std::optional<size_t> FirstInvalidUtf8(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > text.size() || (n == 2 && c < 0xC2) || (n == 4 && c > 0xF4)) return i;
+    for (size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return i;
+    }
+    const auto c1 = n > 1 ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) ||
+        (c == 0xF4 && c1 >= 0x90)) {
+      return i;
+    }
+    i += n;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file,
                                 std::vector<SpecProblem>& problems) {
+  // Checked first: the rest of the reader (and JSON) needs UTF-8 text.
+  if (const std::optional<size_t> bad = FirstInvalidUtf8(yaml)) {
+    const size_t line_start = yaml.rfind('\n', *bad == 0 ? 0 : *bad - 1);
+    const size_t column = line_start == std::string::npos || *bad == 0 ? *bad + 1 : *bad - line_start;
+    const int line = 1 + static_cast<int>(std::count(yaml.begin(), yaml.begin() + *bad, '\n'));
+    problems.push_back({file, line, static_cast<int>(column), "",
+                        "a byte that is not UTF-8; save the spec as UTF-8 text"});
+    return {};
+  }
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
