@@ -20,9 +20,10 @@ std::string Fixed(double v, const char* fmt) {
   return buf;
 }
 
-// One metric line for people; unknown types, and lines that are not metric lines, print as
-// they came. Every field is read with its type checked ("step": "twelve" prints the line).
+// One metric line for people; a line that is an error (not a metric line, or sweep-worker's
+// "error" line in its place) prints as "error: WHY: EXCERPT", unknown types as they came. Every field is read with its type checked ("step": "twelve" prints the line).
 std::string DescribeMetricLine(const std::string& text) {
+  if (std::optional<std::string> error = MetricLineError(text)) return "error: " + *error;
   const Result<MetricLine> read = MetricLine::Read(text);
   if (!read.ok()) return text;
   const MetricLine& line = *read;

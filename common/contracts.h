@@ -79,6 +79,7 @@ inline constexpr const char* kStep = "step";
 inline constexpr const char* kEval = "eval";
 inline constexpr const char* kCheckpoint = "checkpoint";
 inline constexpr const char* kFinal = "final";
+inline constexpr const char* kError = "error";  // written by sweep-worker, see MetricErrorLine
 }  // namespace metric_type
 
 }  // namespace sweepd

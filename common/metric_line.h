@@ -1,9 +1,11 @@
 // MetricLine and FinalLine: sweep-train's stdout lines (docs/metrics.md) read once, with
 // their types checked, by everyone who reads them (sweep-worker, sweepd's store and
-// scheduler, sweepctl). Reading never throws: a line that is not a metric line, or a field
-// of the wrong JSON type, is an error value naming the field, never an abort.
+// scheduler, sweepctl), under limits both sides of the wire enforce. Reading never throws:
+// a line that is not a metric line, or a field of the wrong JSON type, is an error value
+// naming the field, never an abort.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -16,7 +18,27 @@
 
 namespace sweepd {
 
-// One line: a JSON object with a string "type" and, if present, an integer "step" >= 0.
+// Limits on metric lines (docs/metrics.md, "Limits"). sweep-worker keeps to them and sweepd
+// enforces them; each is a named error, never a silent cut.
+namespace metric_limit {
+inline constexpr size_t kLineBytes = size_t{1} << 20;       // one line
+inline constexpr size_t kCallBytes = size_t{4} << 20;       // the lines of one MetricBatch
+inline constexpr size_t kCallLines = 1024;                  // the lines of one MetricBatch
+inline constexpr int64_t kAttemptLines = 1000000;           // one attempt's lines
+inline constexpr int64_t kAttemptBytes = int64_t{1} << 30;  // one attempt's lines, in bytes
+// The seqs sweepd accepts: the attempt's lines, the worker's notice that it dropped the
+// lines over the limit, and the final line.
+inline constexpr int64_t kAttemptSeqs = kAttemptLines + 2;
+inline constexpr size_t kStderrTailBytes = 8192;  // the stderr tail kept per attempt
+// Every number of a metric line: |x| <= this (parameter counts, bytes and seconds fit; the
+// sums of squares behind mean +- std stay finite).
+inline constexpr double kMagnitude = 1e15;
+}  // namespace metric_limit
+
+// One line: a JSON object with a non-empty string "type"; the fields docs/metrics.md lists
+// for a start, step, eval or checkpoint line have its JSON type when present, numbers are
+// finite and within metric_limit::kMagnitude, counts are >= 0. A "final" line's own fields
+// are FinalLine's to check.
 class MetricLine {
  public:
   // InvalidArgument, naming the field, when `text` is not such a line.
@@ -39,8 +61,9 @@ class MetricLine {
   nlohmann::json value_;
 };
 
-// The fields a "final" line must carry (docs/metrics.md, docs/metrics.schema.json), typed.
-// Fields a train job's line adds are read when present and of their type.
+// The fields a "final" line must carry to count as success (docs/metrics.md,
+// docs/metrics.schema.json), typed and in range (scores 0..100, counts and seconds >= 0).
+// Fields a train job's line adds are checked when present.
 struct FinalLine {
   std::string job_id;
   std::string kind;
@@ -59,6 +82,14 @@ struct FinalLine {
   // InvalidArgument naming the first field that is missing or of the wrong type.
   static Result<FinalLine> Read(const MetricLine& line);
 };
+
+// The line sweep-worker spools (and sweepd stores) in place of a stdout line it cannot pass
+// on: {"type":"error","error":MESSAGE,"excerpt":the first bytes of the line}.
+std::string MetricErrorLine(std::string_view message, std::string_view line);
+
+// What a person reads for a stored line that is an error: the reason a line is not a metric
+// line, or the message of an "error" line; nullopt for a metric line.
+std::optional<std::string> MetricLineError(std::string_view text);
 
 // The task -> number object under `key` of a line (scores, base_scores, delta); nullopt
 // when it is absent, not an object, or holds a value that is not a number.

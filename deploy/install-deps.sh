@@ -40,6 +40,8 @@ if [ "$test_tools" = 1 ]; then
     slurm-wlm munge
     # The Optuna comparison of the coordinator benchmark (bench/coordinator/optuna/).
     python3-optuna
+    # The fuzz targets (deploy/fuzz.sh): clang, whose runtime libraries carry libFuzzer.
+    clang
   )
   # The Kubernetes manifests are validated with an npm package (deploy/k8s/validate/). A
   # Node.js from elsewhere (nodesource's brings its own npm) is kept.

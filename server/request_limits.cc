@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include "spec/spec_text.h"
+
 namespace sweepd::server::request_limits {
 namespace {
 
@@ -36,55 +38,9 @@ class FieldChecks {
 
 std::string Index(const std::string& field, int i) { return field + "[" + std::to_string(i) + "]"; }
 
-// The length of the UTF-8 sequence at text[i], or 0 when it is not one (RFC 3629: no
-// overlong forms, no surrogates, nothing above U+10FFFF).
-size_t Utf8SequenceAt(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char b = byte(i);
-  if (b < 0x80) return 1;
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
-  if (b >= 0xC2 && b <= 0xDF) n = 2;
-  else if (b == 0xE0) n = 3, lo = 0xA0;
-  else if (b == 0xED) n = 3, hi = 0x9F;
-  else if (b >= 0xE1 && b <= 0xEF) n = 3;
-  else if (b == 0xF0) n = 4, lo = 0x90;
-  else if (b >= 0xF1 && b <= 0xF3) n = 4;
-  else if (b == 0xF4) n = 4, hi = 0x8F;
-  else return 0;
-  if (i + n > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
 }  // namespace
 
-std::string Excerpt(std::string_view text) {
-  if (text.size() <= kExcerptBytes) return std::string(text);
-  size_t cut = kExcerptBytes;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
-}
-
-std::optional<spec::SpecProblem> FindInvalidUtf8(std::string_view text, const std::string& file) {
-  int line = 1, column = 1;
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = Utf8SequenceAt(text, i);
-    if (n == 0) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[i]));
-      return spec::SpecProblem{file, line, column, "",
-                               std::string("byte ") + hex + " is not UTF-8; save the spec as UTF-8 "
-                               "(e.g. iconv -f latin1 -t utf-8)"};
-    }
-    if (text[i] == '\n') ++line, column = 1;
-    else ++column;
-    i += n;
-  }
-  return std::nullopt;
-}
+std::string Excerpt(std::string_view text) { return spec::Excerpt(std::string(text), kExcerptBytes); }
 
 grpc::Status Check(const v1::SubmitSweepRequest& req) {
   return FieldChecks("SubmitSweepRequest")

@@ -56,8 +56,4 @@ grpc::Status Check(const v1::StartedRequest& req);
 grpc::Status Check(const v1::MetricBatch& req);
 grpc::Status Check(const v1::FinishAttemptRequest& req);
 
-// SubmitSweepRequest.spec_yaml travels as bytes: the first byte that is not UTF-8, as the
-// one problem of the spec (file, line and column), or nothing when the text is valid UTF-8.
-std::optional<spec::SpecProblem> FindInvalidUtf8(std::string_view text, const std::string& file);
-
 }  // namespace sweepd::server::request_limits

@@ -193,7 +193,7 @@ void Scheduler::StoreMetricsAsync(std::string attempt_id, int64_t fencing_token,
   std::vector<nlohmann::json> finals;
   if (metrics_) {
     for (MetricPointIn& p : points) {
-      p.line = MetricLine::Read(p.json);  // read once: the store uses it too
+      if (!p.line) p.line = MetricLine::Read(p.json);  // read once: the store uses it too
       if (!p.line->ok()) continue;
       const MetricLine& line = **p.line;
       if (line.type() == metric_type::kStep) last_step = line.value();

@@ -77,13 +77,9 @@ grpc::Status SweepServiceImpl::SubmitSweep(grpc::ServerContext* context, const v
     return denied;
   }
   if (grpc::Status bad = request_limits::Check(*req); !bad.ok()) return bad;
-  // spec_yaml travels as bytes, so that a spec that is not UTF-8 is answered as a problem of
-  // the spec (line and column), not refused by protobuf before any code of sweepd runs.
-  if (auto bad_text = request_limits::FindInvalidUtf8(req->spec_yaml(), req->spec_path())) {
-    resp->set_accepted(false);
-    ToProto(*bad_text, resp->add_problems());
-    return grpc::Status::OK;
-  }
+  // spec_yaml travels as bytes, so that a spec that is not UTF-8 reaches the spec reader and is
+  // answered as a problem of the spec (line and column, spec/spec_text.h), not refused by
+  // protobuf before any code of sweepd runs.
   Result<Submission> sub = server::SubmitSweep(store_, req->spec_yaml(), req->spec_path(), req->dry_run(),
                                                scheduler_.Now(), options_.limits);
   const std::string target = sub.ok() && !sub->sweep.name.empty() ? sub->sweep.name : req->spec_path().substr(0, 200);

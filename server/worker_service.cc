@@ -2,7 +2,11 @@
 // writer thread after COMMIT).
 #include "server/worker_service.h"
 
+#include <algorithm>
+#include <string_view>
+
 #include "common/credentials.h"
+#include "common/metric_line.h"
 #include "server/proto_convert.h"
 #include "server/request_limits.h"
 
@@ -42,6 +46,45 @@ grpc::ServerUnaryReactor* Refuse(grpc::ServerUnaryReactor* reactor, const grpc::
   return reactor;
 }
 
+// A batch over the limits of one call (common/metric_line.h) is refused whole, naming the
+// limit; sweep-worker splits its batches to fit.
+grpc::Status CheckBatchLimits(const v1::MetricBatch& batch) {
+  const auto refuse = [](const std::string& what) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "metric batch refused: " + what + " (docs/metrics.md, \"Limits\")");
+  };
+  if (static_cast<size_t>(batch.points_size()) > metric_limit::kCallLines) {
+    return refuse(std::to_string(batch.points_size()) + " lines, over the limit of " +
+                  std::to_string(metric_limit::kCallLines) + " a call");
+  }
+  size_t bytes = 0;
+  for (const v1::MetricPoint& p : batch.points()) {
+    if (p.seq() > metric_limit::kAttemptSeqs) {
+      return refuse("seq " + std::to_string(p.seq()) + ", over the limit of " +
+                    std::to_string(metric_limit::kAttemptLines) + " lines an attempt");
+    }
+    bytes += std::min(p.json().size(), metric_limit::kLineBytes);  // longer ones are cut below
+  }
+  if (bytes > metric_limit::kCallBytes) {
+    return refuse(std::to_string(bytes) + " bytes of lines, over the limit of " +
+                  std::to_string(metric_limit::kCallBytes) + " a call");
+  }
+  return grpc::Status::OK;
+}
+
+// The point as stored: a line that is not a metric line becomes an "error" line saying why
+// (with an excerpt), so what sweepd keeps is bounded and reads for everyone after it.
+MetricPointIn ReadPoint(v1::MetricPoint& p) {
+  MetricPointIn point{p.seq(), std::move(*p.mutable_json())};  // batch_ is read into again
+  point.line = MetricLine::Read(point.json);
+  if (!point.line->ok()) {
+    point.json = MetricErrorLine(
+        "line " + std::to_string(p.seq()) + ": " + point.line->status().message(), point.json);
+    point.line = MetricLine::Read(point.json);
+  }
+  return point;
+}
+
 // A stream refused before its first read: finishes at once with `status`.
 class RefusedStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::MetricAck> {
  public:
@@ -69,10 +112,11 @@ class MetricStream final : public grpc::ServerBidiReactor<v1::MetricBatch, v1::M
       }
       checked_attempt_ = batch_.attempt_id();
     }
+    if (grpc::Status s = CheckBatchLimits(batch_); !s.ok()) return Finish(s);
     std::vector<MetricPointIn> points;
     points.reserve(batch_.points_size());
     for (v1::MetricPoint& p : *batch_.mutable_points()) {
-      points.push_back({p.seq(), std::move(*p.mutable_json())});  // batch_ is read into again
+      points.push_back(ReadPoint(p));
     }
     scheduler_.StoreMetricsAsync(batch_.attempt_id(), batch_.fencing_token(), std::move(points),
                                  [this](Result<int64_t> through) { Answer(through); });
@@ -290,7 +334,16 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::FinishAttempt(grpc::CallbackServerC
   r.outcome = FromProto(req->outcome());
   r.exit_code = req->exit_code();
   r.signal = req->signal();
-  r.stderr_tail = req->stderr_tail();
+  // The tail a worker sends is at most metric_limit::kStderrTailBytes; keep no more, cut
+  // where a UTF-8 sequence starts (gRPC checked that the text is UTF-8).
+  std::string_view tail = req->stderr_tail();
+  if (tail.size() > metric_limit::kStderrTailBytes) {
+    tail.remove_prefix(tail.size() - metric_limit::kStderrTailBytes);
+    while (!tail.empty() && (static_cast<unsigned char>(tail.front()) & 0xC0) == 0x80) {
+      tail.remove_prefix(1);
+    }
+  }
+  r.stderr_tail = std::string(tail);
   r.result_json = req->result_json();
   r.last_metric_seq = req->last_metric_seq();
   scheduler_.FinishAsync(std::move(r), [reactor, resp](Status s) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -538,7 +539,7 @@ void DocumentReader::CheckAxisValue(const std::string& method, const std::string
                                     const json& value, const Location& where) {
   if (key == "lr" || key == "lr_theta" || key == "lr_core") {
     if (!value.is_number() || !std::isfinite(value.get<double>()) || value.get<double>() <= 0) {
-      Problem(where, "must be a positive finite number, got " + Excerpt(value.dump()));
+      Problem(where, "must be a positive finite number, got " + Excerpt(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
     }
     return;
   }
@@ -672,8 +673,8 @@ std::optional<MethodBlock> DocumentReader::ReadBlock(const YAML::Node& node, con
     }
     std::set<std::string> distinct;
     for (const json& v : axis.values) {
-      if (!distinct.insert(v.dump()).second) {
-        Problem(axis.where, "value " + v.dump() + " is listed twice");
+      if (!distinct.insert(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).second) {
+        Problem(axis.where, "value " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + " is listed twice");
         ok = false;
       }
     }
@@ -711,7 +712,8 @@ SweepDocument ReadSweepDocument(const std::string& yaml, const std::string& file
     return {};
   }
   if (!root || root.IsNull()) {
-    problems.push_back({file, 0, 0, "", "the spec is empty; see sweeps/README.md for the format"});
+    // Line 1: an empty file has no other place to point at.
+    problems.push_back({file, 1, 1, "", "the spec is empty; see sweeps/README.md for the format"});
     return {};
   }
   DocumentReader reader(file, problems);

@@ -63,10 +63,21 @@ Status AddBaseScores(Database& db, JobRecord& job) {
   return Status::Ok();
 }
 
-// True when `text` is a metric line of type "final" (docs/metrics.md).
-bool IsFinalLine(const std::string& text) {
+// Ok when `text` is a final line that counts as success: every field docs/metrics.md
+// requires, of its type and in range (FinalLine); else why not.
+Status CheckFinalLine(const std::string& text) {
+  if (text.empty()) {
+    return Status::InvalidArgument(
+        "the trainer exited 0 without a final metrics line (docs/metrics.md)");
+  }
   Result<MetricLine> line = MetricLine::Read(text);
-  return line.ok() && line->type() == metric_type::kFinal;
+  if (!line.ok()) return Status::InvalidArgument("the final line is no metric line: " + line.status().message());
+  Result<FinalLine> final_line = FinalLine::Read(*line);
+  if (!final_line.ok()) {
+    return Status::InvalidArgument("the final line does not count as success: " +
+                                   final_line.status().message());
+  }
+  return Status::Ok();
 }
 
 std::string RandomHex(int n) {
@@ -662,9 +673,11 @@ void Store::FinishAttemptAsync(FinishReport r, BackoffPolicy backoff, int64_t no
           if (q.Step()) result_json = q.Text(0);
           SWEEPD_RETURN_IF_ERROR(q.status());
         }
-        if (outcome == Outcome::kSucceeded && !IsFinalLine(result_json)) {
-          outcome = Outcome::kCrashed;
-          error = "the trainer exited 0 without a final metrics line (docs/metrics.md)";
+        if (outcome == Outcome::kSucceeded) {
+          if (Status final_line = CheckFinalLine(result_json); !final_line.ok()) {
+            outcome = Outcome::kCrashed;
+            error = final_line.message();
+          }
         }
         {
           Query q = db.Prepare(

@@ -133,26 +133,26 @@ std::string CheckOptionValue(const OptionSpec& option, const json& value) {
       const bool integral = value.is_number_integer() ||
                             (value.is_number_float() && std::isfinite(value.get<double>()) &&
                              std::floor(value.get<double>()) == value.get<double>());
-      if (!integral) return "must be an integer, got " + value.dump();
+      if (!integral) return "must be an integer, got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
     }
     case OptionType::kNumber:
-      if (!value.is_number() || !std::isfinite(value.get<double>())) return "must be a number, got " + value.dump();
+      if (!value.is_number() || !std::isfinite(value.get<double>())) return "must be a number, got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
     case OptionType::kBool:
-      return value.is_boolean() ? "" : "must be true or false, got " + value.dump();
+      return value.is_boolean() ? "" : "must be true or false, got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     case OptionType::kChoice:
       for (const std::string& c : option.choices) {
         if (value.is_string() && value.get<std::string>() == c) return "";
       }
-      return "must be one of " + Join(option.choices, ", ") + ", got " + value.dump();
+      return "must be one of " + Join(option.choices, ", ") + ", got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   const double v = value.get<double>();
   if (option.min && (option.min_exclusive ? v <= *option.min : v < *option.min)) {
     return std::string("must be ") + (option.min_exclusive ? "greater than " : "at least ") + NumberText(*option.min) +
-           ", got " + value.dump();
+           ", got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  if (option.max && v > *option.max) return "must be at most " + NumberText(*option.max) + ", got " + value.dump();
+  if (option.max && v > *option.max) return "must be at most " + NumberText(*option.max) + ", got " + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return "";
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,6 +47,14 @@ class RunningBinary {
       exited_ = true;
     }
     return status_;
+  }
+  // True while the process exists and has not ended (a zombie has ended).
+  bool Running() {
+    if (!child_ || exited_) return false;
+    std::ifstream stat("/proc/" + std::to_string(child_->pid()) + "/stat");
+    std::string pid, name, state;
+    stat >> pid >> name >> state;  // the binaries' names hold no space
+    return stat && state != "Z" && state != "X";
   }
   std::string output() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,6 +17,7 @@
 #include "sweepd/v1/sweepd.grpc.pb.h"
 #include "tests/agent/running_binary.h"
 #include "tests/agent/trainer_script.h"
+#include "common/metric_line.h"
 #include "worker/agent/metric_spool.h"
 
 namespace sweepd::agent {
@@ -50,6 +54,7 @@ struct AttemptRow {
   std::string worker_id;
   std::string outcome;
   int signal = 0;
+  std::string stderr_tail;
 };
 
 class WorkerE2eTest : public ::testing::Test {
@@ -128,8 +133,9 @@ class WorkerE2eTest : public ::testing::Test {
     return resp;
   }
 
-  bool WaitJobState(const std::string& job_id, pb::JobState state) {
-    return WaitUntil([&] { return JobLog(job_id).state() == state; });
+  bool WaitJobState(const std::string& job_id, pb::JobState state,
+                    std::chrono::seconds limit = std::chrono::seconds(120)) {
+    return WaitUntil([&] { return JobLog(job_id).state() == state; }, limit);
   }
 
   // The attempts of a job, read from sweepd's database.
@@ -141,7 +147,8 @@ class WorkerE2eTest : public ::testing::Test {
     sqlite3_stmt* q = nullptr;
     EXPECT_EQ(
         sqlite3_prepare_v2(db,
-                           "SELECT number, worker_id, outcome, COALESCE(signal, 0) FROM attempts "
+                           "SELECT number, worker_id, COALESCE(outcome, ''), COALESCE(signal, 0), "
+                           "COALESCE(stderr_tail, '') FROM attempts "
                            "WHERE job_id = ? ORDER BY number",
                            -1, &q, nullptr),
         SQLITE_OK);
@@ -152,6 +159,7 @@ class WorkerE2eTest : public ::testing::Test {
       r.worker_id = reinterpret_cast<const char*>(sqlite3_column_text(q, 1));
       r.outcome = reinterpret_cast<const char*>(sqlite3_column_text(q, 2));
       r.signal = sqlite3_column_int(q, 3);
+      r.stderr_tail = reinterpret_cast<const char*>(sqlite3_column_text(q, 4));
       rows.push_back(r);
     }
     sqlite3_finalize(q);
@@ -282,6 +290,147 @@ TEST_F(WorkerE2eTest, DrainedWorkerHandsItsJobToAnotherWorker) {
   EXPECT_GE(start["resumed_from"].get<int>(), 10);
   EXPECT_EQ(StepsIn(log).back(), 60);
   EXPECT_TRUE(fs::exists(JobDir("node2", job) / "attempt-2.metrics.jsonl"));
+}
+
+// The lines of tests/agent/data/bad_metric_lines.txt, each one the trainer prints.
+std::vector<std::string> BadMetricLines() {
+  std::vector<std::string> lines;
+  std::istringstream in(ReadFile(kData / "bad_metric_lines.txt"));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+TEST_F(WorkerE2eTest, LinesThatAreNotMetricLinesAreStoredAsErrorsOfTheAttempt) {
+  StartSweepd();
+  const std::string job = SubmitOneJob();
+  ASSERT_FALSE(job.empty());
+  RunningBinary& worker =
+      StartWorker("node1", {{"FAKE_STEPS", "3"}, {"FAKE_LINES_FILE", (kData / "bad_metric_lines.txt").string()}});
+  ASSERT_TRUE(WaitJobState(job, pb::JOB_STATE_SUCCEEDED)) << worker.output();
+  EXPECT_TRUE(worker.Running()) << worker.output();  // {"type":1} used to abort it
+  const auto log = JobLog(job);
+  const std::vector<std::string> bad = BadMetricLines();
+  ASSERT_FALSE(bad.empty());
+  // Right after the start line, one error line each, naming why, in the order printed.
+  ASSERT_GT(log.points_size(), static_cast<int>(bad.size()));
+  for (size_t i = 0; i < bad.size(); ++i) {
+    const std::string& stored = log.points(static_cast<int>(i) + 1).json();
+    Result<MetricLine> line = MetricLine::Read(stored);
+    ASSERT_TRUE(line.ok()) << stored;
+    EXPECT_EQ(line->type(), "error") << bad[i];
+    EXPECT_EQ(line->Text("excerpt").value_or(""), bad[i].substr(0, 200)) << stored;
+    EXPECT_NE(line->Text("error").value_or("").find("stdout line " + std::to_string(i + 2)),
+              std::string::npos)
+        << stored;
+  }
+  // The readers of the sweep are not broken by them: logs (typed) and results.
+  RunningBinary logs((kBin / "sweepctl").string(),
+                     {"--coordinator", address_, "logs", job, "--no-follow"});
+  EXPECT_EQ(logs.Wait().exit_code, 0) << logs.output();
+  EXPECT_NE(logs.output().find("error: stdout line 2"), std::string::npos) << logs.output();
+  RunningBinary results((kBin / "sweepctl").string(),
+                        {"--coordinator", address_, "export", "agent-e2e"});
+  EXPECT_EQ(results.Wait().exit_code, 0) << results.output();
+  EXPECT_EQ(results.output().find("inf"), std::string::npos) << results.output();
+  const auto attempts = Attempts(job);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].outcome, "succeeded");
+}
+
+TEST_F(WorkerE2eTest, FinalLineWithoutItsRequiredFieldsFailsTheAttempt) {
+  StartSweepd();
+  const std::string job = SubmitOneJob();
+  ASSERT_FALSE(job.empty());
+  RunningBinary& worker =
+      StartWorker("node1", {{"FAKE_STEPS", "2"}, {"FAKE_FINAL_LINE", R"({"type":"final"})"}});
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto a = Attempts(job);
+    return !a.empty() && !a[0].outcome.empty();
+  })) << worker.output();
+  const auto attempts = Attempts(job);
+  EXPECT_EQ(attempts[0].outcome, "crashed");
+  EXPECT_NE(attempts[0].stderr_tail.find("does not count as success"), std::string::npos)
+      << attempts[0].stderr_tail;
+  EXPECT_NE(attempts[0].stderr_tail.find("job_id"), std::string::npos) << attempts[0].stderr_tail;
+  EXPECT_NE(JobLog(job).state(), pb::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(worker.Running()) << worker.output();
+}
+
+TEST_F(WorkerE2eTest, BigLinesSpooledWhileSweepdWasAwayAreSentInBatchesWithinTheCallLimit) {
+  StartSweepd();
+  const std::string job = SubmitOneJob();
+  ASSERT_FALSE(job.empty());
+  // 102 lines of 900 KB once the steps are done: about 90 MB, over gRPC's 64 MiB in one call.
+  StartWorker("node1", {{"FAKE_STEPS", "60"}, {"FAKE_STEP_SLEEP", "0.1"}, {"FAKE_BIG_LINES", "102:900000"}});
+  ASSERT_TRUE(WaitUntil([&] { return StepsIn(JobLog(job)).size() >= 3; }))
+      << workers_["node1"]->output();
+  const int port = Port();
+  sweepd_->Signal(SIGTERM);
+  EXPECT_EQ(sweepd_->Wait().exit_code, 0);
+  const fs::path spool = JobDir("node1", job) / "attempt-1.metrics.jsonl";
+  auto final_spooled = [&] {
+    auto lines = ReadSpoolFile(spool);
+    return lines.ok() && !lines->empty() && lines->back().json.find("\"final\"") != std::string::npos;
+  };
+  ASSERT_TRUE(WaitUntil(final_spooled, std::chrono::minutes(3))) << workers_["node1"]->output();
+  const auto spooled = ReadSpoolFile(spool);
+  ASSERT_TRUE(spooled.ok());
+  StartSweepd(port);
+  // Read from the database: GetJobLog answers every point at once, over a client's 4 MiB.
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto a = Attempts(job);
+    return !a.empty() && !a.back().outcome.empty();
+  }, std::chrono::minutes(3))) << workers_["node1"]->output();
+  const auto attempts = Attempts(job);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].outcome, "succeeded") << attempts[0].stderr_tail;
+  // Every spooled line is stored once, the big ones as printed.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(db_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT COUNT(*), SUM(LENGTH(json) > 800000) FROM metric_points "
+                               "WHERE job_id = ?",
+                               -1, &q, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_text(q, 1, job.c_str(), -1, SQLITE_TRANSIENT);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(q, 0), static_cast<int64_t>(spooled->size()));
+  EXPECT_EQ(sqlite3_column_int64(q, 1), 102);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+}
+
+TEST_F(WorkerE2eTest, SpoolWriteThatFailsFailsTheAttemptAsACrash) {
+  StartSweepd();
+  const std::string job = SubmitOneJob();
+  ASSERT_FALSE(job.empty());
+  // The worker's workdir on a 256 KiB tmpfs: the trainer's 40 lines of 20 KB do not fit.
+  const fs::path work = dir_ / "node1" / "work";
+  fs::create_directories(work);
+  if (::mount("tmpfs", work.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs at " << work << " (" << std::strerror(errno)
+                 << "); run as root or in a user namespace";
+  }
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
+  } unmount{work};
+  RunningBinary& worker =
+      StartWorker("node1", {{"FAKE_STEPS", "2"}, {"FAKE_BIG_LINES", "40:20000"}});
+  ASSERT_TRUE(WaitUntil([&] {
+    const auto a = Attempts(job);
+    return !a.empty() && !a[0].outcome.empty();
+  })) << worker.output();
+  const auto attempts = Attempts(job);
+  EXPECT_EQ(attempts[0].outcome, "crashed");
+  EXPECT_NE(attempts[0].stderr_tail.find("No space left on device"), std::string::npos)
+      << attempts[0].stderr_tail;
+  for (const AttemptRow& a : attempts) EXPECT_NE(a.outcome, "succeeded");
+  EXPECT_NE(JobLog(job).state(), pb::JOB_STATE_SUCCEEDED);
+  workers_.clear();  // stop the worker before the tmpfs goes
 }
 
 }  // namespace

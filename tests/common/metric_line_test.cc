@@ -88,14 +88,41 @@ TEST(FinalLineTest, AMissingOrWrongTypedFieldIsNamed) {
   ASSERT_FALSE(fixture["final_invalid"].empty());
   for (const json& c : fixture["final_invalid"]) {
     const std::string text = c["line"].get<std::string>();
+    // A field of the wrong type fails the line's read; a missing one, the final line's.
     Result<MetricLine> line = MetricLine::Read(text);
-    ASSERT_TRUE(line.ok()) << text << ": " << line.status().message();
-    Result<FinalLine> final_line = FinalLine::Read(*line);
-    ASSERT_FALSE(final_line.ok()) << text << " was read as a final line";
-    EXPECT_NE(final_line.status().message().find(c["names"].get<std::string>()),
-              std::string::npos)
-        << text << ": " << final_line.status().message();
+    const Status status = line.ok() ? FinalLine::Read(*line).status() : line.status();
+    ASSERT_FALSE(status.ok()) << text << " was read as a final line";
+    EXPECT_NE(status.message().find(c["names"].get<std::string>()), std::string::npos)
+        << text << ": " << status.message();
   }
+}
+
+TEST(MetricLineTest, ErrorLinesSayWhatWasWrongAndQuoteABoundedExcerpt) {
+  const std::string huge(metric_limit::kLineBytes + 1, 'x');
+  Result<MetricLine> over = MetricLine::Read(huge);
+  ASSERT_FALSE(over.ok());
+  EXPECT_NE(over.status().message().find(std::to_string(metric_limit::kLineBytes)),
+            std::string::npos);
+  const std::string error_line = MetricErrorLine("too long", huge);
+  EXPECT_LT(error_line.size(), size_t{400});
+  Result<MetricLine> read = MetricLine::Read(error_line);
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  EXPECT_EQ(read->type(), "error");
+  EXPECT_EQ(MetricLineError(error_line).value_or("").rfind("too long: xxx", 0), 0u);
+  const std::optional<std::string> not_json = MetricLineError(huge);
+  ASSERT_TRUE(not_json.has_value());
+  EXPECT_LT(not_json->size(), size_t{600});
+  for (const json& c : Fixture()["valid"]) {
+    EXPECT_FALSE(MetricLineError(c["line"].get<std::string>()).has_value()) << c["line"];
+  }
+}
+
+TEST(MetricLineTest, DeeplyNestedLineIsReadWithoutExhaustingTheStack) {
+  // nlohmann parses this without recursion; the magnitude walk must not recurse either.
+  const std::string deep = R"({"type":"step","svd":{"x":)" + std::string(200000, '[') + "1" +
+                           std::string(200000, ']') + "}}";
+  Result<MetricLine> line = MetricLine::Read(deep);
+  EXPECT_TRUE(line.ok()) << line.status().message();
 }
 
 }  // namespace

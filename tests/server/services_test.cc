@@ -15,6 +15,7 @@
 #include "server/sweep_service.h"
 #include "server/worker_service.h"
 #include "sweepd/v1/sweepd.grpc.pb.h"
+#include "tests/support/final_line.h"
 #include "tests/support/process.h"
 
 namespace sweepd::server {
@@ -145,8 +146,9 @@ class ServicesTest : public ::testing::Test {
       EXPECT_TRUE(resp.accepted());
     }
     const json step = {{"type", "step"}, {"step", 1}, {"total_steps", 1}, {"loss", 2.0}, {"tokens_per_s", 50.0}};
-    const json final_line = {{"type", "final"}, {"job_id", lease.job().job_id()}, {"kind", lease.job().kind()},
-                             {"final_loss", 1.5}, {"scores", scores}};
+    const json final_line = testing::CompleteFinalLine({{"type", "final"}, {"job_id", lease.job().job_id()},
+                                                        {"kind", lease.job().kind()}, {"final_loss", 1.5},
+                                                        {"scores", scores}});
     auto acks = Stream(lease, {step.dump(), final_line.dump()});
     ASSERT_FALSE(acks.empty());
     EXPECT_EQ(acks.back().stored_through_seq(), 2);

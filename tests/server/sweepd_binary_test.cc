@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
+#include "tests/support/final_line.h"
 #include "tests/support/process.h"
 
 namespace sweepd {
@@ -158,7 +159,9 @@ TEST(SweepdBinary, SigkillThenRestartContinuesTheLeasedJob) {
   finish.set_attempt_id(attempt_id);
   finish.set_fencing_token(token);
   finish.set_outcome(v1::OUTCOME_SUCCEEDED);
-  finish.set_result_json(R"({"type":"final","kind":"train","final_loss":1.0,"scores":{}})");
+  finish.set_result_json(
+      testing::CompleteFinalLine({{"kind", "train"}, {"final_loss", 1.0}, {"scores", nlohmann::json::object()}})
+          .dump());
   v1::FinishAttemptResponse finished;
   ASSERT_TRUE(workers->FinishAttempt(&finish_ctx, finish, &finished).ok());
   EXPECT_TRUE(finished.accepted()) << finished.message();

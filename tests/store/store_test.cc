@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "spec/sweep_spec.h"
+#include "tests/support/final_line.h"
 #include "tests/support/process.h"
 #include "tests/support/store_sync.h"
 
@@ -80,7 +81,8 @@ class StoreTest : public ::testing::Test {
     return job->state;
   }
   // Streams one final line and finishes the attempt as succeeded.
-  void Succeed(const Lease& lease, const json& final_line, int64_t now) {
+  void Succeed(const Lease& lease, const json& fields, int64_t now) {
+    const json final_line = testing::CompleteFinalLine(fields);
     auto through = StoreMetrics(*store_, lease.attempt_id, lease.fencing_token, {{1, final_line.dump()}}, now);
     ASSERT_TRUE(through.ok()) << through.status().message();
     FinishReport r;
@@ -265,7 +267,7 @@ TEST_F(StoreTest, MetricPointsAreStoredExactlyOnceAndAckedContiguously) {
   early.attempt_id = lease->attempt_id;
   early.fencing_token = lease->fencing_token;
   early.outcome = Outcome::kSucceeded;
-  early.result_json = R"({"type":"final"})";
+  early.result_json = testing::CompleteFinalLine(json::object()).dump();
   early.last_metric_seq = 4;
   EXPECT_EQ(FinishAttempt(*store_, early, backoff_, kT0 + 2).code(), StatusCode::kUnavailable);
 

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 
 #include "common/contracts.h"
@@ -16,6 +16,43 @@
 
 namespace sweepd::agent {
 namespace fs = std::filesystem;
+namespace {
+
+// The last `max` bytes of `text` as valid UTF-8 (gRPC's string fields must be): a byte
+// that does not start or continue a well-formed sequence becomes '?'.
+std::string ValidUtf8Tail(const std::string& text, size_t max) {
+  std::string_view in(text);
+  if (in.size() > max) in.remove_prefix(in.size() - max);
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    const auto c = static_cast<unsigned char>(in[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= in.size() && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
+    for (size_t k = 1; ok && k < n; ++k) {
+      ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 0x2;
+    }
+    if (ok && n == 3) {  // no overlong forms, no surrogates
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
+    }
+    if (ok && n == 4) {
+      const auto c1 = static_cast<unsigned char>(in[i + 1]);
+      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
+    }
+    if (ok) {
+      out.append(in.substr(i, n));
+      i += n;
+    } else {
+      out += '?';
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 AttemptRunner::AttemptRunner(AttemptSettings settings, AttemptSpec spec)
     : settings_(std::move(settings)), spec_(std::move(spec)) {}
@@ -65,31 +102,68 @@ void AttemptRunner::Stop(StopReason reason) {
   cv_.notify_all();
 }
 
+void AttemptRunner::Spool(const std::string& line) {
+  if (!spool_error_.empty()) return;
+  const Result<int64_t> seq = spool_->Append(line);
+  if (seq.ok()) {
+    ++spooled_lines_;
+    spooled_bytes_ += static_cast<int64_t>(line.size());
+    return;
+  }
+  spool_error_ = seq.status().message();
+  spdlog::error("attempt {}: {}; stopping the trainer, the attempt fails as a crash",
+                spec_.attempt_id, spool_error_);
+  OnStderrLine("sweep-worker: " + spool_error_ +
+               "; the attempt's metric lines are not all kept, so it fails as a crash (retried)");
+  Stop(StopReason::kSpoolFailed);
+}
+
 void AttemptRunner::OnStdoutLine(const std::string& line) {
-  if (line.find_first_not_of(" \t\r") == std::string::npos) return;
-  const auto parsed = nlohmann::json::parse(line, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    // Not a metric: keep it with the diagnostics rather than lose it.
-    OnStderrLine("[stdout] " + line);
-    return;
-  }
-  // Every JSON object goes to sweepd, which stores a malformed one as such; only a line that
-  // reads as a metric line (typed: {"type":1} is not one) can be the final line.
-  auto seq = spool_->Append(line);
-  if (!seq.ok()) spdlog::error("attempt {}: {}", spec_.attempt_id, seq.status().message());
+  // After a failed spool write nothing more is kept: the attempt is over.
+  if (!spool_error_.empty() || line.find_first_not_of(" \t\r") == std::string::npos) return;
+  ++stdout_lines_;
   const Result<MetricLine> metric = MetricLine::Read(line);
-  if (!metric.ok()) {
-    spdlog::warn("attempt {}: {}", spec_.attempt_id, metric.status().message());
+  const bool is_final = metric.ok() && metric->type() == metric_type::kFinal;
+  // Over the attempt's limits only the final line is still kept, after one notice.
+  const bool over = spooled_lines_ >= metric_limit::kAttemptLines ||
+                    spooled_bytes_ + static_cast<int64_t>(line.size()) > metric_limit::kAttemptBytes;
+  if (over && !is_final) {
+    if (dropped_lines_++ == 0) {
+      spdlog::warn("attempt {}: over the per-attempt limit of metric lines; dropping the rest",
+                   spec_.attempt_id);
+      Spool(MetricErrorLine("stdout line " + std::to_string(stdout_lines_) +
+                                " and those after it are over the limit of " +
+                                std::to_string(metric_limit::kAttemptLines) + " lines or " +
+                                std::to_string(metric_limit::kAttemptBytes >> 20) +
+                                " MiB of metric lines an attempt (docs/metrics.md); only the "
+                                "final line is still kept",
+                            line));
+    }
     return;
   }
-  if (metric->type() != metric_type::kFinal) return;
-  final_line_ = line;
-  if (Result<FinalLine> final_line = FinalLine::Read(*metric); !final_line.ok()) {
-    spdlog::warn("attempt {}: {}", spec_.attempt_id, final_line.status().message());
+  if (!metric.ok()) {
+    // Kept as an error of the attempt, with the reason; the whole line goes to the stderr
+    // log (the spool's copy is an excerpt: a line can be too long or not UTF-8).
+    if (invalid_lines_++ < 10) {
+      spdlog::warn("attempt {}: stdout line {}: {}", spec_.attempt_id, stdout_lines_,
+                   metric.status().message());
+    }
+    Spool(MetricErrorLine("stdout line " + std::to_string(stdout_lines_) + ": " +
+                              metric.status().message(),
+                          line));
+    OnStderrLine("[stdout] " + line.substr(0, metric_limit::kLineBytes));
+    return;
   }
+  Spool(line);
+  if (!is_final) return;
+  final_line_ = line;
+  Result<FinalLine> final_line = FinalLine::Read(*metric);
+  final_error_ = final_line.ok() ? "" : final_line.status().message();
+  if (!final_line.ok()) spdlog::warn("attempt {}: {}", spec_.attempt_id, final_error_);
 }
 
 void AttemptRunner::OnStderrLine(const std::string& line) {
+  std::lock_guard<std::mutex> lock(err_mu_);
   if (stderr_log_ != nullptr) {
     std::fputs(line.c_str(), stderr_log_);
     std::fputc('\n', stderr_log_);
@@ -121,7 +195,7 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
   if (!child.ok()) {
     spool_->Close();
     OnStderrLine("sweep-worker: " + child.status().message());
-    report.stderr_tail = stderr_tail_;
+    report.stderr_tail = ValidUtf8Tail(stderr_tail_, settings_.stderr_tail_bytes);
     report.outcome = Outcome::kCrashed;
     std::fclose(stderr_log_);
     stderr_log_ = nullptr;
@@ -131,7 +205,10 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
   spdlog::info("attempt {} of job {}: trainer pid {}{}", spec_.attempt_id, spec_.job_id, proc.pid(),
                resume_ ? " (resuming from checkpoint)" : "");
   std::thread out_reader([&] {
-    ReadLines(proc.stdout_fd(), [this](const std::string& l) { OnStdoutLine(l); });
+    // One byte past the limit: a longer line is seen as such, not cut to fit.
+    ReadLines(
+        proc.stdout_fd(), [this](const std::string& l) { OnStdoutLine(l); },
+        metric_limit::kLineBytes + 1);
     spool_->Close();
   });
   std::thread err_reader(
@@ -180,16 +257,24 @@ AttemptReport AttemptRunner::Run(const std::function<void()>& on_started) {
   reaper.join();
   out_reader.join();
   err_reader.join();
+  if (!final_line_.empty() && !final_error_.empty() && report.end.exit.exit_code == 0) {
+    OnStderrLine("sweep-worker: the final line does not count as success: " + final_error_);
+  }
+  if (!spool_error_.empty()) {  // last, so that the tail ends with the cause
+    OnStderrLine("sweep-worker: the attempt failed as a crash: " + spool_error_);
+  }
+  if (dropped_lines_ > 0) {
+    OnStderrLine("sweep-worker: " + std::to_string(dropped_lines_) +
+                 " metric lines over the per-attempt limit were not kept (docs/metrics.md)");
+  }
   std::fclose(stderr_log_);
   stderr_log_ = nullptr;
 
   report.end.hint = hint_;
-  report.end.saw_final_line = !final_line_.empty();
+  report.end.saw_final_line = !final_line_.empty() && final_error_.empty();
   report.outcome = ClassifyOutcome(report.end);
   report.result_json = final_line_;
-  report.stderr_tail = stderr_tail_.size() > settings_.stderr_tail_bytes
-                           ? stderr_tail_.substr(stderr_tail_.size() - settings_.stderr_tail_bytes)
-                           : stderr_tail_;
+  report.stderr_tail = ValidUtf8Tail(stderr_tail_, settings_.stderr_tail_bytes);
   spdlog::info("attempt {} of job {}: {} (exit {}, signal {}, {} metric lines)", spec_.attempt_id,
                spec_.job_id, OutcomeName(report.outcome), report.end.exit.exit_code,
                report.end.exit.signal, spool_->last_seq());

@@ -2,7 +2,9 @@
 // folder (<workdir>/jobs/<job_id>/, stable across attempts so a retry finds the
 // checkpoints), runs `sweep-train run` there in its own process group, spools its stdout
 // metric lines, logs its stderr, enforces the timeout, stops it on request (SIGTERM to
-// the group, SIGKILL after a grace period) and classifies how it ended.
+// the group, SIGKILL after a grace period) and classifies how it ended. A stdout line that
+// is not a metric line, or is over the limits of common/metric_line.h, is spooled as an
+// "error" line naming why; a spool write that fails stops the attempt as a crash.
 #pragma once
 
 #include <chrono>
@@ -16,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "common/metric_line.h"
 #include "common/status.h"
 #include "worker/agent/metric_spool.h"
 #include "worker/agent/outcome.h"
@@ -28,7 +31,7 @@ struct AttemptSettings {
   std::optional<std::filesystem::path> artifacts;  // shared: checkpoints in <artifacts>/<job_id>
   std::chrono::milliseconds kill_grace{10000};     // SIGTERM to SIGKILL
   std::chrono::milliseconds timeout{0};            // 0: none
-  size_t stderr_tail_bytes = 8192;
+  size_t stderr_tail_bytes = metric_limit::kStderrTailBytes;
 };
 
 struct AttemptSpec {
@@ -70,6 +73,8 @@ class AttemptRunner {
  private:
   void OnStdoutLine(const std::string& line);
   void OnStderrLine(const std::string& line);
+  // Appends to the spool; a failed write stops the attempt (reported as a crash).
+  void Spool(const std::string& line);
 
   const AttemptSettings settings_;
   const AttemptSpec spec_;
@@ -82,8 +87,18 @@ class AttemptRunner {
   StopReason stop_ = StopReason::kNone;  // guarded by mu_
   bool exited_ = false;                  // guarded by mu_
 
-  // Owned by the stdout and stderr reader threads while Run runs.
+  // Owned by the stdout reader thread while Run runs.
   std::string final_line_;
+  std::string final_error_;  // why final_line_ does not count as success; "" when it does
+  std::string spool_error_;  // the first failed spool write; "" when none failed
+  int64_t stdout_lines_ = 0;
+  int64_t spooled_lines_ = 0;
+  int64_t spooled_bytes_ = 0;
+  int64_t dropped_lines_ = 0;  // over the per-attempt limits
+  int64_t invalid_lines_ = 0;
+  // Guarded by err_mu_: both reader threads write stderr (the stdout one for lines that are
+  // not metric lines and for its own errors).
+  std::mutex err_mu_;
   std::string stderr_tail_;
   StderrHint hint_ = StderrHint::kNone;
   std::FILE* stderr_log_ = nullptr;

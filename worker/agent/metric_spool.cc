@@ -51,8 +51,10 @@ void MetricSpool::Close() {
   if (listener_) listener_();
 }
 
-std::vector<SpooledPoint> MetricSpool::ReadFrom(int64_t first_seq, size_t max) const {
+std::vector<SpooledPoint> MetricSpool::ReadFrom(int64_t first_seq, size_t max,
+                                                size_t max_bytes) const {
   std::vector<SpooledPoint> points;
+  size_t bytes = 0;
   std::lock_guard<std::mutex> lock(mu_);
   for (int64_t seq = std::max<int64_t>(first_seq, 1);
        seq <= static_cast<int64_t>(offsets_.size()) && points.size() < max; ++seq) {
@@ -64,8 +66,13 @@ std::vector<SpooledPoint> MetricSpool::ReadFrom(int64_t first_seq, size_t max) c
       break;
     }
     const auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded()) break;
-    points.push_back({seq, record.value("json", std::string())});
+    if (record.is_discarded() || !record.is_object()) break;
+    const auto json = record.find("json");
+    if (json == record.end() || !json->is_string()) break;
+    const size_t size = json->get_ref<const std::string&>().size();
+    if (!points.empty() && bytes + size > max_bytes) break;
+    bytes += size;
+    points.push_back({seq, json->get<std::string>()});
   }
   return points;
 }
@@ -89,7 +96,8 @@ Result<std::vector<SpooledPoint>> ReadSpoolFile(const std::filesystem::path& pat
   while (std::getline(in, line)) {
     ++line_no;
     const auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.contains("seq") || !record.contains("json")) {
+    if (!record.is_object() || !record.contains("seq") || !record["seq"].is_number_integer() ||
+        !record.contains("json") || !record["json"].is_string()) {
       return Status::InvalidArgument(path.string() + ":" + std::to_string(line_no) +
                                      ": not a spool record");
     }

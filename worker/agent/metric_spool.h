@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -34,8 +35,11 @@ class MetricSpool {
   Result<int64_t> Append(const std::string& json_line);
   // No more lines will come: the trainer's stdout ended.
   void Close();
-  // Up to `max` points with seq >= first_seq, in order.
-  std::vector<SpooledPoint> ReadFrom(int64_t first_seq, size_t max) const;
+  // Up to `max` points with seq >= first_seq, in order, whose lines add up to at most
+  // `max_bytes` (at least one point when there is one: a line is never over the limit of a
+  // call, common/metric_line.h).
+  std::vector<SpooledPoint> ReadFrom(int64_t first_seq, size_t max,
+                                     size_t max_bytes = SIZE_MAX) const;
 
   int64_t last_seq() const;
   bool closed() const;

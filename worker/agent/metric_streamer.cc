@@ -3,6 +3,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "common/metric_line.h"
+
 namespace sweepd::agent {
 
 MetricStreamer::MetricStreamer(CoordinatorClient& client, MetricSpool& spool, AttemptRef attempt,
@@ -131,7 +135,9 @@ void MetricStreamer::StreamOnce(Backoff& backoff) {
       });
       if (Done() || broken) break;
       const auto room = static_cast<size_t>(settings_.window - (sent - acked_));
-      batch = spool_.ReadFrom(sent + 1, std::min(settings_.batch_size, room));
+      // Within sweepd's limits of a call, however many lines piled up while it was away.
+      batch = spool_.ReadFrom(sent + 1, std::min({settings_.batch_size, room, metric_limit::kCallLines}),
+                              metric_limit::kCallBytes);
       if (batch.empty()) break;                          // the spool file could not be read back
       if (sent == acked_) last_progress = Clock::now();  // the ack clock starts now
       sent = batch.back().seq;

@@ -1,5 +1,6 @@
 // MetricStreamer: delivers one attempt's spooled metric lines to sweepd over
-// StreamMetrics, in seq order, in batches, with at most `window` points unacknowledged
+// StreamMetrics, in seq order, in batches within sweepd's limits of a call (lines and
+// bytes, common/metric_line.h), with at most `window` points unacknowledged
 // (back-pressure: the spool absorbs what sweepd cannot take yet). After a broken stream
 // it reconnects with jittered backoff and resends from the last acknowledged seq, so a
 // point is stored exactly once provided sweepd ignores seqs it already stored.

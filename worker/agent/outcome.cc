@@ -41,6 +41,8 @@ Outcome ClassifyOutcome(const AttemptEnd& end) {
       return Outcome::kHandedBack;
     case StopReason::kLeaseLost:
       return Outcome::kCancelled;
+    case StopReason::kSpoolFailed:
+      return Outcome::kCrashed;  // whatever the trainer did next: its metrics are not all kept
     case StopReason::kNone:
       break;
   }

@@ -19,13 +19,14 @@ enum class StderrHint { kNone, kOutOfMemory, kNonFiniteLoss };
 StderrHint ScanStderrLine(std::string_view line);
 
 // Why the agent stopped the trainer, if it did.
-enum class StopReason { kNone, kCancelled, kTimedOut, kHandedBack, kLeaseLost };
+// kSpoolFailed: the attempt's metric lines could not be written (a full disk): a crash.
+enum class StopReason { kNone, kCancelled, kTimedOut, kHandedBack, kLeaseLost, kSpoolFailed };
 
 struct AttemptEnd {
   ExitStatus exit;
   StopReason stop = StopReason::kNone;
   StderrHint hint = StderrHint::kNone;  // the strongest hint seen on stderr
-  bool saw_final_line = false;          // stdout carried {"type":"final",...}
+  bool saw_final_line = false;  // stdout carried a final line with every field it needs
 };
 
 Outcome ClassifyOutcome(const AttemptEnd& end);

@@ -11,6 +11,9 @@
 #   FAKE_FAIL_ONCE    marker file: fail only if it does not exist yet (then create it)
 #   FAKE_STDERR       line written to stderr before failing
 #   FAKE_NO_FINAL     1: exit 0 without the final line
+#   FAKE_FINAL_LINE   printed instead of the complete final line
+#   FAKE_LINES_FILE   file whose lines are printed, as they are, after the start line
+#   FAKE_BIG_LINES    "N:BYTES": N step lines padded to BYTES each, printed before the final line
 #   FAKE_IGNORE_TERM  1: ignore SIGTERM (to exercise the SIGKILL after the grace period)
 set -u
 cmd=${1:-}
@@ -42,6 +45,7 @@ start=0
 if [ "$resume" = 1 ] && [ -f "$ckpt/latest" ]; then start=$(cat "$ckpt/latest"); fi
 echo "fake_trainer: run $job from step $start (resume=$resume)" >&2
 echo "{\"type\":\"start\",\"resumed_from\":$start,\"cuda_visible_devices\":\"${CUDA_VISIBLE_DEVICES-unset}\"}"
+[ -n "${FAKE_LINES_FILE:-}" ] && cat "$FAKE_LINES_FILE"
 for ((k = start + 1; k <= steps; k++)); do
   sleep "${FAKE_STEP_SLEEP:-0.02}"
   echo "{\"type\":\"step\",\"step\":$k,\"total_steps\":$steps,\"loss\":$((1000 - k)).5,\"lr\":0.001,\"tokens_per_s\":100.0,\"peak_mem_bytes\":1,\"tokens\":$((k * 64)),\"elapsed_s\":0.1}"
@@ -59,6 +63,15 @@ for ((k = start + 1; k <= steps; k++)); do
     exit "${FAKE_EXIT:-1}"
   fi
 done
+if [ -n "${FAKE_BIG_LINES:-}" ]; then
+  big_n=${FAKE_BIG_LINES%%:*} big_bytes=${FAKE_BIG_LINES##*:}
+  pad=$(head -c "$((big_bytes - 64))" /dev/zero | tr '\0' x)
+  for ((b = 1; b <= big_n; b++)); do
+    printf '{"type":"step","step":%d,"loss":1.0,"pad":"%s"}\n' "$((steps + b))" "$pad"
+  done
+fi
 [ "${FAKE_NO_FINAL:-0}" = 1 ] && exit 0
-echo "{\"type\":\"final\",\"kind\":\"train\",\"steps\":$steps,\"final_loss\":$((1000 - steps)).5,\"resumed_from\":$start,\"scores\":{}}"
+if [ -n "${FAKE_FINAL_LINE:-}" ]; then echo "$FAKE_FINAL_LINE"; exit 0; fi
+job_id=$(grep -o '"job_id": *"[^"]*"' "$job" | head -n 1 | sed 's/.*"\([^"]*\)"$/\1/')
+echo "{\"type\":\"final\",\"job_id\":\"$job_id\",\"kind\":\"train\",\"method\":\"lora\",\"track\":\"A\",\"seed\":0,\"steps\":$steps,\"final_loss\":$((1000 - steps)).5,\"resumed_from\":$start,\"scores\":{},\"total_params\":1000,\"trainable_params\":10,\"wall_s\":1.0,\"peak_mem_bytes\":1}"
 exit 0
