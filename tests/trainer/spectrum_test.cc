@@ -78,6 +78,24 @@ TEST(SpectrumTest, LowRankFactorsGiveTheSameNumbersAsTheDenseUpdate) {
   EXPECT_NEAR(low.stable_rank, dense.stable_rank, 1e-12);
 }
 
+TEST(SpectrumTest, GramRouteGivesTheSvdsNumbers) {
+  // What accelerators compute (eigenvalues of the smaller Gram matrix) against the CPU's SVD,
+  // full rank and rank-deficient, both orientations.
+  torch::manual_seed(7);
+  const std::vector<torch::Tensor> cases = {
+      torch::randn({64, 48}, torch::kFloat64), torch::randn({48, 64}, torch::kFloat64),
+      torch::matmul(torch::randn({64, 6}, torch::kFloat64), torch::randn({6, 80}, torch::kFloat64)),
+      torch::matmul(Orthonormal(40, 40) * torch::logspace(0, -5, 40, 10, torch::kFloat64), Orthonormal(40, 40).t())};
+  for (const torch::Tensor& d : cases) {
+    const SpectrumStats svd = SpectrumOfDelta(d);
+    const SpectrumStats gram = SpectrumOfDeltaByGram(d);
+    EXPECT_NEAR(gram.entropy, svd.entropy, 1e-9 * svd.entropy) << d.sizes();
+    EXPECT_NEAR(gram.normalized_entropy, svd.normalized_entropy, 1e-9) << d.sizes();
+    EXPECT_NEAR(gram.effective_rank, svd.effective_rank, 1e-6 * svd.effective_rank) << d.sizes();
+    EXPECT_NEAR(gram.stable_rank, svd.stable_rank, 1e-9 * svd.stable_rank) << d.sizes();
+  }
+}
+
 TEST(SpectrumTest, ZeroUpdateReportsZeros) {
   const SpectrumStats z = SpectrumOfDelta(torch::zeros({4, 6}, torch::kFloat64));
   EXPECT_EQ(z.entropy, 0.0);

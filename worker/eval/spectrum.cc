@@ -30,7 +30,20 @@ SpectrumStats SpectrumFromSingularValues(const torch::Tensor& sigma_in, int64_t 
   return s;
 }
 
+SpectrumStats SpectrumOfDeltaByGram(const torch::Tensor& delta) {
+  torch::NoGradGuard no_grad;
+  auto d = delta.detach().to(torch::kFloat64);
+  auto gram = d.size(0) <= d.size(1) ? torch::matmul(d, d.t()) : torch::matmul(d.t(), d);
+  auto lambda = torch::linalg_eigvalsh(gram, "L").to(torch::kCPU);
+  // Squaring puts the Gram's rounding (about n·ε·λ_max) where σ² of a rank-deficient ΔW's zero
+  // directions would be: eigenvalues below 1e-12·λ_max (σ below 1e-6·σ_max) count as zero.
+  const double cutoff = 1e-12 * std::max(0.0, lambda.max().item<double>());
+  lambda = torch::where(lambda > cutoff, lambda, torch::zeros_like(lambda));
+  return SpectrumFromSingularValues(lambda.sqrt(), d.size(0), d.size(1));
+}
+
 SpectrumStats SpectrumOfDelta(const torch::Tensor& delta) {
+  if (!delta.device().is_cpu()) return SpectrumOfDeltaByGram(delta);
   torch::NoGradGuard no_grad;
   auto d = delta.detach().to(torch::kCPU, torch::kFloat64);
   auto sigma = std::get<1>(torch::svd(d, /*some=*/true, /*compute_uv=*/false));
