@@ -13,4 +13,4 @@ cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DSWEEPD
   -DSWEEPD_BUILD_TESTS=ON
 cmake --build "$build_dir" -j "$(nproc)"
 ctest --test-dir "$build_dir" --output-on-failure --timeout 900 -j 2 "$@"
-deploy/fuzz.sh "${SWEEPD_FUZZ_SECONDS:-30}"  # libFuzzer on the spec and metric-line readers (docs/metrics.md)
+deploy/fuzz.sh "${SWEEPD_FUZZ_SECONDS:-15}"  # libFuzzer on the spec and metric-line readers (docs/metrics.md)
