@@ -10,9 +10,9 @@ OUT_DIR/reference.safetensors with BASE_DIR's reference input_ids and the merged
 (its model tolerance, 1e-4). Exit 3 when transformers warns that a weight is missing or unused.
 """
 import logging
-import os
-import shutil
 import sys
+
+from peft_roundtrip import copy_adapter, write_reference_logits
 
 
 def main() -> int:
@@ -21,12 +21,9 @@ def main() -> int:
         return 2
     merged, adapter, base, out = sys.argv[1:]
     import torch
-    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM
 
-    os.makedirs(out, exist_ok=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copyfile(os.path.join(adapter, name), os.path.join(out, name))
+    copy_adapter(adapter, out)
     records = []
 
     class Keep(logging.Handler):
@@ -41,11 +38,7 @@ def main() -> int:
         for r in records:
             print(f"{merged}: transformers warned: {r}", file=sys.stderr)
         return 3
-    model.eval()
-    ids = load_file(os.path.join(base, "reference.safetensors"))["input_ids"].to(torch.int64)
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits.float().contiguous()
-    save_file({"input_ids": ids.contiguous(), "logits": logits}, os.path.join(out, "reference.safetensors"))
+    write_reference_logits(model, base, out)
     return 0
 
 

@@ -45,6 +45,26 @@ def install_block_diag():
           file=sys.stderr)
 
 
+def copy_adapter(adapter, out):
+    """Copies an adapter folder's two files to `out`, where the reference file goes beside them."""
+    os.makedirs(out, exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copyfile(os.path.join(adapter, name), os.path.join(out, name))
+
+
+def write_reference_logits(model, base, out):
+    """Writes out/reference.safetensors: the base folder's reference input_ids and `model`'s
+    float32 logits for them, the layout `sweep-train conformance OUT_DIR` reads."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model.eval()
+    ids = load_file(os.path.join(base, "reference.safetensors"))["input_ids"].to(torch.int64)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float().contiguous()
+    save_file({"input_ids": ids.contiguous(), "logits": logits}, os.path.join(out, "reference.safetensors"))
+
+
 def main() -> int:
     if len(sys.argv) != 4:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
@@ -52,7 +72,6 @@ def main() -> int:
     adapter, base, out = sys.argv[1:]
     import torch
     from peft import PeftModel
-    from safetensors.torch import load_file, save_file
     from transformers import AutoModelForCausalLM
 
     import json
@@ -60,9 +79,7 @@ def main() -> int:
     with open(os.path.join(adapter, "adapter_config.json")) as f:
         if json.load(f).get("peft_type") == "BOFT":
             install_block_diag()
-    os.makedirs(out, exist_ok=True)
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        shutil.copyfile(os.path.join(adapter, name), os.path.join(out, name))
+    copy_adapter(adapter, out)
 
     records = []
 
@@ -83,11 +100,7 @@ def main() -> int:
         for r in records:
             print(f"{out}: PEFT warned: {r}", file=sys.stderr)
         return 3
-    model.eval()
-    ids = load_file(os.path.join(base, "reference.safetensors"))["input_ids"].to(torch.int64)
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits.float().contiguous()
-    save_file({"input_ids": ids.contiguous(), "logits": logits}, os.path.join(out, "reference.safetensors"))
+    write_reference_logits(model, base, out)
     return 0
 
 
