@@ -185,8 +185,7 @@ int LaunchRanks(int world, const std::vector<std::string>& args, const std::stri
   fs::remove(store);
   std::string self = fs::read_symlink("/proc/self/exe").string();
 
-  std::vector<pid_t> pids;
-  std::vector<int> rank_of;
+  std::vector<pid_t> pids;  // by rank; -1 once it has ended
   auto stop_all = [&](int sig) {
     for (pid_t pid : pids) {
       if (pid > 0) kill(pid, sig);
@@ -226,7 +225,6 @@ int LaunchRanks(int world, const std::vector<std::string>& args, const std::stri
       throw std::runtime_error("cannot start rank " + std::to_string(r) + ": " + std::strerror(rc));
     }
     pids.push_back(pid);
-    rank_of.push_back(r);
   }
 
   int result = 0;
@@ -247,7 +245,7 @@ int LaunchRanks(int world, const std::vector<std::string>& args, const std::stri
           failed = true;
           result = code;
           if (WIFSIGNALED(status)) {
-            std::fprintf(stderr, "sweep-train: rank %d ended by signal %d\n", rank_of[i], WTERMSIG(status));
+            std::fprintf(stderr, "sweep-train: rank %zu ended by signal %d\n", i, WTERMSIG(status));
           }
           // One rank down: the others would wait in their next all-reduce until its timeout.
           stop_all(SIGTERM);

@@ -165,7 +165,7 @@ bool Train(const JobConfig& config, BaseModel& base, AdapterSet& adapters, AdamW
       }
       loss_sum += loss.item<double>();
     }
-    dp.AllReduceGradients(optimizer.Params(), loss_sum);
+    if (dp.world() > 1) dp.AllReduceGradients(optimizer.Params(), loss_sum);
     BackwardRegularizers(adapters, train.lr, /*before_clipping=*/true);
     if (!std::isfinite(loss_sum)) {
       std::cerr << "sweep-train: loss is " << loss_sum << " at step " << step + 1
