@@ -18,18 +18,21 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/process.h"
+#include "tests/support/secure_sweepd.h"
 #include "tests/support/sqlite_rows.h"
 
 namespace sweepd {
 namespace {
 
 using nlohmann::json;
-using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::QueryRows;
+using sweepd::testing::TestPki;
+using sweepd::testing::TestSweepd;
+using sweepd::testing::TestTokens;
+using sweepd::testing::WriteTextFile;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using namespace std::chrono_literals;
@@ -37,14 +40,9 @@ using namespace std::chrono_literals;
 const std::string kBin = SWEEPD_BIN_DIR;
 const std::string kSource = SWEEPD_SOURCE_DIR;
 const std::string kSweepctl = kBin + "/sweepctl";
-const std::string kOpenssl = "/usr/bin/openssl";
 const std::string kEnv = "/usr/bin/env";  // RunCommand wants paths: `env node ...`
 const std::string kSpec = kSource + "/sweeps/demo-cpu.yaml";
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
 
 // The Node client, installed once per test binary (tests/node/install_client.sh).
 const std::string& NodeClient() {
@@ -82,7 +80,7 @@ class NodeCalls {
 
   Call Run(const Connection& c, const std::string& service, const std::string& method, const json& request) {
     const std::string request_file = dir_ + "/request-" + std::to_string(++n_) + ".json";
-    WriteFile(request_file, request.dump());
+    WriteTextFile(request_file, request.dump());
     std::vector<std::string> argv = {kEnv, "node", NodeClient(), "--proto-dir", kSource + "/proto",
                                       "--address", c.address, "--deadline-ms", "20000"};
     const std::pair<const char*, std::string> flags[] = {
@@ -114,80 +112,15 @@ class NodeCalls {
 // A request field given as a file's bytes, unchanged (sweepd_call.mjs's {"$file": PATH}).
 json FileBytes(const std::string& path) { return json{{"$file", path}}; }
 
-// Tokens made by `sweepctl auth new-token`, one per name, and the auth file of their lines.
-class Tokens {
- public:
-  explicit Tokens(const std::string& dir) : auth_file(dir + "/auth"), dir_(dir) {
-    WriteFile(auth_file, "# sweepd tokens, made by the test\n");
-  }
-  // Adds a token; returns the path of a file that holds it.
-  std::string Add(const std::string& role, const std::string& name) {
-    std::string out;
-    EXPECT_EQ(RunCommand({kSweepctl, "--output", "json", "auth", "new-token", "--role", role, "--name", name}, &out),
-              0)
-        << out;
-    const json j = json::parse(out, nullptr, false);
-    EXPECT_TRUE(j.is_object()) << out;
-    if (!j.is_object()) return "";
-    std::ofstream(auth_file, std::ios::app) << j.value("auth_file_line", "") << "\n";
-    const std::string path = dir_ + "/" + name + ".token";
-    WriteFile(path, j.value("token", "") + "\n");
-    return path;
-  }
-  const std::string auth_file;
-
- private:
-  std::string dir_;
+// Tokens made by `sweepctl auth new-token` and their auth file.
+struct Tokens : TestTokens {
+  explicit Tokens(const std::string& dir) : TestTokens(dir, kSweepctl) {}
 };
 
-// A CA made by openssl; certificates it signs (for 127.0.0.1 when `server`).
-class Pki {
- public:
-  explicit Pki(std::string dir) : dir_(std::move(dir)) {
-    Run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir_ + "/ca.key", "-out", ca(),
-         "-days", "2", "-subj", "/CN=sweepd-node-test-ca"});
-    WriteFile(dir_ + "/server.ext", "subjectAltName=IP:127.0.0.1\n");
-  }
-  std::string ca() const { return dir_ + "/ca.pem"; }
-  std::string cert(const std::string& n) const { return dir_ + "/" + n + ".pem"; }
-  std::string key(const std::string& n) const { return dir_ + "/" + n + ".key"; }
-  // `days` -1 makes a certificate that expired before it began.
-  void Sign(const std::string& n, const std::string& days, bool server = false) {
-    Run({kOpenssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key(n), "-out", dir_ + "/" + n + ".csr",
-         "-subj", "/CN=" + n});
-    std::vector<std::string> argv = {kOpenssl, "x509", "-req", "-in", dir_ + "/" + n + ".csr", "-CA", ca(),
-                                     "-CAkey", dir_ + "/ca.key", "-CAcreateserial", "-out", cert(n), "-days", days};
-    if (server) argv.insert(argv.end(), {"-extfile", dir_ + "/server.ext"});
-    Run(argv);
-  }
+using Pki = TestPki;
 
- private:
-  static void Run(const std::vector<std::string>& argv) {
-    std::string out;
-    ASSERT_EQ(RunCommand(argv, &out), 0) << out;
-  }
-  std::string dir_;
-};
-
-struct Sweepd {
-  Sweepd(const std::string& dir, const std::vector<std::string>& extra)
-      : db(dir + "/sweepd.db"), log(dir + "/sweepd.log") {
-    const std::string port_file = dir + "/sweepd.addr";
-    std::vector<std::string> argv = {kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file",
-                                     port_file};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<ChildProcess>(argv, log);
-    address = WaitForPortFile(port_file, 30s);
-    EXPECT_FALSE(address.empty()) << ReadFile(log);
-  }
-  int64_t Count(const std::string& table) const {
-    const auto rows = QueryRows(db, "SELECT COUNT(*) FROM " + table);
-    return rows.empty() ? 0 : std::stoll(rows[0][0]);
-  }
-  std::string db;
-  std::string log;
-  std::string address;
-  std::unique_ptr<ChildProcess> process;
+struct Sweepd : TestSweepd {
+  Sweepd(const std::string& dir, const std::vector<std::string>& extra) : TestSweepd(kBin, dir, extra) {}
 };
 
 json Submit(const std::string& spec_file) { return {{"spec_yaml", FileBytes(spec_file)}, {"spec_path", spec_file}}; }
@@ -209,7 +142,7 @@ TEST(NodeClient, TokensRolesTlsAndWorkerConfinementHold) {
   const std::string submitter = tokens.Add("submitter", "bob");
   const std::string node_a = tokens.Add("worker", "node-a");
   const std::string node_b = tokens.Add("worker", "node-b");
-  WriteFile(dir + "/wrong.token", std::string(64, '0') + "\n");
+  WriteTextFile(dir + "/wrong.token", std::string(64, '0') + "\n");
   Sweepd sweepd(dir, {"--auth-file", tokens.auth_file, "--tls-cert", pki.cert("server"), "--tls-key",
                       pki.key("server"), "--tls-client-ca", pki.ca()});
   ASSERT_FALSE(sweepd.address.empty());
@@ -320,7 +253,7 @@ std::string LongNameSpec(const std::string& dir, size_t n) {
   const std::regex name_line("\nname: [^\n]*");
   EXPECT_TRUE(std::regex_search(text, name_line));
   const std::string path = dir + "/name-" + std::to_string(n) + ".yaml";
-  WriteFile(path, std::regex_replace(text, name_line, "\nname: " + std::string(n, 'a'),
+  WriteTextFile(path, std::regex_replace(text, name_line, "\nname: " + std::string(n, 'a'),
                                      std::regex_constants::format_first_only));
   return path;
 }
@@ -356,7 +289,7 @@ TEST(NodeClient, OversizedFieldsAreRefusedPromptlyAndNothingIsStored) {
   // message (a message quoting a 100,000-character name made grpc-js wait to its deadline).
   const std::string huge(100000, 'a');
   const std::string big_spec = dir + "/big.yaml";
-  WriteFile(big_spec, ReadFile(kSpec) + "# " + std::string(size_t{2} << 20, 'x') + "\n");
+  WriteTextFile(big_spec, ReadFile(kSpec) + "# " + std::string(size_t{2} << 20, 'x') + "\n");
   json labels = json::object();
   for (int i = 0; i < 100; ++i) labels["k" + std::to_string(i)] = "v";
   json many_running = json::array();
@@ -444,7 +377,7 @@ TEST(NodeClient, SpecThatIsNotUtf8IsOneProblemNamingLineAndColumn) {
     const std::string path = dir + "/latin1-" + std::to_string(offset) + ".yaml";
     std::string bad = text;
     bad.insert(offset, "\xf9");
-    WriteFile(path, bad);
+    WriteTextFile(path, bad);
     const Call c = node.Run(as_submitter, "SweepService", "SubmitSweep", Submit(path));
     ASSERT_EQ(c.code, "OK") << c.output.substr(0, 2000);
     EXPECT_FALSE(c.responses[0].value("accepted", true));

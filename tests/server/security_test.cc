@@ -17,115 +17,48 @@
 
 #include "sweepd/v1/sweepd.grpc.pb.h"
 #include "tests/support/process.h"
+#include "tests/support/secure_sweepd.h"
 #include "tests/support/sqlite_rows.h"
 
 namespace sweepd {
 namespace {
 
-using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::QueryRows;
+using sweepd::testing::TestPki;
+using sweepd::testing::TestSweepd;
+using sweepd::testing::TestTokens;
+using sweepd::testing::WriteTextFile;
 using sweepd::testing::ReadFile;
 using sweepd::testing::RunCommand;
-using sweepd::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
 const std::string kBin = SWEEPD_BIN_DIR;
 const std::string kSweepctl = kBin + "/sweepctl";
 // RunCommand wants paths.
-const std::string kOpenssl = "/usr/bin/openssl";
 const std::string kEnv = "/usr/bin/env";
 const std::string kSpec = std::string(SWEEPD_SOURCE_DIR) + "/sweeps/demo-cpu.yaml";
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
 
-// Tokens made by `sweepctl auth new-token`, one per name, and the auth file of their lines.
-struct Tokens {
-  explicit Tokens(const std::string& dir) : auth_file(dir + "/auth") {
-    WriteFile(auth_file, "# sweepd tokens, made by the test\n");
-    dir_ = dir;
-  }
-  // Adds a token; returns the path of a file holding it.
-  std::string Add(const std::string& role, const std::string& name) {
-    std::string out;
-    EXPECT_EQ(RunCommand({kSweepctl, "--output", "json", "auth", "new-token", "--role", role, "--name", name},
-                         &out),
-              0)
-        << out;
-    const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
-    EXPECT_TRUE(j.is_object()) << out;
-    if (!j.is_object()) return "";
-    tokens[name] = j.value("token", "");
-    std::ofstream(auth_file, std::ios::app) << j.value("auth_file_line", "") << "\n";
-    const std::string path = dir_ + "/" + name + ".token";
-    WriteFile(path, tokens[name] + "\n");
-    return path;
-  }
-  std::string auth_file;
-  std::map<std::string, std::string> tokens;  // name -> token
-
- private:
-  std::string dir_;
+// Tokens made by `sweepctl auth new-token` and their auth file.
+struct Tokens : TestTokens {
+  explicit Tokens(const std::string& dir) : TestTokens(dir, kSweepctl) {}
 };
 
-// A CA, sweepd's certificate for 127.0.0.1 (valid and expired) and a client certificate,
-// all made by the openssl command.
-struct Pki {
-  explicit Pki(const std::string& dir) : dir_(dir) {
-    Run({kOpenssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/ca.key", "-out",
-         ca(), "-days", "2", "-subj", "/CN=sweepd-test-ca"});
-    WriteFile(dir + "/server.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    Sign("server", "2", dir + "/server.ext");
-    Sign("expired", "-1", dir + "/server.ext");
-    // Client certificates of two worker nodes: each CN is the node's token name.
-    Sign("node-a", "2", "");
-    Sign("node-b", "2", "");
+// A CA, sweepd's certificate for 127.0.0.1 (valid and expired) and the client certificates of
+// two worker nodes, each CN the node's token name.
+struct Pki : TestPki {
+  explicit Pki(const std::string& dir) : TestPki(dir) {
+    Sign("server", "2", /*server=*/true);
+    Sign("expired", "-1", /*server=*/true);
+    Sign("node-a", "2");
+    Sign("node-b", "2");
   }
-  std::string ca() const { return dir_ + "/ca.pem"; }
-  std::string cert(const std::string& n) const { return dir_ + "/" + n + ".pem"; }
-  std::string key(const std::string& n) const { return dir_ + "/" + n + ".key"; }
-
- private:
-  static void Run(const std::vector<std::string>& argv) {
-    std::string out;
-    ASSERT_EQ(RunCommand(argv, &out), 0) << out;
-  }
-  // `days` -1 makes a certificate that expired before it began.
-  void Sign(const std::string& n, const std::string& days, const std::string& ext) {
-    Run({kOpenssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key(n), "-out", dir_ + "/" + n + ".csr",
-         "-subj", "/CN=" + n});
-    std::vector<std::string> argv = {kOpenssl, "x509", "-req", "-in", dir_ + "/" + n + ".csr", "-CA", ca(),
-                                     "-CAkey", dir_ + "/ca.key", "-CAcreateserial", "-out", cert(n),
-                                     "-days", days};
-    if (!ext.empty()) argv.insert(argv.end(), {"-extfile", ext});
-    Run(argv);
-  }
-  std::string dir_;
 };
 
-struct Sweepd {
-  Sweepd(const std::string& dir, const std::vector<std::string>& extra)
-      : db(dir + "/sweepd.db"), port_file(dir + "/sweepd.addr") {
-    std::filesystem::remove(port_file);
-    std::vector<std::string> argv = {kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file",
-                                     port_file};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process = std::make_unique<ChildProcess>(argv, dir + "/sweepd.log");
-    address = WaitForPortFile(port_file, 30s);
-    EXPECT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
-  }
-  int64_t Count(const std::string& table) const {
-    const auto rows = QueryRows(db, "SELECT COUNT(*) FROM " + table);
-    return rows.empty() ? 0 : std::stoll(rows[0][0]);
-  }
-  std::string db;
-  std::string port_file;
-  std::string address;
-  std::unique_ptr<ChildProcess> process;
+struct Sweepd : TestSweepd {
+  Sweepd(const std::string& dir, const std::vector<std::string>& extra) : TestSweepd(kBin, dir, extra) {}
 };
 
 // Runs sweepctl against `sweepd` with `args`; returns its exit status, output in `out`.
@@ -225,7 +158,7 @@ TEST(Security, SweepctlWithoutTokenWrongTokenOrReaderRoleIsRefusedAndNothingIsSt
   const std::string reader = tokens.Add("reader", "alice");
   const std::string worker = tokens.Add("worker", "gpu-node-3");
   const std::string submitter = tokens.Add("submitter", "bob");
-  WriteFile(dir + "/wrong.token", "0000000000000000000000000000000000000000000000000000000000000000\n");
+  WriteTextFile(dir + "/wrong.token", "0000000000000000000000000000000000000000000000000000000000000000\n");
   Sweepd sweepd(dir, {"--auth-file", tokens.auth_file});
   ASSERT_FALSE(sweepd.address.empty());
 
@@ -557,7 +490,7 @@ TEST(Security, PerTokenLimitsRefuseOneCallerAndServeTheOthers) {
     const size_t name = spec.find("name: demo");
     ASSERT_NE(name, std::string::npos);
     spec.replace(name, std::string("name: demo").size(), "name: demo-two");
-    WriteFile(other_spec, spec);
+    WriteTextFile(other_spec, spec);
   }
   const int64_t audit_rows = sweepd.Count("audit");
   EXPECT_EQ(Sweepctl(sweepd, {"--token-file", submitter, "submit", other_spec}, &out), 7) << out;
