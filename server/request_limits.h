@@ -10,6 +10,8 @@
 
 #include <grpcpp/support/status.h>
 
+#include "common/metric_line.h"
+#include "spec/spec_text.h"
 #include "spec/sweep_spec.h"
 #include "sweepd/v1/sweepd.pb.h"
 
@@ -18,7 +20,8 @@ namespace sweepd::server::request_limits {
 // Sweep names, job, attempt and worker ids: longer than any sweepd makes or accepts
 // (worker ids are "w-" + a hostname + 9 characters, or a token name + 9).
 inline constexpr size_t kIdBytes = 512;
-inline constexpr size_t kSpecBytes = size_t{1} << 20;  // SubmitSweepRequest.spec_yaml
+// SubmitSweepRequest.spec_yaml: what the spec reader accepts from a file (spec/spec_text.h).
+inline constexpr size_t kSpecBytes = static_cast<size_t>(spec::kMaxSpecBytes);
 inline constexpr size_t kPathBytes = 4096;             // SubmitSweepRequest.spec_path (PATH_MAX)
 inline constexpr size_t kHostnameBytes = 253;          // a full domain name (RFC 1035)
 inline constexpr size_t kWordBytes = 128;              // versions, device kinds, compute capabilities
@@ -29,8 +32,8 @@ inline constexpr size_t kLabels = 64;
 inline constexpr size_t kSlots = 256;
 inline constexpr size_t kRunningAttempts = 1024;  // HeartbeatRequest.running
 inline constexpr size_t kRetryJobIds = 100000;
-// One metric line, and a final line (result_json): sweep-worker cuts the trainer's lines at 1 MiB.
-inline constexpr size_t kMetricLineBytes = size_t{1} << 20;
+// One metric line, and a final line (result_json): the metric-line reader's limit.
+inline constexpr size_t kMetricLineBytes = metric_limit::kLineBytes;
 inline constexpr size_t kMetricPoints = 10000;  // points in one MetricBatch
 inline constexpr size_t kStderrTailBytes = size_t{64} << 10;
 // How much of a client's input an error message may quote.
