@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/utf8.h"
+
 namespace sweepd::spec {
 namespace {
 
@@ -43,30 +45,6 @@ Result<std::string> ReadCapped(int fd, const std::string& name) {
     }
     text.append(buf, static_cast<size_t>(n));
   }
-}
-
-// The length of the valid UTF-8 sequence at `s[i]`, or 0 if it is not one.
-size_t Utf8SequenceLength(const std::string& s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b = byte(i);
-  if (b < 0x80) return 1;
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-  if (b >= 0xC2 && b <= 0xDF) n = 2;
-  else if (b == 0xE0) n = 3, lo = 0xA0;
-  else if (b >= 0xE1 && b <= 0xEC) n = 3;
-  else if (b == 0xED) n = 3, hi = 0x9F;  // no surrogates
-  else if (b >= 0xEE && b <= 0xEF) n = 3;
-  else if (b == 0xF0) n = 4, lo = 0x90;
-  else if (b >= 0xF1 && b <= 0xF3) n = 4;
-  else if (b == 0xF4) n = 4, hi = 0x8F;  // nothing above U+10FFFF
-  else return 0;
-  if (i + n > s.size()) return 0;
-  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return n;
 }
 
 }  // namespace

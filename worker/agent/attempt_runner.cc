@@ -12,6 +12,7 @@
 
 #include "common/contracts.h"
 #include "common/metric_line.h"
+#include "common/utf8.h"
 #include "worker/agent/child_process.h"
 
 namespace sweepd::agent {
@@ -25,23 +26,8 @@ std::string ValidUtf8Tail(const std::string& text, size_t max) {
   if (in.size() > max) in.remove_prefix(in.size() - max);
   std::string out;
   out.reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    const auto c = static_cast<unsigned char>(in[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= in.size() && !(n == 2 && c < 0xC2) && !(n == 4 && c > 0xF4);
-    for (size_t k = 1; ok && k < n; ++k) {
-      ok = (static_cast<unsigned char>(in[i + k]) >> 6) == 0x2;
-    }
-    if (ok && n == 3) {  // no overlong forms, no surrogates
-      const auto c1 = static_cast<unsigned char>(in[i + 1]);
-      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);
-    }
-    if (ok && n == 4) {
-      const auto c1 = static_cast<unsigned char>(in[i + 1]);
-      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-    }
-    if (ok) {
+  for (size_t i = 0; i < in.size();) {
+    if (const size_t n = Utf8SequenceLength(in, i); n > 0) {
       out.append(in.substr(i, n));
       i += n;
     } else {

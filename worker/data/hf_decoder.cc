@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/utf8.h"
 #include "worker/data/hf_aligned_text.h"
 #include "worker/data/hf_bpe.h"
 #include "worker/data/hf_normalizer.h"
@@ -19,34 +20,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kReplacementChar = "\xef\xbf\xbd";
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0.
-size_t WellFormedLength(const std::string& s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  const auto c1 = static_cast<unsigned char>(s[i + 1]);
-  if (c1 < lo || c1 > hi) return 0;
-  for (size_t k = 2; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
 
 class DecoderSequence : public Decoder {
  public:
@@ -188,11 +161,11 @@ std::string Utf8Lossy(const std::string& bytes) {
   std::string out;
   out.reserve(bytes.size());
   for (size_t i = 0; i < bytes.size();) {
-    const size_t n = WellFormedLength(bytes, i);
+    const size_t n = Utf8SequenceLength(bytes, i);
     if (n == 0) {
       out += kReplacementChar;
       ++i;
-      while (i < bytes.size() && !IsUtf8Start(static_cast<unsigned char>(bytes[i])) && WellFormedLength(bytes, i) == 0) ++i;
+      while (i < bytes.size() && !IsUtf8Start(static_cast<unsigned char>(bytes[i])) && Utf8SequenceLength(bytes, i) == 0) ++i;
       continue;
     }
     out.append(bytes, i, n);
