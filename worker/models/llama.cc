@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "worker/compat.h"
+#include "worker/models/fused_ops.h"
 #include "worker/models/rope.h"
 
 namespace sweepd::models {
@@ -34,11 +35,11 @@ AttentionImpl::AttentionImpl(const LlamaConfig& c)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& ctx, LayerKvCache* cache) {
   const int64_t b = x.size(0), t = x.size(1);
-  auto q = q_proj(x).view({b, t, heads_, head_dim_}).transpose(1, 2);
-  auto k = k_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
+  // RoPE in the projections' own [B, T, H, D] layout, where every tensor it touches is contiguous;
+  // attention reads the [B, H, T, D] views.
+  auto q = RotaryEmbedding(q_proj(x).view({b, t, heads_, head_dim_}), ctx.cos, ctx.sin).transpose(1, 2);
+  auto k = RotaryEmbedding(k_proj(x).view({b, t, kv_heads_, head_dim_}), ctx.cos, ctx.sin).transpose(1, 2);
   auto v = v_proj(x).view({b, t, kv_heads_, head_dim_}).transpose(1, 2);
-  q = ApplyRope(q, ctx.cos, ctx.sin);
-  k = ApplyRope(k, ctx.cos, ctx.sin);
   if (cache != nullptr) {
     const int64_t needed = cache->length + t;
     if (!cache->keys.defined() || needed > cache->keys.size(2)) {
@@ -71,11 +72,8 @@ MlpImpl::MlpImpl(const LlamaConfig& c) : act_(c.hidden_act) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   auto gate = gate_proj(x);
-  if (act_ == "silu") {
-    gate = F::silu(gate);
-  } else {
-    gate = torch::gelu(gate, act_ == "gelu_pytorch_tanh" ? "tanh" : "none");
-  }
+  if (act_ == "silu") return down_proj(SwiGlu(gate, up_proj(x)));
+  gate = torch::gelu(gate, act_ == "gelu_pytorch_tanh" ? "tanh" : "none");
   return down_proj(gate * up_proj(x));
 }
 

@@ -106,16 +106,4 @@ RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch:
   return {emb.cos() * scaling, emb.sin() * scaling};
 }
 
-torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const int64_t rotary_dim = cos.size(-1);
-  auto c = cos.unsqueeze(1).to(x.scalar_type());  // [B, 1, T, rd]
-  auto s = sin.unsqueeze(1).to(x.scalar_type());
-  auto rot = x.narrow(-1, 0, rotary_dim);
-  const int64_t half = rotary_dim / 2;
-  auto rotated_half = torch::cat({-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)}, -1);
-  auto out = rot * c + rotated_half * s;
-  if (rotary_dim == x.size(-1)) return out;
-  return torch::cat({out, x.narrow(-1, rotary_dim, x.size(-1) - rotary_dim)}, -1);
-}
-
 }  // namespace sweepd::models

@@ -29,8 +29,6 @@ RopeTables MakeRopeTables(const RopeConfig& rope, int64_t head_dim, const torch:
 // The rotary dimension for a head of `head_dim` (partial_rotary_factor, rounded down to even).
 int64_t RotaryDim(const RopeConfig& rope, int64_t head_dim);
 
-// Rotates x [B, H, T, D] by the tables (cos/sin [B or 1, T, rotary_dim]); dimensions past
-// rotary_dim (partial_rotary_factor < 1) pass through.
-torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+// Applying the tables to q and k: RotaryEmbedding (worker/models/fused_ops.h).
 
 }  // namespace sweepd::models

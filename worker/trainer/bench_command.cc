@@ -18,6 +18,7 @@
 #include "common/job_config.h"
 #include "common/methods/registry.h"
 #include "worker/compat.h"
+#include "worker/models/fused_ops.h"
 #include "worker/models/hf_checkpoint.h"
 #include "worker/models/llama.h"
 #include "worker/models/llama_config.h"
@@ -301,6 +302,7 @@ int RunBench(const BenchOptions& o) {
     line["mfu"] = peak_tflops > 0 ? json(tokens_per_s * flops / (peak_tflops * 1e12)) : json(nullptr);
     line["loss"] = loss.item<double>();
     line["cuda_graph"] = graphed.Captured();
+    line["fused_kernels"] = models::FusedKernelStatus();
     if (!o.profile.empty()) {
       json summary = ProfileStep([&] { train_step(); }, [&] { Synchronize(device); }, device.is_cuda(), o.profile);
       const std::string table = ProfileSummaryMarkdown(summary);

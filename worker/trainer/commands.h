@@ -19,4 +19,8 @@ void AddEvalCommand(CLI::App& app, int* exit_code);         // worker/trainer/ev
 void AddTokenizerBenchCommand(CLI::App& app, int* exit_code);  // worker/trainer/tokenizer_bench_command.cc
 void AddMergeCommand(CLI::App& app, int* exit_code);        // worker/trainer/merge_command.cc
 
+// Reads the environment variables sweep-train honours (SWEEPD_FUSED_KERNELS) and throws
+// std::invalid_argument naming one with a value it does not accept (worker/trainer/probe_command.cc).
+void CheckEnvironment();
+
 }  // namespace sweepd::trainer

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   sweepd::trainer::AddTokenizerBenchCommand(app, &exit_code);
   sweepd::trainer::AddMergeCommand(app, &exit_code);
   try {
+    sweepd::trainer::CheckEnvironment();
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

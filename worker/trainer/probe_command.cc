@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include "worker/compat.h"
+#include "worker/models/fused_ops.h"
 #include "worker/trainer/commands.h"
 
 #if defined(SWEEPD_HAVE_CUDA)
@@ -35,6 +36,8 @@ nlohmann::json CudaDevices() {
 }
 
 }  // namespace
+
+void CheckEnvironment() { models::FusedKernelsAllowed(); }
 
 void AddProbeCommand(CLI::App& app, int* exit_code) {
   CLI::App* probe = app.add_subcommand("probe", "Print the devices this trainer can use, as JSON");

@@ -1,0 +1,30 @@
+// CUDA kernels for worker/models/fused_ops.cc, compiled at first use with NVRTC through ATen's
+// lazily loaded stub (no CUDA toolkit or nvcc at build time beyond its headers, nothing at run
+// time beyond what LibTorch loads) and launched on the current stream, so that they can be
+// captured in a CUDA graph. Each call returns false when it cannot run (a CPU build, another
+// dtype, NVRTC failed, sizes past 32-bit indexing); the caller then runs the ATen operations.
+// Arguments are contiguous tensors on one CUDA device; outputs are preallocated.
+#pragma once
+
+#include <string>
+
+#include <torch/torch.h>
+
+namespace sweepd::models::cuda_kernels {
+
+// out = rotate(x) for x [B, T, H, 2·half] by cos/sin [Bt, T, 2·half] float32 (Bt = 1 or B);
+// with `backward`, out = the input gradient for the gradient x.
+bool Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, torch::Tensor& out,
+          bool backward);
+
+// out = silu(gate) * up.
+bool SwiGluForward(const torch::Tensor& gate, const torch::Tensor& up, torch::Tensor& out);
+
+// d_gate, d_up for the output gradient `grad`.
+bool SwiGluBackward(const torch::Tensor& grad, const torch::Tensor& gate, const torch::Tensor& up,
+                    torch::Tensor& d_gate, torch::Tensor& d_up);
+
+// "" once the kernels are built and have run; else why they are not used (empty before first use).
+std::string Status();
+
+}  // namespace sweepd::models::cuda_kernels
