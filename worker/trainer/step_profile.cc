@@ -22,7 +22,8 @@ namespace impl = torch::profiler::impl;
 
 // Kernel groups by substrings of the (demangled) kernel name, first match wins: cuBLAS and
 // CUTLASS GEMMs, flash / memory-efficient attention, norms, the loss, the optimizer's
-// multi-tensor kernels, copies, then PyTorch's generic elementwise and reduction kernels.
+// multi-tensor kernels, copies, then PyTorch's generic elementwise and reduction kernels and
+// sweep-train's own fused ones (worker/models/cuda_kernels.cc: rope_*, swiglu_*).
 const std::vector<std::pair<std::string, std::vector<std::string>>>& Groups() {
   static const std::vector<std::pair<std::string, std::vector<std::string>>> kGroups = {
       {"attention", {"flash", "fmha", "attention", "Attention", "sdpa", "cudnn_generated_fort_native_sdpa"}},
@@ -31,7 +32,8 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& Groups() {
       {"loss", {"softmax", "SoftMax", "nll_loss", "cross_entropy", "log_softmax"}},
       {"optimizer", {"adam", "Adam", "multi_tensor_apply", "foreach", "fused_adamw"}},
       {"memcpy", {"Memcpy", "memcpy", "Memset", "memset"}},
-      {"elementwise", {"elementwise", "Elementwise", "CatArrayBatchedCopy", "index", "fill", "copy"}},
+      {"elementwise", {"elementwise", "Elementwise", "CatArrayBatchedCopy", "index", "fill", "copy", "rope_",
+                       "swiglu_"}},
       {"reduction", {"reduce", "Reduce"}},
   };
   return kGroups;
@@ -137,7 +139,7 @@ nlohmann::json ProfileStep(const std::function<void()>& step, const std::functio
   std::sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
   nlohmann::json top_json = nlohmann::json::array();
   for (size_t i = 0; i < top.size() && i < 25; ++i) {
-    top_json.push_back({{"name", top[i].first.substr(0, 160)},
+    top_json.push_back({{"name", top[i].first.substr(0, 400)},
                         {"group", GroupOf(top[i].first)},
                         {"us", top[i].second.first},
                         {"calls", top[i].second.second},
@@ -146,6 +148,29 @@ nlohmann::json ProfileStep(const std::function<void()>& step, const std::functio
   summary["top_kernels"] = top_json;
   return summary;
 }
+
+namespace {
+
+// A kernel's name for the table: ATen's generic elementwise kernels differ only in the functor
+// they apply (`elementwise_kernel<128, 4, gpu_kernel_impl_nocast<BinaryFunctor<..., MulFunctor>>>`),
+// so the part from the functor on is shown; other names from their start. At most 120 characters.
+std::string KernelDisplayName(const std::string& name) {
+  for (const char* marker : {"gpu_kernel_impl_nocast<", "gpu_kernel_impl<", "unrolled_elementwise_kernel<",
+                             "vectorized_elementwise_kernel<"}) {
+    const size_t at = name.find(marker);
+    if (at == std::string::npos) continue;
+    std::string tail = name.substr(at + std::string(marker).size());
+    for (const char* noise : {"at::native::", "(anonymous namespace)::", "c10::"}) {
+      for (size_t p = tail.find(noise); p != std::string::npos; p = tail.find(noise)) {
+        tail.erase(p, std::string(noise).size());
+      }
+    }
+    return name.substr(0, name.find('<')).substr(name.rfind(' ', name.find('<')) + 1) + "<" + tail.substr(0, 100);
+  }
+  return name.substr(0, 120);
+}
+
+}  // namespace
 
 std::string ProfileSummaryMarkdown(const nlohmann::json& summary) {
   std::ostringstream out;
@@ -166,9 +191,9 @@ std::string ProfileSummaryMarkdown(const nlohmann::json& summary) {
   for (const auto& [us, g] : groups) out << "| " << g << " | " << us / 1000.0 << " | " << 100 * us / span << "% |\n";
   out << "\n| kernel | group | calls | ms | share |\n| --- | --- | ---: | ---: | ---: |\n";
   for (const auto& k : summary["top_kernels"]) {
-    std::string name = k["name"].get<std::string>();
+    std::string name = KernelDisplayName(k["name"].get<std::string>());
     std::replace(name.begin(), name.end(), '|', '/');
-    out << "| `" << name.substr(0, 90) << "` | " << k["group"].get<std::string>() << " | " << k["calls"].get<int64_t>()
+    out << "| `" << name << "` | " << k["group"].get<std::string>() << " | " << k["calls"].get<int64_t>()
         << " | " << k["us"].get<double>() / 1000.0 << " | " << 100 * k["share_of_span"].get<double>() << "% |\n";
   }
   return out.str();
