@@ -20,9 +20,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/byte_size.h"
 #include "worker/failures.h"
 #include "worker/models/hf_checkpoint.h"
 #include "worker/trainer/commands.h"
+#include "worker/trainer/merge.h"
 #include "worker/trainer/peft_folder.h"
 
 namespace sweepd::trainer {
@@ -31,36 +33,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct MergeArgs {
-  std::string model;
-  std::string adapter;
-  std::string out;
-  std::string dtype;  // empty: the base config's dtype
-  std::string max_shard_size = "5GB";
-  std::string compute_dtype = "float32";
-};
-
-// Bytes, or a size with huggingface_hub's units: KB, MB, GB (powers of 10), KiB, MiB, GiB.
 int64_t ParseShardSize(const std::string& text) {
-  const std::string help = "--max-shard-size '" + text + "': give bytes (5000000000) or a size such as 500MB, 5GB, 2GiB";
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    throw InvalidInput(help);
-  }
-  std::string unit;
-  for (char c : text.substr(used)) {
-    if (!std::isspace(static_cast<unsigned char>(c))) unit += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  const std::vector<std::pair<std::string, double>> units = {{"", 1},       {"B", 1},          {"KB", 1e3},
-                                                             {"MB", 1e6},   {"GB", 1e9},       {"KIB", 1024.0},
-                                                             {"MIB", 1048576.0}, {"GIB", 1073741824.0}};
-  for (const auto& [name, scale] : units) {
-    if (unit == name && value * scale >= 1) return static_cast<int64_t>(value * scale);
-  }
-  throw InvalidInput(help);
+  Result<int64_t> size = ParseByteSize(text);
+  if (!size.ok()) throw InvalidInput("--max-shard-size " + size.status().message());
+  return *size;
 }
 
 // The dtype the base config.json declares (transformers 5's "dtype", 4.x's "torch_dtype"),
@@ -123,7 +99,9 @@ void WriteJson(const fs::path& path, const json& j) {
   if (!out) throw IoError(IoErrorText(path.string(), "cannot write"));
 }
 
-int RunMerge(const MergeArgs& a) {
+}  // namespace
+
+MergeResult MergeAdapter(const MergeArgs& a) {
   CheckOutFolder(a.out);
   const int64_t max_shard = ParseShardSize(a.max_shard_size);
   json config = models::ReadConfigJson(a.model);
@@ -157,13 +135,15 @@ int RunMerge(const MergeArgs& a) {
     fs::remove_all(tmp, ignored);
     throw;
   }
-  std::cout << "merged " << set.adapters().size() << " " << set.adapters().front().adapter->Method()
-            << " layer(s) of " << a.adapter << " into " << a.model << ": " << out.string() << " (" << out_dtype_name
-            << ", " << files.size() + 1 << " files)\n";
-  return 0;
+  MergeResult result;
+  result.folder = out.string();
+  result.method = set.adapters().front().adapter->Method();
+  result.layers = static_cast<int64_t>(set.adapters().size());
+  result.files = static_cast<int64_t>(files.size()) + 1;
+  result.dtype = out_dtype_name;
+  for (const auto& t : tensors) result.total_params += t.second.numel();
+  return result;
 }
-
-}  // namespace
 
 void AddMergeCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("merge",
@@ -186,7 +166,10 @@ void AddMergeCommand(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"float32", "float64"}));
   cmd->callback([args, exit_code] {
     try {
-      *exit_code = RunMerge(*args);
+      const MergeResult r = MergeAdapter(*args);
+      std::cout << "merged " << r.layers << " " << r.method << " layer(s) of " << args->adapter << " into "
+                << args->model << ": " << r.folder << " (" << r.dtype << ", " << r.files << " files)\n";
+      *exit_code = 0;
     } catch (const std::exception& e) {
       std::cerr << "sweep-train merge: " << e.what() << "\n";
       *exit_code = 2;
