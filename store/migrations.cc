@@ -33,22 +33,40 @@ Status ApplyMigrations(Database& db, const std::vector<Migration>& migrations, i
                                       " but this sweepd knows only up to " + std::to_string(newest) +
                                       "; run a newer sweepd on it");
   }
+  // Foreign keys off while a migration runs (a table rebuild drops and renames a parent table,
+  // SQLite's documented procedure) and checked before it commits; the pragma only takes effect
+  // outside a transaction.
+  SWEEPD_RETURN_IF_ERROR(db.ExecScript("PRAGMA foreign_keys = OFF"));
+  Status status = Status::Ok();
   for (const Migration& m : migrations) {
     if (m.version <= current) continue;
     Transaction txn(db);
-    SWEEPD_RETURN_IF_ERROR(txn.status());
-    Status applied = db.ExecScript(m.sql);
-    if (!applied.ok()) {
-      return Status::Internal("migration " + m.name + " failed: " + applied.message());
+    status = txn.status();
+    if (!status.ok()) break;
+    if (Status applied = db.ExecScript(m.sql); !applied.ok()) {
+      status = Status::Internal("migration " + m.name + " failed: " + applied.message());
+      break;
     }
-    SWEEPD_RETURN_IF_ERROR(db.Prepare("INSERT INTO schema_version (version, name, applied_ms) VALUES (?, ?, ?)")
-                               .Bind(1, static_cast<int64_t>(m.version))
-                               .Bind(2, m.name)
-                               .Bind(3, now_ms)
-                               .Run());
-    SWEEPD_RETURN_IF_ERROR(txn.Commit());
+    {
+      Query check = db.Prepare("PRAGMA foreign_key_check");
+      if (check.Step()) {
+        status = Status::Internal("migration " + m.name + " left a row of table " + check.Text(0) +
+                                  " whose foreign key has no parent; nothing was changed");
+      } else {
+        status = check.status();
+      }
+    }
+    if (!status.ok()) break;
+    status = db.Prepare("INSERT INTO schema_version (version, name, applied_ms) VALUES (?, ?, ?)")
+                 .Bind(1, static_cast<int64_t>(m.version))
+                 .Bind(2, m.name)
+                 .Bind(3, now_ms)
+                 .Run();
+    if (!status.ok()) break;
+    if (status = txn.Commit(); !status.ok()) break;
   }
-  return Status::Ok();
+  if (Status on = db.ExecScript("PRAGMA foreign_keys = ON"); status.ok()) status = on;
+  return status;
 }
 
 }  // namespace sweepd::store
