@@ -1,6 +1,7 @@
 // JSON (de)serialisation of JobConfig; see docs/job-config.md for the format.
 #include "common/job_config.h"
 
+#include "common/byte_size.h"
 #include "common/eval_settings.h"
 
 namespace sweepd {
@@ -75,7 +76,15 @@ json ToJson(const JobConfig& c) {
   if (!c.base_fingerprint.empty()) out["base_fingerprint"] = c.base_fingerprint;
   if (c.devices != 1) out["devices"] = c.devices;  // written only when set: one-device jobs unchanged
   if (!c.model.chat_template.empty()) out["model"]["chat_template"] = c.model.chat_template;  // ids unchanged without
+  if (!c.output_dir.empty()) out["output_dir"] = c.output_dir;
+  if (c.kind == "merge") {
+    out["merge"] = {{"from_job", c.merge.from_job}, {"dtype", c.merge.dtype}, {"max_shard_size", c.merge.max_shard_size}};
+  }
   return out;
+}
+
+std::string OutputFolder(const std::string& output_dir, const std::string& job_id) {
+  return output_dir + (output_dir.empty() || output_dir.back() == '/' ? "" : "/") + job_id;
 }
 
 Result<JobConfig> JobConfigFromJson(const json& j) {
@@ -91,6 +100,13 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
   Read(j, "base_eval_job", "", c.base_eval_job, err);
   Read(j, "base_scores", "", c.base_scores, err);
   Read(j, "base_fingerprint", "", c.base_fingerprint, err);
+  Read(j, "output_dir", "", c.output_dir, err);
+  if (j.contains("merge")) {
+    if (!j["merge"].is_object()) return Status::InvalidArgument("field 'merge' is not an object");
+    Read(j["merge"], "from_job", "merge.", c.merge.from_job, err);
+    Read(j["merge"], "dtype", "merge.", c.merge.dtype, err);
+    Read(j["merge"], "max_shard_size", "merge.", c.merge.max_shard_size, err);
+  }
   if (j.contains("model")) {
     const json& m = j["model"];
     Read(m, "source", "model.", c.model.source, err);
@@ -145,8 +161,26 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
   }
   if (j.contains("tradeoff")) Read(j["tradeoff"], "lambda", "tradeoff.", c.tradeoff_lambda, err);
   if (!err.empty()) return Status::InvalidArgument(err);
-  if (c.kind != "train" && c.kind != "base_eval") {
-    return Status::InvalidArgument("field 'kind' must be train or base_eval, not '" + c.kind + "'");
+  if (c.kind != "train" && c.kind != "base_eval" && c.kind != "merge") {
+    return Status::InvalidArgument("field 'kind' must be train, base_eval or merge, not '" + c.kind + "'");
+  }
+  if (!c.output_dir.empty() && c.output_dir[0] != '/') {
+    return Status::InvalidArgument("field 'output_dir' must be an absolute folder, not '" + c.output_dir + "'");
+  }
+  if (c.kind == "merge") {
+    if (c.merge.from_job.empty()) return Status::InvalidArgument("field 'merge.from_job' is missing: a merge job names its train job");
+    if (c.output_dir.empty()) {
+      return Status::InvalidArgument("field 'output_dir' is missing: a merge job reads its train job's adapter there");
+    }
+    if (c.merge.from_job.find('/') != std::string::npos || c.merge.from_job.find("..") != std::string::npos) {
+      return Status::InvalidArgument("field 'merge.from_job' is not a job id: '" + c.merge.from_job + "'");
+    }
+    if (!c.merge.dtype.empty() && c.merge.dtype != "float32" && c.merge.dtype != "bfloat16" && c.merge.dtype != "float16") {
+      return Status::InvalidArgument("field 'merge.dtype' must be float32, bfloat16 or float16, not '" + c.merge.dtype + "'");
+    }
+    if (Result<int64_t> size = ParseByteSize(c.merge.max_shard_size); !size.ok()) {
+      return Status::InvalidArgument("field 'merge.max_shard_size': " + size.status().message());
+    }
   }
   if (c.train.steps < 0) return Status::InvalidArgument("field 'train.steps' must be >= 0");
   if (c.devices < 1 || c.devices > kMaxJobDevices) {
@@ -163,6 +197,7 @@ std::string CanonicalJobJson(const JobConfig& config) {
   j.erase("base_scores");
   j.erase("base_fingerprint");
   j.erase("devices");
+  j.erase("output_dir");
   // The folder's content identifies the job, not where it lies (a moved copy is the same job).
   if (!config.init_from_sha256.empty()) j["adapter"].erase("init_from");
   return j.dump();  // nlohmann::json objects keep keys sorted: the dump is canonical

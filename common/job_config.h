@@ -62,10 +62,18 @@ struct EvalSpec {
   std::string metric;                   // acc | acc_norm (multiple choice), strict | flexible (gsm8k)
 };
 
+// A merge job (kind merge): folds the adapter its train job left in output_dir into the base
+// model folder (sweep-train merge), writing OutputFolder(output_dir, from_job)/merged.
+struct MergeSpec {
+  std::string from_job;                 // the train job's job_id
+  std::string dtype;                    // float32 | bfloat16 | float16; empty: the base config's
+  std::string max_shard_size = "5GB";   // common/byte_size.h
+};
+
 struct JobConfig {
   std::string job_id;
   std::string sweep;
-  std::string kind = "train";           // train | base_eval
+  std::string kind = "train";           // train | base_eval | merge
   ModelSpec model;
   TrackSpec track;
   nlohmann::json adapter = nlohmann::json::object();  // {"method": "lora", "r": 8, ...}
@@ -90,15 +98,25 @@ struct JobConfig {
   // The base_fingerprint of that evaluation's result (synthetic models), filled in with
   // base_scores; the trainer evaluates the base itself when its own model's differs.
   std::string base_fingerprint;
+  // An absolute folder (shared by the workers and the machine sweepctl export runs on) where a
+  // train job leaves a copy of its adapter folder and a merge job its merged model:
+  // OutputFolder(output_dir, job_id)/adapter and .../merged. Empty: none. Not part of the job's
+  // identity (a path; the same training anywhere).
+  std::string output_dir;
+  MergeSpec merge;                      // kind merge only
 };
 
 inline constexpr int64_t kMaxJobDevices = 64;
 
+// output_dir/job_id: the folder of one train job's outputs.
+std::string OutputFolder(const std::string& output_dir, const std::string& job_id);
+
 nlohmann::json ToJson(const JobConfig& config);
 // Reads a job configuration; the message names the offending field.
 Result<JobConfig> JobConfigFromJson(const nlohmann::json& j);
-// The configuration that identifies a job: everything but job_id, sweep, base_scores and
-// base_fingerprint, and adapter.init_from's path when its content digest is set.
+// The configuration that identifies a job: everything but job_id, sweep, base_scores,
+// base_fingerprint, devices and output_dir, and adapter.init_from's path when its content digest
+// is set.
 std::string CanonicalJobJson(const JobConfig& config);
 
 }  // namespace sweepd

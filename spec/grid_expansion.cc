@@ -42,6 +42,7 @@ class Expander {
   int64_t GridSize() const;
   std::optional<int64_t> CountReference(const BudgetReference& budget, const TrackLayers& track);
   void AddBaseEval(ExpandedSweep& sweep);
+  void AddMerges(ExpandedSweep& sweep);
   void ExpandBlock(const MethodBlock& block, size_t index, const TrackLayers& track,
                    ExpandedSweep& sweep);
   void ExpandCombination(const MethodBlock& block, const TrackLayers& track,
@@ -118,7 +119,8 @@ ExpandedSweep Expander::Run(const SpecLimits& limits) {
   sweep.name = doc_.name;
   sweep.priority = doc_.priority;
   sweep.max_attempts = doc_.max_attempts;
-  const int64_t size = GridSize();
+  // A merge after every train job doubles the jobs.
+  const int64_t size = GridSize() * (doc_.merge ? 2 : 1);
   if (size > limits.max_jobs) {
     Problem(doc_.methods_where, "the grid expands to " + std::to_string(size) + " jobs, over the limit of " +
                                     std::to_string(limits.max_jobs) +
@@ -147,7 +149,41 @@ ExpandedSweep Expander::Run(const SpecLimits& limits) {
   for (size_t i = 0; i < doc_.methods.size(); ++i) {
     for (const TrackLayers& t : tracks) ExpandBlock(doc_.methods[i], i, t, sweep);
   }
+  if (doc_.merge) AddMerges(sweep);
   return sweep;
+}
+
+// `merge:`: after every train job, one merge job that folds the adapter the train job left in
+// output_dir into the base model (sweep-train merge). It runs where its train job could (the
+// same device kind, so that a GPU-only worker takes it), on the host.
+void Expander::AddMerges(ExpandedSweep& sweep) {
+  std::vector<JobConfig> merges;
+  for (const ExpandedJob& j : sweep.jobs) {
+    if (j.config.kind != "train") continue;
+    JobConfig merge;
+    merge.sweep = doc_.name;
+    merge.kind = "merge";
+    merge.model = j.config.model;
+    merge.track = j.config.track;
+    merge.adapter = j.config.adapter;
+    merge.train = TrainSpec{};
+    merge.seed = j.config.seed;
+    merge.device = j.config.device;
+    merge.output_dir = doc_.output_dir;
+    merge.merge = *doc_.merge;
+    merge.merge.from_job = j.config.job_id;
+    merge.job_id = JobIdFor(merge);
+    merges.push_back(std::move(merge));
+  }
+  for (JobConfig& m : merges) {
+    const std::string from = m.merge.from_job;
+    if (!job_ids_.insert(m.job_id).second) continue;
+    ExpandedJob job;
+    job.budget_enforced = false;
+    job.depends_on.push_back(from);
+    job.config = std::move(m);
+    sweep.jobs.push_back(std::move(job));
+  }
 }
 
 void Expander::AddBaseEval(ExpandedSweep& sweep) {
@@ -289,6 +325,7 @@ void Expander::ExpandCombination(const MethodBlock& block, const TrackLayers& tr
     job.device = doc_.device;
     job.devices = doc_.gpus_per_job;
     job.base_eval_job = base_eval_id_;
+    job.output_dir = doc_.output_dir;
     if (digest) {
       job.init_from = block.init_from;
       job.init_from_sha256 = *digest;

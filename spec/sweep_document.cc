@@ -12,6 +12,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/byte_size.h"
 #include "common/eval_settings.h"
 #include "common/methods/registry.h"
 #include "spec/spec_text.h"
@@ -116,6 +117,7 @@ class DocumentReader {
   void ReadEval(const YAML::Node& node, SweepDocument& doc);
   void ReadSeeds(const YAML::Node& node, SweepDocument& doc);
   void ReadResources(const YAML::Node& node, SweepDocument& doc);
+  void ReadMerge(const YAML::Node& node, const YAML::Node& root, SweepDocument& doc);
   void ReadMethods(const YAML::Node& node, SweepDocument& doc);
   std::optional<MethodBlock> ReadBlock(const YAML::Node& node, const std::string& field);
   void CheckAxisValue(const std::string& method, const std::string& key, const json& value,
@@ -213,7 +215,7 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
   SweepDocument doc;
   if (!CheckMap(root, "",
                 {"name", "base", "tracks", "budget", "train", "eval", "tradeoff", "seeds", "methods",
-                 "resources", "priority", "max_attempts"})) {
+                 "resources", "priority", "max_attempts", "output_dir", "merge"})) {
     return doc;
   }
   static const std::regex kName("[a-z0-9][a-z0-9-]*");
@@ -251,7 +253,49 @@ SweepDocument DocumentReader::Read(const YAML::Node& root) {
   }
   if (root["methods"]) ReadMethods(root["methods"], doc);
   else Problem(root, "methods", "missing; list at least one method block, e.g. - {method: lora, r: 16}");
+  if (root["output_dir"]) {
+    if (auto dir = String(root["output_dir"], "output_dir")) {
+      if ((*dir)[0] != '/') {
+        Problem(root["output_dir"], "output_dir",
+                "must be an absolute folder that the workers and sweepctl can reach, not '" + Excerpt(*dir) + "'");
+      } else {
+        doc.output_dir = *dir;
+      }
+    }
+  }
+  if (root["merge"]) ReadMerge(root["merge"], root, doc);
   return doc;
+}
+
+void DocumentReader::ReadMerge(const YAML::Node& node, const YAML::Node& root, SweepDocument& doc) {
+  if (node.IsScalar() && node.Scalar() == "true") {
+    doc.merge = MergeSpec{};
+  } else if (CheckMap(node, "merge", {"dtype", "max_shard_size"})) {
+    MergeSpec merge;
+    if (node["dtype"]) {
+      if (auto d = Choice(node["dtype"], "merge.dtype", {"float32", "bfloat16", "float16"})) merge.dtype = *d;
+    }
+    if (node["max_shard_size"]) {
+      if (auto t = String(node["max_shard_size"], "merge.max_shard_size")) {
+        if (Result<int64_t> size = ParseByteSize(*t); !size.ok()) {
+          Problem(node["max_shard_size"], "merge.max_shard_size", size.status().message());
+        } else {
+          merge.max_shard_size = *t;
+        }
+      }
+    }
+    doc.merge = merge;
+  } else {
+    return;
+  }
+  if (!root["output_dir"]) {
+    Problem(node, "merge",
+            "needs output_dir: the train jobs leave their adapters there and the merge jobs read them from there");
+  }
+  if (doc.model.source.rfind("synthetic:", 0) == 0) {
+    Problem(node, "merge", "needs a Hugging Face model folder as base.model; '" + doc.model.source +
+                               "' is built in and has no folder to merge into");
+  }
 }
 
 void DocumentReader::ReadBase(const YAML::Node& node, SweepDocument& doc) {

@@ -68,6 +68,8 @@ struct SweepDocument {
   int64_t memory_bytes = 0;
   int64_t gpus_per_job = 1;  // resources.gpus_per_job: devices per train job (data parallel)
   Location methods_where;
+  std::string output_dir;    // absolute; empty: none (JobConfig::output_dir)
+  std::optional<MergeSpec> merge;  // `merge:`: one merge job after every train job (from_job unset here)
 };
 
 // Reads `yaml` into a document, appending every problem found to `problems` (YAML
