@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -219,6 +220,57 @@ TEST(SweepTrainMerge, AdapterNotLinearInItsInputIsRefusedNamingTheKey) {
       {"merge", "--model", kModels + c["model"].get<std::string>(), "--adapter", adapter, "--out", dir + "/merged"});
   ExpectOneLineError(merge, {adapter + "/adapter_config.json", "tanh_clip"});
   EXPECT_FALSE(fs::exists(dir + "/merged"));
+}
+
+// sweepd's merge jobs: a train job with output_dir leaves a copy of its adapter folder there;
+// a kind-merge job folds it into the base model at output_dir/<train job>/merged, and its final
+// line says so. Without the train job's folder the merge job is one line naming it, exit 2.
+TEST(SweepTrainMerge, MergeJobFoldsTheAdapterItsTrainJobLeftInOutputDir) {
+  const std::string dir = MakeTempDir("merge-job-");
+  const std::string out = dir + "/out";
+  json train = Cases()["job"];
+  train["job_id"] = "j-train";
+  train["model"] = {{"source", kModels + "tiny-llama"}, {"tokenizer", kTokenizer}};
+  train["adapter"] = {{"method", "lora"}, {"r", 4}, {"alpha", 8}};
+  train["output_dir"] = out;
+  std::ofstream(dir + "/train.json") << train.dump();
+  const CommandRun trained = SweepTrain({"run", "--job", dir + "/train.json", "--workdir", dir + "/train"});
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  const std::string adapter = out + "/j-train/adapter";
+  ASSERT_TRUE(fs::is_regular_file(adapter + "/adapter_model.safetensors"));
+  EXPECT_EQ(ReadFile(adapter + "/adapter_model.safetensors"), ReadFile(dir + "/train/adapter/adapter_model.safetensors"));
+
+  json merge = {{"job_id", "j-merge"},
+                {"kind", "merge"},
+                {"model", {{"source", kModels + "tiny-llama"}, {"tokenizer", kTokenizer}}},
+                {"track", train["track"]},
+                {"adapter", train["adapter"]},
+                {"output_dir", out},
+                {"merge", {{"from_job", "j-train"}, {"dtype", "float32"}}}};
+  std::ofstream(dir + "/merge.json") << merge.dump();
+  const CommandRun merged = SweepTrain({"run", "--job", dir + "/merge.json", "--workdir", dir + "/merge"});
+  ASSERT_EQ(merged.status, 0) << merged.output;
+  json final_line;
+  std::istringstream lines(merged.output);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"type\":\"final\"") != std::string::npos) final_line = json::parse(line);
+  }
+  ASSERT_TRUE(final_line.is_object()) << merged.output;
+  EXPECT_EQ(final_line["kind"], "merge");
+  EXPECT_EQ(final_line["merged"], out + "/j-train/merged");
+  EXPECT_EQ(final_line["method"], "lora");
+  const Compared c = Compare(kModels + "tiny-llama", adapter, out + "/j-train/merged");
+  EXPECT_LT(c.merged_vs_adapter, 1e-4);
+  EXPECT_GT(c.merged_vs_base, 1e-4);
+
+  // The same merge for a train job that left nothing: one line naming the folder it looked in.
+  merge["merge"]["from_job"] = "j-never-ran";
+  std::ofstream(dir + "/missing.json") << merge.dump();
+  const CommandRun missing = SweepTrain({"run", "--job", dir + "/missing.json", "--workdir", dir + "/missing"});
+  EXPECT_EQ(missing.status, exit_status::kInvalid) << missing.output;
+  EXPECT_NE(missing.output.find(out + "/j-never-ran/adapter: no adapter folder"), std::string::npos) << missing.output;
+  EXPECT_FALSE(fs::exists(out + "/j-never-ran/merged"));
+  fs::remove_all(dir);
 }
 
 }  // namespace

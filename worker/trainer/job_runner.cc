@@ -6,6 +6,8 @@
 // that it ends with the same adapter as an unbroken run.
 #include "worker/trainer/job_runner.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +21,7 @@
 #include "worker/trainer/adapter_set.h"
 #include "worker/trainer/base_model.h"
 #include "worker/trainer/distributed.h"
+#include "worker/trainer/merge.h"
 #include "worker/trainer/peft_folder.h"
 #include "worker/trainer/reports.h"
 #include "worker/trainer/run_checkpoint.h"
@@ -44,6 +47,74 @@ void CheckAdapterSettings(const JobConfig& config, const RunOptions& options) {
   }
 }
 
+// A job id as a folder name under output_dir: sweepd's are "j-" and hex digits.
+void CheckOutputName(const std::string& job_id) {
+  const bool ok = !job_id.empty() && job_id != "." && job_id != ".." &&
+                  job_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+                      std::string::npos;
+  if (!ok) throw InvalidInput("job_id '" + job_id + "' cannot name a folder under output_dir (use [A-Za-z0-9._-])");
+}
+
+// A train job's adapter folder copied to OutputFolder(output_dir, job_id)/adapter, through a
+// temporary folder beside it and a rename, so that a reader never sees half a folder.
+void ExportAdapterFolder(const JobConfig& config, const fs::path& adapter) {
+  CheckOutputName(config.job_id);
+  const fs::path dest = fs::path(OutputFolder(config.output_dir, config.job_id)) / "adapter";
+  const fs::path tmp = dest.parent_path() / ("adapter.partial-" + std::to_string(::getpid()));
+  std::error_code ec;
+  fs::create_directories(dest.parent_path(), ec);
+  fs::remove_all(tmp, ec);
+  fs::copy(adapter, tmp, fs::copy_options::recursive, ec);
+  if (!ec) fs::remove_all(dest, ec);
+  if (!ec) fs::rename(tmp, dest, ec);
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove_all(tmp, ec);
+    throw IoError(dest.string() + ": cannot write the adapter folder to output_dir: " + why);
+  }
+}
+
+// kind merge: the adapter its train job left in output_dir folded into the base model folder,
+// written to OutputFolder(output_dir, from_job)/merged (docs/job-config.md).
+int RunMergeJob(const JobConfig& config, MetricsWriter& metrics, const Stopwatch& wall) {
+  CheckOutputName(config.merge.from_job);
+  const fs::path folder = OutputFolder(config.output_dir, config.merge.from_job);
+  const fs::path adapter = folder / "adapter";
+  const fs::path merged = folder / "merged";
+  if (!fs::is_regular_file(adapter / "adapter_config.json")) {
+    throw InvalidInput(adapter.string() + ": no adapter folder; train job " + config.merge.from_job +
+                       " leaves one there when it succeeds with output_dir set (its settings must have a folder "
+                       "layout, docs/adapters.md), and this worker must see output_dir");
+  }
+  // An earlier attempt's folder is complete (merges are renamed into place) but is made again:
+  // the merge is deterministic and its counts go into this job's final line.
+  std::error_code ec;
+  fs::remove_all(merged, ec);
+  MergeArgs args;
+  args.model = config.model.source;
+  args.adapter = adapter.string();
+  args.out = merged.string();
+  args.dtype = config.merge.dtype;
+  args.max_shard_size = config.merge.max_shard_size;
+  const MergeResult r = MergeAdapter(args);
+  metrics.Emit({{"type", "final"},
+                {"job_id", config.job_id},
+                {"kind", "merge"},
+                {"method", r.method},
+                {"track", config.track.name},
+                {"seed", config.seed},
+                {"scores", nlohmann::json::object()},
+                {"total_params", r.total_params},
+                {"wall_s", wall.Seconds()},
+                {"peak_mem_bytes", 0},
+                {"merged", r.folder},
+                {"merged_dtype", r.dtype},
+                {"merged_files", r.files},
+                {"merged_layers", r.layers},
+                {"adapter", adapter.string()}});
+  return exit_status::kOk;
+}
+
 }  // namespace
 
 int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& metrics) {
@@ -59,6 +130,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (Result<ModelShape> shape = LoadModelShape(config.model.source); !shape.ok()) {
     throw InvalidInput(shape.status().message());
   }
+  if (config.kind == "merge") return RunMergeJob(config, metrics, wall);
   std::vector<eval::EvalTask> tasks;
   for (const EvalSpec& spec : config.eval) tasks.push_back(eval::LoadEvalTask(spec));
   std::vector<data::InstructionExample> examples;
@@ -129,6 +201,7 @@ int RunJob(const JobConfig& config, const RunOptions& options, MetricsWriter& me
   if (HasPeftLayout(config)) {
     // The final adapter in PEFT's layout too (PeftModel.from_pretrained; docs/adapters.md).
     WritePeftFolder((fs::path(options.workdir) / "adapter").string(), config, adapters);
+    if (!config.output_dir.empty()) ExportAdapterFolder(config, fs::path(options.workdir) / "adapter");
   }
 
   auto scores = Evaluate(config, base, "final", tasks, device, metrics, config.train.steps, &base_scores);
