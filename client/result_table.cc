@@ -19,7 +19,8 @@ namespace {
 using nlohmann::json;
 
 const std::set<std::string>& IdentityKeys() {
-  static const std::set<std::string> kKeys = {"seed", "job_id", "sweep", "base_eval_job", "base_scores"};
+  static const std::set<std::string> kKeys = {"seed",        "job_id",     "sweep", "base_eval_job",
+                                              "base_scores", "output_dir", "devices"};
   return kKeys;
 }
 
@@ -49,12 +50,15 @@ std::string ShortPath(const std::string& path) {
   return path;
 }
 
-bool IsBaseEval(const ResultRecord& r) {
+// Rows are training jobs: the base model's evaluation and merge jobs (kind merge) have none of
+// a row's numbers.
+bool IsTrainingJob(const ResultRecord& r) {
   auto kind = [](const json& j) {
     auto it = j.is_object() ? j.find("kind") : j.end();
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  return kind(r.config) == "base_eval" || kind(r.result) == "base_eval";
+  const std::string k = kind(r.config).empty() ? kind(r.result) : kind(r.config);
+  return k.empty() || k == "train";
 }
 
 bool Matches(const ResultRecord& r, const Filter& f) {
@@ -183,6 +187,12 @@ void MarkBest(Table& table) {
 
 }  // namespace
 
+bool IsTrainingResult(const ResultRecord& r) { return IsTrainingJob(r); }
+
+bool MatchesFilter(const ResultRecord& r, const Filter& f) { return Matches(r, f); }
+
+std::map<std::string, std::string> ConfigurationKey(const ResultRecord& r) { return ConfigurationOf(r); }
+
 Stat Summarize(const std::vector<double>& values) {
   Stat s;
   s.n = static_cast<int>(values.size());
@@ -276,7 +286,7 @@ Result<Table> BuildTable(const std::vector<ResultRecord>& records, const TableOp
   std::vector<const ResultRecord*> kept;
   std::vector<std::string> task_list;
   for (const auto& r : records) {
-    if (IsBaseEval(r)) continue;
+    if (!IsTrainingJob(r)) continue;
     if (!std::all_of(options.filters.begin(), options.filters.end(),
                      [&](const Filter& f) { return Matches(r, f); })) {
       continue;

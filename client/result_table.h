@@ -3,6 +3,7 @@
 // renders. Which columns a table has is described by data (table_columns.h), not code.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +87,12 @@ struct Filter {
   bool negate = false;
 };
 Result<Filter> ParseFilter(const std::string& text);
+bool MatchesFilter(const ResultRecord& r, const Filter& f);
+
+// Whether a result is a training job's (not the base model's evaluation, not a merge job).
+bool IsTrainingResult(const ResultRecord& r);
+// A job's configuration minus its seed and identity fields, flattened: the rows of the tables.
+std::map<std::string, std::string> ConfigurationKey(const ResultRecord& r);
 
 struct TableOptions {
   std::string kind = "main";             // main | ablation | sweep | rank | budget | jobs

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "client/adapter_export.h"
 #include "client/commands.h"
 #include "client/exit_codes.h"
 #include "client/result_table.h"
@@ -25,6 +26,7 @@ struct ResultsArgs {
   bool fragment = false;
   std::string out_file;
   std::string title;
+  std::string adapters_dir;  // export --adapters
 };
 
 std::string LabelFor(const std::string& sweep, const std::string& kind) {
@@ -71,11 +73,16 @@ int RunResults(const ResultsArgs& args, bool is_export, const CliContext& ctx) {
   const std::string text = RenderTable(*table, *format, render);
   if (args.out_file.empty() || args.out_file == "-") {
     std::cout << text;
-    return kExitOk;
+  } else {
+    std::ofstream out(args.out_file, std::ios::binary);
+    out << text;
+    if (!out.flush()) return ctx.Fail(Status::Unavailable("cannot write '" + args.out_file + "'"));
   }
-  std::ofstream out(args.out_file, std::ios::binary);
-  out << text;
-  if (!out.flush()) return ctx.Fail(Status::Unavailable("cannot write '" + args.out_file + "'"));
+  if (!args.adapters_dir.empty()) {
+    auto copied = ExportBestAdapters(*records, options.filters, args.adapters_dir);
+    if (!copied.ok()) return ctx.Fail(copied.status());
+    std::cerr << *copied << "\n";
+  }
   return kExitOk;
 }
 
@@ -125,6 +132,9 @@ void AddResultsCommands(CLI::App& app, CliContext& ctx) {
       "export", "a paper table of a sweep: one row per configuration, mean ± std over seeds, best marked");
   exp->add_option("SWEEP", export_args->sweep, "sweep name")->required();
   AddTableOptions(exp, *export_args);
+  exp->add_option("--adapters", export_args->adapters_dir,
+                  "also copy the best configuration's adapter folders (and merged models) out of the sweep's "
+                  "output_dir into this new folder, one seed-N/ each, with best.json");
   exp->callback([&ctx, export_args] { ctx.exit_code = RunResults(*export_args, true, ctx); });
 }
 
