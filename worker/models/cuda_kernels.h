@@ -1,9 +1,10 @@
-// CUDA kernels for worker/models/fused_ops.cc, compiled at first use with NVRTC through ATen's
-// lazily loaded stub (no CUDA toolkit or nvcc at build time beyond its headers, nothing at run
-// time beyond what LibTorch loads) and launched on the current stream, so that they can be
-// captured in a CUDA graph. Each call returns false when it cannot run (a CPU build, another
-// dtype, NVRTC failed, sizes past 32-bit indexing); the caller then runs the ATen operations.
-// Arguments are contiguous tensors on one CUDA device; outputs are preallocated.
+// CUDA kernels for worker/models/fused_ops.cc, compiled at first use by NVRTC (the CUDA toolkit's
+// libnvrtc, linked where CMake finds it) for the device's architecture, loaded with the CUDA
+// runtime's library API and launched on the current stream, so that they can be captured in a
+// CUDA graph; no nvcc is needed to build them. Each call returns false when it cannot run (a CPU
+// build, another dtype, NVRTC failed, sizes that are not a multiple of a 16-byte access or past
+// 32-bit indexing); the caller then runs the ATen operations. Arguments are contiguous tensors on
+// one CUDA device; outputs are preallocated.
 #pragma once
 
 #include <string>
