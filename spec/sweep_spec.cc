@@ -10,17 +10,27 @@ namespace sweepd::spec {
 namespace {
 
 // Keeps the first kMaxReportedProblems problems, each field and message cut short, and
-// counts the rest (and the `omitted` ones never stored) in one last problem.
+// counts the rest (and the `omitted` ones never stored) in one last problem, which points where
+// the first of them is (or, when none of them was stored, where the last one reported is), so
+// that it too names a line or a field.
 void BoundProblems(std::vector<SpecProblem>& problems, const std::string& path, size_t omitted) {
   size_t more = omitted;
+  SpecProblem summary;
+  std::string where = " after this one";
   if (problems.size() > kMaxReportedProblems) {
     more += problems.size() - kMaxReportedProblems;
+    summary = problems[kMaxReportedProblems];
+    where = " from here on";
     problems.resize(kMaxReportedProblems);
+  } else if (!problems.empty()) {
+    summary = problems.back();
   }
   if (more > 0) {
-    problems.push_back({path, 0, 0, "",
-                        "and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") +
-                            "; fix the ones above and validate again"});
+    summary.file = path;
+    if (summary.line <= 0 && summary.field.empty()) summary.field = "(the spec)";
+    summary.message = "and " + std::to_string(more) + " more problem" + (more == 1 ? "" : "s") + where +
+                      "; fix the ones above and validate again";
+    problems.push_back(summary);
   }
   for (SpecProblem& p : problems) {
     p.field = Excerpt(p.field, kMaxProblemFieldBytes);

@@ -361,6 +361,10 @@ TEST(SweepSpec, ProblemsBeyondTheCapAreCountedInOneLastProblem) {
   EXPECT_EQ(r.problems.back().message.rfind("and " + std::to_string(extra - kMaxReportedProblems) + " more problems", 0), 0u)
       << r.problems.back().message;
   EXPECT_EQ(r.problems.front().field, "unknown_0");
+  // The count, too, points at a line of the spec: where the problems it counts begin.
+  EXPECT_GT(r.problems.back().line, 0);
+  EXPECT_GE(r.problems.back().line, r.problems[kMaxReportedProblems - 1].line);
+  EXPECT_FALSE(r.problems.back().field.empty());
 }
 
 }  // namespace
