@@ -127,6 +127,7 @@ Result<JobLog> DbSource::GetJobLog(const std::string& job_id, int64_t after_seq)
   JobLog log;
   log.state = store::JobStateName(stored->state);
   log.stderr_tail = stored->stderr_tail;
+  log.more = stored->more;
   for (const store::StoredPoint& p : stored->points) log.points.push_back({p.seq, p.json});
   return log;
 }

@@ -70,6 +70,7 @@ int RunLogs(const std::string& job, bool follow, const CliContext& ctx) {
       after = std::max(after, p.seq);
     }
     std::cout.flush();
+    if (log->more) continue;  // the next page at once
     const bool ended = IsTerminalState(log->state);
     if (ended || !follow) {
       if (!log->stderr_tail.empty() && !ctx.json()) {

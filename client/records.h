@@ -87,9 +87,10 @@ struct LogPoint {
 };
 
 struct JobLog {
-  std::vector<LogPoint> points;  // after the requested seq, in order
+  std::vector<LogPoint> points;  // after the requested seq, in order: one page
   std::string stderr_tail;
   std::string state;
+  bool more = false;             // more points follow the page's last
 };
 
 struct WorkerInfo {

@@ -186,6 +186,7 @@ Result<JobLog> RpcSource::GetJobLog(const std::string& job_id, int64_t after_seq
   for (const auto& p : resp.points()) log.points.push_back({p.seq(), p.json()});
   log.stderr_tail = resp.stderr_tail();
   log.state = StateName(resp.state());
+  log.more = resp.more();
   return log;
 }
 

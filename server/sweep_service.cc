@@ -253,6 +253,7 @@ grpc::Status SweepServiceImpl::GetJobLog(grpc::ServerContext* context, const v1:
   }
   resp->set_stderr_tail(log->stderr_tail);
   resp->set_state(ToProto(log->state));
+  resp->set_more(log->more);
   return grpc::Status::OK;
 }
 

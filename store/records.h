@@ -88,9 +88,14 @@ struct StoredPoint {
 
 struct JobLog {
   JobState state = JobState::kQueued;
-  std::vector<StoredPoint> points;  // of the job's latest attempt
+  std::vector<StoredPoint> points;  // of the job's latest attempt, one page (kJobLogPageBytes)
   std::string stderr_tail;
+  bool more = false;                // points after the last one are left for the next page
 };
+
+// A page of a job's metric points holds at most this many bytes of JSON (at least one point), so
+// that a long job's log fits gRPC's 4 MB message limit and nobody reads it all at once.
+inline constexpr size_t kJobLogPageBytes = 1 << 20;
 
 // The latest "step" line of a running job.
 struct RunningProgress {

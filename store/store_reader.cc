@@ -135,7 +135,16 @@ Result<JobLog> StoreReader::GetJobLog(const std::string& job_id, int64_t after_s
   Query q = db_.Prepare(
       "SELECT seq, json FROM metric_points WHERE attempt_id = ? AND seq > ? ORDER BY seq");
   q.Bind(1, attempt_id).Bind(2, after_seq);
-  while (q.Step()) log.points.push_back({q.Int(0), q.Text(1)});
+  size_t bytes = 0;
+  while (q.Step()) {
+    std::string json = q.Text(1);
+    if (!log.points.empty() && bytes + json.size() > kJobLogPageBytes) {
+      log.more = true;
+      break;
+    }
+    bytes += json.size();
+    log.points.push_back({q.Int(0), std::move(json)});
+  }
   SWEEPD_RETURN_IF_ERROR(q.status());
   return log;
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include "store/migrations.h"
 #include "tests/client/fixture_db.h"
@@ -126,6 +127,47 @@ TEST_F(SweepctlCli, OfflineListStatusWorkersAndLogs) {
   EXPECT_NE(out.find("eval final  gsm8k 29.00"), std::string::npos) << out;
   EXPECT_EQ(Run({"--db", db_, "logs", "j-lora16-s0"}, &out), 0) << out;
   EXPECT_NE(out.find("out of memory allocating"), std::string::npos) << "the stderr tail: " << out;
+}
+
+// A log larger than gRPC's 4 MB message limit (50 points of 100 kB) prints whole, through a
+// real sweepd (GetJobLog answers it in pages of about 1 MB) and from the database file.
+TEST_F(SweepctlCli, LogsOfAJobLongerThanOneMessagePrintEveryPoint) {
+  const std::string dir = MakeTempDir("sweepctl-long-log-");
+  const std::string db = dir + "/sweepd.db";
+  std::filesystem::copy_file(db_, db);
+  testing::ExecSql(db,
+                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) "
+                   "INSERT INTO metric_points (attempt_id, seq, job_id, type, step, json, stored_ms) "
+                   "SELECT 'j-lora-s1-a1', 1000 + i, 'j-lora-s1', 'step', 1000 + i, "
+                   "json_object('type', 'step', 'step', 1000 + i, 'note', printf('%.*c', 100000, 'x')), 0 FROM n");
+  auto count_big = [](const std::string& out, int64_t* last_step) {
+    size_t big = 0;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("xxxxxxxxxx") == std::string::npos) continue;
+      ++big;
+      *last_step = nlohmann::json::parse(line).at("step").get<int64_t>();
+    }
+    return big;
+  };
+  std::string out;
+  int64_t last = 0;
+  ASSERT_EQ(Run({"--db", db, "--output", "json", "logs", "--no-follow", "j-lora-s1"}, &out), 0) << out.substr(0, 400);
+  EXPECT_EQ(count_big(out, &last), 50u);
+  EXPECT_EQ(last, 1050);
+
+  sweepd::testing::ChildProcess sweepd(
+      {std::string(SWEEPD_BIN_DIR) + "/sweepd", "--db", db, "--listen", "127.0.0.1:0", "--port-file", dir + "/addr"},
+      dir + "/sweepd.log");
+  const std::string addr = sweepd::testing::WaitForPortFile(dir + "/addr", std::chrono::seconds(30));
+  ASSERT_FALSE(addr.empty()) << sweepd::testing::ReadFile(dir + "/sweepd.log");
+  ASSERT_EQ(Run({"--coordinator", addr, "--output", "json", "logs", "--no-follow", "j-lora-s1"}, &out), 0)
+      << out.substr(0, 400);
+  last = 0;
+  EXPECT_EQ(count_big(out, &last), 50u);
+  EXPECT_EQ(last, 1050);
+  sweepd.Stop();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(SweepctlCli, OfflineErrorsSayWhatIsMissing) {

@@ -602,6 +602,42 @@ TEST_F(StoreTest, LargeMetricBatchesAreStoredOnceAndAckedUpToTheFirstGap) {
   }
 }
 
+// A long job's log comes in pages of at most kJobLogPageBytes of JSON (a point larger than a page
+// alone): read page after page from the last seq, every point once and in order.
+TEST_F(StoreTest, JobLogComesInPagesThatTogetherHoldEveryPointOnce) {
+  ASSERT_TRUE(store_->AddSweep(ServerSpec("two-jobs.yaml"), kT0).ok());
+  auto lease = LeaseAt(AddWorker(), kT0);
+  ASSERT_TRUE(lease.has_value());
+  const std::string pad(100 * 1000, 'x');  // about 100 kB a point: a page holds about ten
+  std::vector<MetricPointIn> in;
+  for (int64_t seq = 1; seq <= 35; ++seq) {
+    const std::string filler = seq == 20 ? std::string(kJobLogPageBytes + 5000, 'y') : pad;
+    in.push_back({seq, json{{"type", "step"}, {"step", seq}, {"note", filler}}.dump()});
+  }
+  auto stored = StoreMetrics(*store_, lease->attempt_id, lease->fencing_token, in, kT0);
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  ASSERT_EQ(stored->stored_through, 35);
+  std::vector<int64_t> seqs;
+  int pages = 0;
+  for (int64_t after = 0;;) {
+    auto page = store_->GetJobLog(lease->job.job_id, after);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    ASSERT_FALSE(page->points.empty());
+    ++pages;
+    size_t bytes = 0;
+    for (const auto& p : page->points) bytes += p.json.size();
+    // Within the page size, unless it is the one point larger than a page.
+    EXPECT_TRUE(bytes <= kJobLogPageBytes || page->points.size() == 1u) << bytes;
+    for (const auto& p : page->points) seqs.push_back(p.seq);
+    after = page->points.back().seq;
+    if (!page->more) break;
+    ASSERT_LT(pages, 40);
+  }
+  EXPECT_GE(pages, 4);
+  ASSERT_EQ(seqs.size(), 35u);
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], static_cast<int64_t>(i) + 1);
+}
+
 TEST_F(StoreTest, NoLeaseWhileBackingOffSaysWhenTheJobBecomesEligible) {
   ASSERT_TRUE(store_->AddSweep(ServerSpec("two-more.yaml"), kT0).ok());
   const std::string worker = AddWorker();
