@@ -3,6 +3,7 @@
 
 #include "common/byte_size.h"
 #include "common/eval_settings.h"
+#include "common/job_folder_name.h"
 
 namespace sweepd {
 namespace {
@@ -172,8 +173,8 @@ Result<JobConfig> JobConfigFromJson(const json& j) {
     if (c.output_dir.empty()) {
       return Status::InvalidArgument("field 'output_dir' is missing: a merge job reads its train job's adapter there");
     }
-    if (c.merge.from_job.find('/') != std::string::npos || c.merge.from_job.find("..") != std::string::npos) {
-      return Status::InvalidArgument("field 'merge.from_job' is not a job id: '" + c.merge.from_job + "'");
+    if (Status name = CheckJobFolderName(c.merge.from_job); !name.ok()) {
+      return Status::InvalidArgument("field 'merge.from_job' is not a job id: " + name.message());
     }
     if (!c.merge.dtype.empty() && c.merge.dtype != "float32" && c.merge.dtype != "bfloat16" && c.merge.dtype != "float16") {
       return Status::InvalidArgument("field 'merge.dtype' must be float32, bfloat16 or float16, not '" + c.merge.dtype + "'");

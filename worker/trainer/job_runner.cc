@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "common/contracts.h"
+#include "common/job_folder_name.h"
 #include "common/model_shapes.h"
 #include "common/param_count.h"
 #include "worker/compat.h"
@@ -47,12 +48,8 @@ void CheckAdapterSettings(const JobConfig& config, const RunOptions& options) {
   }
 }
 
-// A job id as a folder name under output_dir: sweepd's are "j-" and hex digits.
 void CheckOutputName(const std::string& job_id) {
-  const bool ok = !job_id.empty() && job_id != "." && job_id != ".." &&
-                  job_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-                      std::string::npos;
-  if (!ok) throw InvalidInput("job_id '" + job_id + "' cannot name a folder under output_dir (use [A-Za-z0-9._-])");
+  if (Status name = CheckJobFolderName(job_id); !name.ok()) throw InvalidInput(name.message());
 }
 
 // A train job's adapter folder copied to OutputFolder(output_dir, job_id)/adapter, through a
